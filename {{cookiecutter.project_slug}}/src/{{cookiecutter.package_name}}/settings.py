@@ -1,0 +1,43 @@
+"""Project settings chosen when the project was generated (cookiecutter answers).
+
+The one module with baked-in values: code reads them from here, never from copies.
+Change them here (and in infra/template.yaml parameters) to retune the pipeline.
+"""
+
+from __future__ import annotations
+
+PROJECT_NAME = "{{ cookiecutter.project_name }}"
+PROJECT_SLUG = "{{ cookiecutter.project_slug }}"
+PACKAGE_NAME = "{{ cookiecutter.package_name }}"
+
+AWS_REGION = "{{ cookiecutter.aws_region }}"
+S3_BUCKET = "{{ cookiecutter.s3_bucket }}"
+ARTIFACT_BUCKET = f"{S3_BUCKET}-artifacts"
+ECR_REPOSITORY = "{{ cookiecutter.ecr_repository }}"
+STACK_NAME = PROJECT_SLUG
+ENDPOINT_NAME = f"{PROJECT_SLUG}-endpoint"
+# The moving image tag the state machine trains with; CI also pushes the commit SHA tag.
+IMAGE_TAG = "latest"
+
+TRAINING_INSTANCE_TYPE = "{{ cookiecutter.training_instance_type }}"
+INFERENCE_INSTANCE_TYPE = "{{ cookiecutter.inference_instance_type }}"
+INITIAL_INSTANCE_COUNT = {{ cookiecutter.initial_instance_count }}
+SCHEDULE_EXPRESSION = "{{ cookiecutter.schedule_expression }}"
+
+# Drift: a feature drifts when PSI > PSI_THRESHOLD or the KS / chi-squared p-value < KS_PVALUE.
+PSI_THRESHOLD = {{ cookiecutter.psi_threshold }}
+KS_PVALUE = {{ cookiecutter.ks_pvalue }}
+# "retrain": drift is reported and training goes on; "block": drift stops the run.
+DRIFT_POLICY = "{{ cookiecutter.drift_policy }}"
+
+# Model gate: promote when metric >= GATE_MINIMUM and >= production - GATE_TOLERANCE.
+GATE_METRIC = "{{ cookiecutter.gate_metric }}"
+GATE_MINIMUM = {{ cookiecutter.gate_minimum }}
+GATE_TOLERANCE = {{ cookiecutter.gate_tolerance }}
+
+ENABLE_HPO = {{ "True" if cookiecutter.enable_hpo == "y" else "False" }}
+NOTIFICATION_EMAIL = "{{ cookiecutter.notification_email }}"
+GITLAB_PROJECT_PATH = "{{ cookiecutter.gitlab_project_path }}"
+
+# The data contract: CSV with a header row; this column holds the label, all others are features.
+LABEL_COLUMN = "target"
