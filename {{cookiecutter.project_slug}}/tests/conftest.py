@@ -1,0 +1,58 @@
+"""Shared fixtures and the Docker marker policy.
+
+Tests marked ``docker`` need a daemon. Without one they skip with the reason, except under
+``CI=true``: there a missing daemon fails them, so a green CI run means they really ran.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@cache
+def docker_available() -> tuple[bool, str]:
+    try:
+        result = subprocess.run(["docker", "version"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return False, f"docker CLI not usable: {error}"
+    if result.returncode != 0:
+        return False, f"no Docker daemon: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'docker info failed'}"
+    return True, ""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    ok, reason = docker_available() if any("docker" in item.keywords for item in items) else (True, "")
+    if ok:
+        return
+    in_ci = os.environ.get("CI", "").lower() == "true"
+    for item in items:
+        if "docker" in item.keywords:
+            if in_ci:
+                item.add_marker(pytest.mark.usefixtures("_docker_required_in_ci"))
+            else:
+                item.add_marker(pytest.mark.skip(reason=f"Docker test skipped: {reason}"))
+
+
+@pytest.fixture
+def _docker_required_in_ci() -> None:
+    pytest.fail("CI=true but no Docker daemon answers: Docker tests must run in CI")
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return PROJECT_ROOT
+
+
+@pytest.fixture(scope="session")
+def sample_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The sample dataset written once per session: train, holdout and a drifted train copy."""
+    from {{ cookiecutter.package_name }} import sample_data as sd
+
+    return sd.write(tmp_path_factory.mktemp("data"), with_drift=True)
