@@ -28,12 +28,12 @@ def docker_available() -> tuple[bool, str]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    ok, reason = docker_available() if any("docker" in item.keywords for item in items) else (True, "")
+    ok, reason = docker_available() if any(item.get_closest_marker("docker") for item in items) else (True, "")
     if ok:
         return
     in_ci = os.environ.get("CI", "").lower() == "true"
     for item in items:
-        if "docker" in item.keywords:
+        if item.get_closest_marker("docker"):
             if in_ci:
                 item.add_marker(pytest.mark.usefixtures("_docker_required_in_ci"))
             else:
