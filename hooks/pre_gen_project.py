@@ -44,17 +44,29 @@ def check_text(field: str, value: str, max_len: int = 200) -> None:
     if not value.strip():
         _fail(field, value, "must not be empty")
     if len(value) > max_len or UNSAFE_TEXT.search(value):
-        _fail(field, value, f"must be at most {max_len} characters without quotes, backslashes, $, <, >, braces or control characters")
+        _fail(
+            field,
+            value,
+            f"must be at most {max_len} characters without quotes, backslashes, $, <, >, braces or control characters",
+        )
 
 
 def check_slug(value: str) -> None:
     if not SLUG.match(value) or len(value) > 40:
-        _fail("project_slug", value, "must be 1-40 lowercase letters, digits and single dashes, starting with a letter")
+        _fail(
+            "project_slug",
+            value,
+            "must be 1-40 lowercase letters, digits and single dashes, starting with a letter",
+        )
 
 
 def check_package(value: str) -> None:
     if not value.isidentifier() or keyword.iskeyword(value) or value != value.lower():
-        _fail("package_name", value, "must be a lowercase Python identifier (letters, digits, underscores; not a keyword)")
+        _fail(
+            "package_name",
+            value,
+            "must be a lowercase Python identifier (letters, digits, underscores; not a keyword)",
+        )
     if value in {"sagemaker", "boto3", "moto", "flask", "numpy", "sklearn", "scipy", "test", "tests"}:
         _fail("package_name", value, "must not shadow a library the project imports")
 
@@ -66,7 +78,11 @@ def check_region(value: str) -> None:
 
 def check_bucket(value: str) -> None:
     if not BUCKET.match(value):
-        _fail("s3_bucket", value, "S3 bucket names are 3-63 characters of lowercase letters, digits, dots and dashes, starting and ending with a letter or digit (no underscores or capitals)")
+        _fail(
+            "s3_bucket",
+            value,
+            "S3 bucket names are 3-63 characters of lowercase letters, digits, dots and dashes, starting and ending with a letter or digit (no underscores or capitals)",
+        )
     if ".." in value or ".-" in value or "-." in value:
         _fail("s3_bucket", value, "S3 bucket names must not contain '..', '.-' or '-.'")
     try:
@@ -75,7 +91,9 @@ def check_bucket(value: str) -> None:
         pass
     else:
         _fail("s3_bucket", value, "S3 bucket names must not look like an IP address")
-    if value.startswith(("xn--", "sthree-", "amzn-s3-demo-")) or value.endswith(("-s3alias", "--ol-s3", "--x-s3", ".mrap")):
+    if value.startswith(("xn--", "sthree-", "amzn-s3-demo-")) or value.endswith(
+        ("-s3alias", "--ol-s3", "--x-s3", ".mrap")
+    ):
         _fail("s3_bucket", value, "S3 bucket names must not use a prefix or suffix reserved by AWS")
     # The stack also creates "<bucket>-artifacts" for Lambda code and the ASL file.
     if len(value) > 63 - len("-artifacts"):
@@ -84,7 +102,11 @@ def check_bucket(value: str) -> None:
 
 def check_ecr(value: str) -> None:
     if not ECR.match(value):
-        _fail("ecr_repository", value, "ECR repository names are 2-256 lowercase letters and digits, separated by single '.', '_', '-' or '/'")
+        _fail(
+            "ecr_repository",
+            value,
+            "ECR repository names are 2-256 lowercase letters and digits, separated by single '.', '_', '-' or '/'",
+        )
 
 
 def check_instance(field: str, value: str) -> None:
@@ -112,15 +134,27 @@ def check_schedule(value: str) -> None:
     if rate:
         amount, unit = int(rate.group(1)), rate.group(2)
         if amount < 1 or (amount == 1) != (not unit.endswith("s")):
-            _fail("schedule_expression", value, "rate() takes a positive number and a singular unit for 1 (rate(1 day)) and plural otherwise (rate(7 days))")
+            _fail(
+                "schedule_expression",
+                value,
+                "rate() takes a positive number and a singular unit for 1 (rate(1 day)) and plural otherwise (rate(7 days))",
+            )
         return
     if value.startswith("cron(") and value.endswith(")"):
         fields = value[5:-1].split(" ")
         if len(fields) != 6 or not all(CRON_FIELD.match(f) for f in fields):
-            _fail("schedule_expression", value, "cron() takes six fields: minutes hours day-of-month month day-of-week year")
+            _fail(
+                "schedule_expression",
+                value,
+                "cron() takes six fields: minutes hours day-of-month month day-of-week year",
+            )
         day_of_month, day_of_week = fields[2], fields[4]
         if (day_of_month == "?") == (day_of_week == "?"):
-            _fail("schedule_expression", value, "cron() needs '?' in exactly one of day-of-month and day-of-week")
+            _fail(
+                "schedule_expression",
+                value,
+                "cron() needs '?' in exactly one of day-of-month and day-of-week",
+            )
         return
     _fail("schedule_expression", value, "must be cron(six fields) or rate(N unit)")
 
@@ -176,4 +210,4 @@ def main(answers: dict) -> int:
 
 if __name__ == "__main__":
     # tojson makes the rendered answers a valid Python string literal, whatever they contain.
-    sys.exit(main(json.loads({{ cookiecutter | jsonify | tojson }})))
+    sys.exit(main(json.loads({{cookiecutter | jsonify | tojson}})))  # noqa: F821 (Jinja)

@@ -1,0 +1,151 @@
+"""Bake every supported option combination and check each output statically.
+
+Checks per bake: the expected files exist and pruned ones do not, no unrendered Jinja is left,
+every JSON/YAML/TOML file parses, the ASL matches the HPO answer, answers reach settings.py,
+and ruff is clean. cfn-lint runs once over all baked templates.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import combinations, combo_id
+
+# Files every generated project must have (a subset: others may be added without touching this).
+EXPECTED = [
+    "README.md",
+    "Makefile",
+    "pyproject.toml",
+    ".gitignore",
+    ".dockerignore",
+    ".gitlab-ci.yml",
+    "container/Dockerfile",
+    "container/requirements.txt",
+    "container/train",
+    "container/serve",
+    "container/validate",
+    "container/evaluate",
+    "container/offline/build_base_image.sh",
+    "container/offline/build_wheelhouse.sh",
+    "pipeline/state_machine.asl.json",
+    "lambdas/check_endpoint/handler.py",
+    "infra/template.yaml",
+    "src/{pkg}/settings.py",
+    "src/{pkg}/model.py",
+    "src/{pkg}/training.py",
+    "src/{pkg}/serving/app.py",
+    "src/{pkg}/drift/validate.py",
+    "src/{pkg}/drift/evaluate.py",
+    "src/{pkg}/deploy.py",
+    "src/{pkg}/local/run.py",
+    "tests/conftest.py",
+]
+PRUNED = ["pipeline/state_machine_hpo.asl.json"]
+EXECUTABLE = ["container/train", "container/serve", "container/validate", "container/evaluate"]
+# Unrendered Jinja: a cookiecutter variable or a Jinja block tag. Not a blanket brace check:
+# CloudFormation uses ${...} and ASL JSONata uses {% %} legitimately.
+LEFTOVER = re.compile(r"\{\{\s*cookiecutter\.|\{%-?\s*(if|for|endif|endfor|raw|endraw|set|include)\b")
+
+
+class CfnLoader(yaml.SafeLoader):
+    """YAML loader that accepts CloudFormation's short-form tags (!Ref, !Sub, ...)."""
+
+
+CfnLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+COMBOS = combinations()
+
+
+@pytest.fixture(scope="module")
+def baked(tmp_path_factory) -> dict[str, Path]:
+    from conftest import TEMPLATE
+    from cookiecutter.main import cookiecutter
+
+    projects = {}
+    for combo in COMBOS:
+        out = tmp_path_factory.mktemp("bake")
+        projects[combo_id(combo)] = Path(
+            cookiecutter(str(TEMPLATE), no_input=True, extra_context=combo, output_dir=str(out))
+        )
+    return projects
+
+
+def files(project: Path) -> list[Path]:
+    return [p for p in project.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=combo_id)
+def test_expected_files(baked, combo) -> None:
+    project = baked[combo_id(combo)]
+    pkg = project.name.replace("-", "_")
+    missing = [f for f in EXPECTED if not (project / f.format(pkg=pkg)).is_file()]
+    assert not missing, f"missing: {missing}"
+    assert not [f for f in PRUNED if (project / f).exists()]
+    assert not [f for f in EXECUTABLE if not (project / f).stat().st_mode & 0o111]
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=combo_id)
+def test_no_unrendered_jinja(baked, combo) -> None:
+    leftovers = []
+    for path in files(baked[combo_id(combo)]):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        leftovers += [f"{path.name}:{m.group(0)}" for m in LEFTOVER.finditer(text)]
+    assert not leftovers
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=combo_id)
+def test_structured_files_parse(baked, combo) -> None:
+    parsed = 0
+    for path in files(baked[combo_id(combo)]):
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix in {".yml", ".yaml"}:
+            yaml.load(path.read_text(), Loader=CfnLoader)
+        elif path.suffix == ".toml":
+            tomllib.loads(path.read_text())
+        else:
+            continue
+        parsed += 1
+    assert parsed >= 4
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=combo_id)
+def test_answers_reach_the_project(baked, combo) -> None:
+    project = baked[combo_id(combo)]
+    settings = (project / "src" / project.name.replace("-", "_") / "settings.py").read_text()
+    assert f'DRIFT_POLICY = "{combo["drift_policy"]}"' in settings
+    assert f'GATE_METRIC = "{combo["gate_metric"]}"' in settings
+    assert f"ENABLE_HPO = {combo['enable_hpo'] == 'y'}" in settings
+    asl = (project / "pipeline" / "state_machine.asl.json").read_text()
+    assert ("createHyperParameterTuningJob" in asl) == (combo["enable_hpo"] == "y")
+    template = (project / "infra" / "template.yaml").read_text()
+    assert (combo["notification_email"] or "NotificationEmail") in template
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=combo_id)
+def test_ruff_clean(baked, combo) -> None:
+    project = baked[combo_id(combo)]
+    for args in (["check", "--no-cache", "."], ["format", "--no-cache", "--check", "."]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *args], cwd=project, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cfn_lint_all_templates(baked) -> None:
+    templates = [str(p / "infra" / "template.yaml") for p in baked.values()]
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), *templates], capture_output=True, text=True
+    )
+    # cfn-lint's exit code is a bit mask: 1 fatal, 2 errors, 4 warnings, 8 informational.
+    assert result.returncode & 3 == 0, result.stdout + result.stderr
