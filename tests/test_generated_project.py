@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,60 @@ def test_make_test(installed: Path) -> None:
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-4000:]
     summary = result.stdout.strip().splitlines()[-1]
     assert " passed" in summary and "failed" not in summary and "error" not in summary
+
+
+def git(*args: str, cwd: Path) -> str:
+    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
+    return result.stdout.strip()
+
+
+def test_cruft_update_from_an_older_template(installed: Path, tmp_path: Path) -> None:
+    """A project made from an older template revision pulls the newer one with cruft and stays green.
+
+    The "older revision" is the current template without the generated Makefile's `clean` target;
+    the update must bring it back and keep the user's own edit.
+    """
+    import shutil
+
+    repo = tmp_path / "template"
+    shutil.copytree(TEMPLATE, repo, ignore=shutil.ignore_patterns(".git", ".venv", "build", "__pycache__"))
+    git("init", "-q", "-b", "main", cwd=repo)
+    makefile = repo / "{{cookiecutter.project_slug}}" / "Makefile"
+    current = makefile.read_text()
+    older = current.split("## Remove build outputs")[0]
+    assert older != current
+    makefile.write_text(older)
+    git("add", "-A", cwd=repo)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "older", cwd=repo)
+    old_sha = git("rev-parse", "HEAD", cwd=repo)
+    makefile.write_text(current)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "newer", cwd=repo)
+    new_sha = git("rev-parse", "HEAD", cwd=repo)
+
+    out = tmp_path / "out"
+    cruft = str(Path(sys.executable).parent / "cruft")
+    result = run(
+        [cruft, "create", str(repo), "--checkout", old_sha, "--no-input", "--output-dir", str(out)],
+        tmp_path,
+        300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    project = out / "ml-pipeline-demo"
+    assert "\nclean:" not in (project / "Makefile").read_text()
+    model = project / "src" / "ml_pipeline_demo" / "model.py"
+    model.write_text(model.read_text() + "\n# a user's own edit\n")
+    git("init", "-q", cwd=project)
+    git("add", "-A", cwd=project)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baked", cwd=project)
+
+    result = run([cruft, "update", "--skip-apply-ask", "--checkout", new_sha], project, 300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "\nclean:" in (project / "Makefile").read_text()
+    assert "# a user's own edit" in model.read_text()
+    assert new_sha in (project / ".cruft.json").read_text()
+    tests = run(
+        [str(installed / ".venv" / "bin" / "python"), "-m", "pytest", "-q", "-m", "not docker and not slow"],
+        project,
+        900,
+    )
+    assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
