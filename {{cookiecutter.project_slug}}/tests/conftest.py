@@ -23,12 +23,17 @@ def docker_available() -> tuple[bool, str]:
     except (OSError, subprocess.TimeoutExpired) as error:
         return False, f"docker CLI not usable: {error}"
     if result.returncode != 0:
-        return False, f"no Docker daemon: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'docker info failed'}"
+        return (
+            False,
+            f"no Docker daemon: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'docker info failed'}",
+        )
     return True, ""
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    ok, reason = docker_available() if any(item.get_closest_marker("docker") for item in items) else (True, "")
+    ok, reason = (
+        docker_available() if any(item.get_closest_marker("docker") for item in items) else (True, "")
+    )
     if ok:
         return
     in_ci = os.environ.get("CI", "").lower() == "true"

@@ -9,11 +9,22 @@ import pytest
 from detect_secrets import SecretsCollection
 from detect_secrets.settings import default_settings
 
-SKIP_DIRS = {".git", ".venv", ".venv-security", "data", "build", ".local-pipeline", "wheelhouse", "__pycache__"}
+SKIP_DIRS = {
+    ".git",
+    ".venv",
+    ".venv-security",
+    "data",
+    "build",
+    ".local-pipeline",
+    "wheelhouse",
+    "__pycache__",
+}
 
 
 def project_files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file() and not SKIP_DIRS.intersection(p.relative_to(root).parts)]
+    return [
+        p for p in root.rglob("*") if p.is_file() and not SKIP_DIRS.intersection(p.relative_to(root).parts)
+    ]
 
 
 def scan(paths: list[Path]) -> dict:
@@ -32,11 +43,15 @@ def test_scanner_finds_a_planted_key(tmp_path: Path) -> None:
 
 def test_no_secrets_in_the_project(project_root: Path) -> None:
     findings = scan(project_files(project_root))
-    assert not findings, {f: [s["type"] + f" line {s['line_number']}" for s in v] for f, v in findings.items()}
+    assert not findings, {
+        f: [s["type"] + f" line {s['line_number']}" for s in v] for f, v in findings.items()
+    }
 
 
 @pytest.mark.slow
 def test_checkov_passes_on_the_template(project_root: Path) -> None:
-    result = subprocess.run(["make", "security"], cwd=project_root, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        ["make", "security"], cwd=project_root, capture_output=True, text=True, timeout=900
+    )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "Failed checks: 0" in result.stdout or "Passed checks" in result.stdout

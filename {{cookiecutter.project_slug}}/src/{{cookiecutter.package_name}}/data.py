@@ -94,12 +94,16 @@ def read_csv(path: Path) -> Table:
                 if columns is None:
                     columns = file_columns
                 elif file_columns != columns:
-                    raise DataError(f"{file}: header differs from the first file's ({len(file_columns)} vs {len(columns)} columns)")
+                    raise DataError(
+                        f"{file}: header differs from the first file's ({len(file_columns)} vs {len(columns)} columns)"
+                    )
                 for row in reader:
                     if not row:
                         continue
                     if len(row) != len(columns):
-                        raise DataError(f"{file}:{reader.line_num}: expected {len(columns)} fields, got {len(row)}")
+                        raise DataError(
+                            f"{file}:{reader.line_num}: expected {len(columns)} fields, got {len(row)}"
+                        )
                     cells.append(row)
         except UnicodeDecodeError as error:
             raise DataError(f"{file}: not UTF-8 text ({error.reason} at byte {error.start})") from None

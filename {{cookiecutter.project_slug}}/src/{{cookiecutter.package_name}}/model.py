@@ -78,7 +78,9 @@ class Model:
             y = y.astype(np.int64)  # CSV labels arrive as floats; keep 0/1 classes integral
         classes = np.unique(y)
         if len(classes) != 2:
-            raise ValueError(f"the label must have exactly two classes, found {len(classes)}: {classes[:5].tolist()}")
+            raise ValueError(
+                f"the label must have exactly two classes, found {len(classes)}: {classes[:5].tolist()}"
+            )
         self.estimator = self._build().fit(X, y)
         self.classes = [c.item() if hasattr(c, "item") else c for c in classes]
         return self
