@@ -13,6 +13,7 @@ EXECUTABLES = (
     "container/serve",
     "container/validate",
     "container/evaluate",
+    "container/as-model-user",
     "container/offline/build_base_image.sh",
     "container/offline/build_wheelhouse.sh",
 )

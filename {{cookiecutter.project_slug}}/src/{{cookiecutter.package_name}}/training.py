@@ -1,0 +1,225 @@
+"""The SageMaker training contract: ``train`` in the image, ``python -m <package>.training`` locally.
+
+Reads /opt/ml/input/config/{hyperparameters,inputdataconfig,resourceconfig}.json and the CSV
+channels ``train`` (required) and ``validation`` (optional); writes the model, its metadata and the
+drift reference profile to /opt/ml/model and metrics to stdout (``train:roc_auc=0.99;``) for
+MetricDefinitions and tuning. On any failure the reason goes to /opt/ml/output/failure (SageMaker
+shows its start as FailureReason), the traceback to stderr, and the exit code is 1.
+https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-output.html
+
+Several hosts: SageMaker starts this on every host. Each host trains on its shard of the rows
+(rows i with i % n_hosts == host index, unless the channel is already ShardedByS3Key) and logs
+its metrics; only the leader (first of the sorted host names) writes the model. A linear model
+gains nothing from this, but the contract stays honest when you swap in a distributed one.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import paths
+from .data import DataError, Table, read_csv
+from .hyperparameters import HyperparameterError, load
+from .metrics import compute_all, format_for_logs
+from .model import Model
+from .settings import LABEL_COLUMN
+
+REQUIRED_CHANNEL = "train"
+OPTIONAL_CHANNEL = "validation"
+
+
+class TrainingError(Exception):
+    """A failure with a reason fit for /opt/ml/output/failure."""
+
+
+@dataclass
+class Cluster:
+    current_host: str = "algo-1"
+    hosts: list[str] = field(default_factory=lambda: ["algo-1"])
+
+    @property
+    def index(self) -> int:
+        return sorted(self.hosts).index(self.current_host)
+
+    @property
+    def is_leader(self) -> bool:
+        return self.index == 0
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise TrainingError(f"cannot read {path}: {error}") from None
+
+
+def read_cluster() -> Cluster:
+    path = paths.resource_config_file()
+    if not path.exists():
+        return Cluster()
+    config = _read_json(path)
+    hosts, current = config.get("hosts") or [], config.get("current_host")
+    if current not in hosts:
+        raise TrainingError(f"{path}: current_host {current!r} is not in hosts {hosts}")
+    return Cluster(current, list(hosts))
+
+
+def read_channel_config() -> dict[str, dict[str, Any]]:
+    """Channels SageMaker declared (name -> settings); empty when run outside SageMaker."""
+    path = paths.input_data_config_file()
+    config = _read_json(path) if path.exists() else {}
+    if REQUIRED_CHANNEL not in config and config:
+        raise TrainingError(
+            f"channel {REQUIRED_CHANNEL!r} is required but the job declares only {sorted(config)}"
+        )
+    for name, channel in config.items():
+        # Pipe mode streams bytes through a FIFO; this algorithm reads files (File or FastFile).
+        if channel.get("TrainingInputMode", "File") == "Pipe":
+            raise TrainingError(
+                f"channel {name!r} uses Pipe input mode; this algorithm supports File and FastFile"
+            )
+    return config
+
+
+def read_channel(name: str) -> Table:
+    directory = paths.channel(name)
+    if not directory.is_dir():
+        raise TrainingError(f"channel {name!r} is missing: no directory {directory}")
+    try:
+        return read_csv(directory)
+    except DataError as error:
+        raise TrainingError(f"channel {name!r}: {error}") from None
+
+
+def features_and_labels(
+    table: Table, channel: str, feature_names: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    if LABEL_COLUMN not in table.data:
+        raise TrainingError(
+            f"channel {channel!r} has no label column {LABEL_COLUMN!r} (columns: {', '.join(table.columns)})"
+        )
+    try:
+        X = table.matrix(feature_names)
+    except DataError as error:
+        raise TrainingError(f"channel {channel!r}: {error}") from None
+    # Missing cells (empty, NaN) are imputed by the model, in training and serving alike; an
+    # infinite value is a broken upstream computation, so it is refused in both.
+    rows, cols = np.nonzero(np.isinf(X))
+    if len(rows):
+        raise TrainingError(
+            f"channel {channel!r}: column {feature_names[cols[0]]!r} has an infinite value (data row {rows[0] + 1})"
+        )
+    y = table.data[LABEL_COLUMN]
+    missing = np.flatnonzero(np.isnan(y)) if y.dtype.kind == "f" else np.flatnonzero(y == "")
+    if len(missing):
+        raise TrainingError(
+            f"channel {channel!r}: label column {LABEL_COLUMN!r} has {len(missing)} missing value(s), first in data row {missing[0] + 1}"
+        )
+    return X, y
+
+
+def shard(table: Table, cluster: Cluster, channel_config: dict[str, Any]) -> Table:
+    if len(cluster.hosts) == 1 or channel_config.get("S3DistributionType") == "ShardedByS3Key":
+        return table
+    part = table.take(np.arange(cluster.index, table.n_rows, len(cluster.hosts)))
+    if part.n_rows == 0:
+        raise TrainingError(
+            f"host {cluster.current_host} got no rows: {table.n_rows} rows for {len(cluster.hosts)} hosts"
+        )
+    return part
+
+
+def _positive(y: np.ndarray, model: Model) -> np.ndarray:
+    return (y == np.asarray(model.classes[1], dtype=y.dtype)).astype(int)
+
+
+def train() -> Model:
+    hyperparameters = load(paths.hyperparameters_file())
+    channels = read_channel_config()
+    cluster = read_cluster()
+
+    table = shard(read_channel(REQUIRED_CHANNEL), cluster, channels.get(REQUIRED_CHANNEL, {}))
+    feature_names = [c for c in table.columns if c != LABEL_COLUMN]
+    if not feature_names:
+        raise TrainingError(f"channel {REQUIRED_CHANNEL!r} has no feature columns besides {LABEL_COLUMN!r}")
+    X, y = features_and_labels(table, REQUIRED_CHANNEL, feature_names)
+    classes = np.unique(y)
+    if len(classes) != 2:
+        raise TrainingError(
+            f"channel {REQUIRED_CHANNEL!r}: label column {LABEL_COLUMN!r} has {len(classes)} class(es) "
+            f"{classes[:5].tolist()}; a binary classifier needs exactly two"
+        )
+
+    model = Model(feature_names, hyperparameters).fit(X, y)
+    results = {"train": compute_all(_positive(y, model), model.predict_proba(X))}
+    if OPTIONAL_CHANNEL in channels or paths.channel(OPTIONAL_CHANNEL).is_dir():
+        X_val, y_val = features_and_labels(read_channel(OPTIONAL_CHANNEL), OPTIONAL_CHANNEL, feature_names)
+        results["validation"] = compute_all(_positive(y_val, model), model.predict_proba(X_val))
+    for prefix, values in results.items():
+        print(format_for_logs(values, prefix), flush=True)
+    model.metrics = {
+        f"{prefix}_{name}": value for prefix, values in results.items() for name, value in values.items()
+    }
+
+    if cluster.is_leader:
+        model.save(paths.model_dir())
+        write_profile(table, feature_names, paths.model_dir())
+    else:
+        print(
+            f"host {cluster.current_host} is not the leader; {sorted(cluster.hosts)[0]} writes the model",
+            file=sys.stderr,
+        )
+    return model
+
+
+def write_profile(table: Table, feature_names: list[str], model_dir: Path) -> None:
+    """The drift reference profile next to the model, so validate/evaluate compare against it."""
+    try:
+        from .drift.profile import build_profile, save_profile
+    except ModuleNotFoundError as error:
+        if error.name and error.name.endswith("drift.profile"):
+            print("warning: drift.profile is not available; no profile.json written", file=sys.stderr)
+            return
+        raise
+    save_profile(build_profile(table, feature_names), model_dir / "profile.json")
+
+
+def reason(error: BaseException) -> str:
+    """One sentence for the failure file: our own errors as they are, others with their type."""
+    if isinstance(error, TrainingError | HyperparameterError | DataError):
+        text = str(error)
+    else:
+        text = f"unexpected {type(error).__name__}: {error}"
+    return text.replace("\n", " ").strip() or type(error).__name__
+
+
+def write_failure(text: str) -> None:
+    try:
+        path = paths.failure_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n", encoding="utf-8")
+    except OSError as error:  # the reason still reaches stderr below
+        print(f"cannot write the failure file: {error}", file=sys.stderr)
+
+
+def main() -> int:
+    try:
+        train()
+    except Exception as error:
+        text = reason(error)
+        write_failure(text)
+        traceback.print_exc()
+        print(f"training failed: {text}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

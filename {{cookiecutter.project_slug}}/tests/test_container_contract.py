@@ -1,0 +1,118 @@
+"""The process runtime end to end: ``train`` then ``serve --no-nginx`` as subprocesses over HTTP.
+
+The same modules the image runs, against a folder tree re-rooted with OPT_ML_ROOT, so the
+contract (files in, model out, predictions over HTTP) is checked without Docker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from {{ cookiecutter.package_name }}.data import read_csv
+from {{ cookiecutter.package_name }}.model import Model
+
+PACKAGE = "{{ cookiecutter.package_name }}"
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_ping(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}: {process.stderr.read()}")
+        try:
+            if requests.get(f"{url}/ping", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"no 200 from {url}/ping within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, sample_data, project_root) -> tuple[Path, dict[str, str]]:
+    root = tmp_path_factory.mktemp("opt_ml")
+    shutil.copytree(sample_data["train"].parent, root / "input" / "data" / "train")
+    (root / "input" / "config").mkdir(parents=True)
+    (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps({"C": "0.5"}))
+    env = {**os.environ, "OPT_ML_ROOT": str(root), "PYTHONPATH": str(project_root / "src")}
+    result = subprocess.run(
+        [sys.executable, "-m", f"{PACKAGE}.training"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("train:roc_auc=")
+    return root, env
+
+
+@pytest.fixture(scope="module")
+def server(trained):
+    _, env = trained
+    port = free_port()
+    command = [sys.executable, "-m", f"{PACKAGE}.serving.server", "--no-nginx", "--host", "127.0.0.1"]
+    process = subprocess.Popen(
+        [*command, "--port", str(port), "--workers", "2"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_ping(url, process)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def test_training_wrote_the_model_the_server_loads(trained):
+    root, _ = trained
+    assert Model.load(root / "model").hyperparameters.C == 0.5
+
+
+def test_http_predictions_equal_the_model(server, trained, sample_data):
+    url, _ = server
+    model = Model.load(trained[0] / "model")
+    X = read_csv(sample_data["holdout"]).matrix(model.feature_names)
+    body = "\n".join(",".join(repr(float(v)) for v in row) for row in X)
+    reply = requests.post(f"{url}/invocations", data=body, headers={"Content-Type": "text/csv"}, timeout=30)
+    assert reply.status_code == 200, reply.text
+    scores = [float(line.split(",")[1]) for line in reply.text.splitlines()]
+    assert scores == pytest.approx(model.predict_proba(X).tolist(), abs=1e-12)
+
+    reply = requests.post(f"{url}/invocations", json={"instances": X[:3].tolist()}, timeout=30)
+    assert [p["label"] for p in reply.json()["predictions"]] == model.predict(X[:3]).tolist()
+
+
+def test_bad_input_is_a_4xx_and_the_workers_survive(server):
+    url, process = server
+    reply = requests.post(
+        f"{url}/invocations", data="1,2,x", headers={"Content-Type": "text/csv"}, timeout=30
+    )
+    assert reply.status_code == 400 and reply.json()["error"] == "row 1: expected 30 features, got 3"
+    assert requests.get(f"{url}/execution-parameters", timeout=5).json()["MaxConcurrentTransforms"] == 2
+    assert process.poll() is None and requests.get(f"{url}/ping", timeout=5).status_code == 200
+
+
+def test_sigterm_stops_the_server_cleanly(trained):
+    _, env = trained
+    port = free_port()
+    command = [sys.executable, "-m", f"{PACKAGE}.serving.server", "--no-nginx", "--host", "127.0.0.1"]
+    process = subprocess.Popen([*command, "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True)
+    wait_for_ping(f"http://127.0.0.1:{port}", process)
+    process.send_signal(signal.SIGTERM)  # what SageMaker sends when it stops an endpoint
+    assert process.wait(timeout=30) == 0

@@ -1,0 +1,152 @@
+"""The image itself, built offline (debootstrapped base + wheelhouse): train, serve, non-root.
+
+Builds like `make build-offline` (the base image and the wheels are reused when present; docker's
+layer cache makes a rebuild quick), then runs the image the way SageMaker does: `train` with
+/opt/ml mounted, `serve` with the model mounted read-only, HTTP on port 8080.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from {{ cookiecutter.package_name }}.data import read_csv
+from {{ cookiecutter.package_name }}.model import Model
+
+IMAGE = os.environ.get("IMAGE", "{{ cookiecutter.project_slug }}:latest")
+BASE_IMAGE = os.environ.get("OFFLINE_BASE_IMAGE", "{{ cookiecutter.project_slug }}-base:bookworm")
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+def _run(command: list[str], cwd: Path) -> None:
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, (
+        f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
+
+
+@pytest.fixture(scope="module")
+def docker_client():
+    docker = pytest.importorskip("docker")
+    return docker.from_env()
+
+
+@pytest.fixture(scope="module")
+def image(docker_client, project_root):
+    _run(["sh", "container/offline/build_base_image.sh", BASE_IMAGE], project_root)
+    requirements = (project_root / "container" / "requirements.txt").read_text()
+    wanted = sum(1 for line in requirements.splitlines() if "==" in line and not line.startswith("#"))
+    if len(list((project_root / "container" / "wheelhouse").glob("*.whl"))) < wanted:
+        _run(["sh", "container/offline/build_wheelhouse.sh"], project_root)
+    started = time.monotonic()
+    _run(
+        [
+            "docker", "build", "-f", "container/Dockerfile", "-t", IMAGE,
+            "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "--build-arg", "PIP_OFFLINE=1", ".",
+        ],
+        project_root,
+    )  # fmt: skip
+    built = docker_client.images.get(IMAGE)
+    print(
+        f"\nimage {IMAGE}: {built.attrs['Size'] / 1e6:.0f} MB, docker build {time.monotonic() - started:.1f} s"
+    )
+    return built
+
+
+@pytest.fixture
+def opt_ml(tmp_path, sample_data) -> Path:
+    root = tmp_path / "opt_ml"
+    shutil.copytree(sample_data["train"].parent, root / "input" / "data" / "train")
+    (root / "input" / "config").mkdir(parents=True)
+    (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps({"C": "0.5"}))
+    return root
+
+
+def run(docker_client, image, command: str, opt_ml: Path) -> tuple[int, str]:
+    container = docker_client.containers.run(
+        image.id, command, volumes={str(opt_ml): {"bind": "/opt/ml", "mode": "rw"}}, detach=True
+    )
+    try:
+        status = container.wait(timeout=300)["StatusCode"]
+        return status, container.logs().decode()
+    finally:
+        container.remove(force=True)
+
+
+def test_image_has_labels_and_runs_without_an_entrypoint(image):
+    config = image.attrs["Config"]
+    assert config["Entrypoint"] is None  # SageMaker passes `train` / `serve` as the command
+    assert config["Labels"]["org.opencontainers.image.title"] == "{{ cookiecutter.project_slug }}"
+    assert config["ExposedPorts"] == {"8080/tcp": {}}
+
+
+def test_train_and_serve_like_sagemaker(docker_client, image, opt_ml, sample_data):
+    status, logs = run(docker_client, image, "train", opt_ml)
+    assert status == 0, logs
+    assert "train:roc_auc=" in logs
+    model_dir = opt_ml / "model"
+    assert (model_dir / "model.skops").stat().st_uid != 0  # written by the model user, not root
+    model = Model.load(model_dir)
+
+    container = docker_client.containers.run(
+        image.id,
+        "serve",
+        volumes={str(model_dir): {"bind": "/opt/ml/model", "mode": "ro"}},
+        ports={"8080/tcp": ("127.0.0.1", None)},
+        detach=True,
+    )
+    try:
+        started = time.monotonic()
+        container.reload()
+        port = container.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
+        url = f"http://127.0.0.1:{port}"
+        while True:
+            assert time.monotonic() - started < 60, container.logs().decode()
+            try:
+                if requests.get(f"{url}/ping", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        print(f"\nfirst /ping 200 after {time.monotonic() - started:.2f} s")
+
+        X = read_csv(sample_data["holdout"]).matrix(model.feature_names)
+        body = "\n".join(",".join(repr(float(v)) for v in row) for row in X)
+        reply = requests.post(
+            f"{url}/invocations", data=body, headers={"Content-Type": "text/csv"}, timeout=30
+        )
+        assert reply.status_code == 200, reply.text
+        scores = [float(line.split(",")[1]) for line in reply.text.splitlines()]
+        assert scores == pytest.approx(model.predict_proba(X).tolist(), abs=1e-12)
+
+        # nginx's own limits and routes answer in the same JSON shape as the app.
+        too_big = requests.post(
+            f"{url}/invocations",
+            data=b"1," * (3 * 1024 * 1024 + 1),
+            headers={"Content-Type": "text/csv"},
+            timeout=30,
+        )
+        assert too_big.status_code == 413 and too_big.json()["code"] == 413
+        assert requests.get(f"{url}/metrics", timeout=5).status_code == 404
+
+        processes = container.top(ps_args="-o pid,uid,comm")["Processes"]  # docker needs the pid column
+        assert {comm for _, _, comm in processes} >= {"nginx", "python"}, processes
+        assert all(uid != "0" for _, uid, _ in processes), processes
+    finally:
+        container.remove(force=True)
+
+
+def test_training_failure_reaches_the_failure_file(docker_client, image, opt_ml):
+    (opt_ml / "input" / "data" / "train" / "train.csv").write_text("a,b,target\n1,2,1\n3,4,1\n")
+    status, logs = run(docker_client, image, "train", opt_ml)
+    assert status == 1
+    reason = (opt_ml / "output" / "failure").read_text().splitlines()[0]
+    assert reason.startswith("channel 'train': label column 'target' has 1 class(es)")
+    assert "Traceback" in logs

@@ -1,0 +1,69 @@
+"""The offline build scripts: where the base image's apt mirror comes from.
+
+The mirror is never written in the project; build_base_image.sh reads it from the machine's apt
+configuration at run time. APT_DIR points the script at a fake configuration here.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+DEB822 = """\
+# Types: deb
+# URIs: http://commented.example/debian
+Types: deb
+URIs: http://security.example/debian-security
+Suites: bookworm-security
+Components: main
+
+Types: deb
+URIs: http://mirror.example/debian
+Suites: bookworm bookworm-updates
+Components: main
+"""
+ONE_LINE = """\
+# deb http://commented.example/debian bookworm main
+deb [arch=amd64 signed-by=/usr/share/keyrings/debian.gpg] http://security.example/debian-security bookworm-security main
+deb http://mirror.example/debian bookworm main
+"""
+
+
+def print_mirror(project_root: Path, apt_dir: Path) -> subprocess.CompletedProcess:
+    script = project_root / "container" / "offline" / "build_base_image.sh"
+    return subprocess.run(
+        ["sh", str(script), "--print-mirror"],
+        env={"PATH": "/usr/bin:/bin", "APT_DIR": str(apt_dir)},
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize("layout", ["deb822", "one-line"])
+def test_mirror_is_the_bookworm_source_and_comments_are_skipped(project_root, tmp_path, layout):
+    if layout == "deb822":
+        (tmp_path / "sources.list.d").mkdir()
+        (tmp_path / "sources.list.d" / "debian.sources").write_text(DEB822)
+    else:
+        (tmp_path / "sources.list").write_text(ONE_LINE)
+    result = print_mirror(project_root, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "http://mirror.example/debian"
+
+
+def test_no_mirror_is_a_clear_error(project_root, tmp_path):
+    (tmp_path / "sources.list").write_text("# deb http://commented.example/debian bookworm main\n")
+    result = print_mirror(project_root, tmp_path)
+    assert result.returncode == 1
+    assert "no apt mirror found" in result.stderr and "set MIRROR=http://" in result.stderr
+
+
+def test_requirements_are_an_exact_lock(project_root):
+    lines = (project_root / "container" / "requirements.txt").read_text().splitlines()
+    pins = [line for line in lines if line.strip() and not line.startswith("#")]
+    assert pins and all("==" in line and ">" not in line and "<" not in line for line in pins), pins
+    names = {line.split("==")[0] for line in pins}
+    direct = {"numpy", "scipy", "scikit-learn", "skops", "flask", "gunicorn", "orjson", "boto3", "matplotlib"}
+    assert direct <= names
