@@ -150,3 +150,50 @@ def test_training_failure_reaches_the_failure_file(docker_client, image, opt_ml)
     reason = (opt_ml / "output" / "failure").read_text().splitlines()[0]
     assert reason.startswith("channel 'train': label column 'target' has 1 class(es)")
     assert "Traceback" in logs
+
+
+def test_read_only_root_filesystem(docker_client, image, opt_ml, sample_data):
+    """Hardened run: read-only root, only /opt/ml and a /tmp tmpfs writable; train, then serve."""
+    hardened = {"read_only": True, "tmpfs": {"/tmp": "rw,size=256m"}, "cap_drop": ["ALL"]}
+    # Dropping to the model user needs these two capabilities (chown of the mounts, setuid/setgid).
+    hardened["cap_add"] = ["CHOWN", "SETUID", "SETGID"]
+    container = docker_client.containers.run(
+        image.id, "train", volumes={str(opt_ml): {"bind": "/opt/ml", "mode": "rw"}}, detach=True, **hardened
+    )
+    try:
+        assert container.wait(timeout=300)["StatusCode"] == 0, container.logs().decode()
+    finally:
+        container.remove(force=True)
+    model_dir = opt_ml / "model"
+    model = Model.load(model_dir)
+    container = docker_client.containers.run(
+        image.id,
+        "serve",
+        volumes={str(model_dir): {"bind": "/opt/ml/model", "mode": "ro"}},
+        ports={"8080/tcp": ("127.0.0.1", None)},
+        detach=True,
+        **hardened,
+    )
+    try:
+        container.reload()
+        url = f"http://127.0.0.1:{container.attrs['NetworkSettings']['Ports']['8080/tcp'][0]['HostPort']}"
+        deadline = time.monotonic() + 60
+        while True:
+            assert time.monotonic() < deadline, container.logs().decode()
+            try:
+                if requests.get(f"{url}/ping", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        X = read_csv(sample_data["holdout"]).matrix(model.feature_names)[:3]
+        body = "\n".join(",".join(repr(float(v)) for v in row) for row in X)
+        reply = requests.post(
+            f"{url}/invocations", data=body, headers={"Content-Type": "text/csv"}, timeout=30
+        )
+        assert reply.status_code == 200, reply.text + container.logs().decode()
+        assert [float(line.split(",")[1]) for line in reply.text.splitlines()] == pytest.approx(
+            model.predict_proba(X).tolist(), abs=1e-12
+        )
+    finally:
+        container.remove(force=True)
