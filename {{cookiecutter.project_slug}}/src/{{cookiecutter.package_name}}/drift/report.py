@@ -1,0 +1,277 @@
+"""Self-contained HTML reports of the validate and evaluate steps (plots inlined as base64 PNG).
+
+Read top-down in ten seconds: the decision banner, the reasons, then the table (drifted features
+first) and the plots. All text goes through ``html.escape``. matplotlib is imported only when a
+plot is drawn: it takes about a second to import.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from html import escape
+from typing import Any
+
+from .data_drift import DriftResult, FeatureDrift
+
+MAX_PLOTS = 6
+MAX_BARS = 25
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #222; }
+.banner { padding: 1rem 1.5rem; border-radius: 6px; color: white; }
+.banner h1 { margin: 0 0 .3rem 0; font-size: 1.6rem; }
+.ok { background: #1b7f3b; } .warn { background: #b26a00; } .stop { background: #b00020; }
+table { border-collapse: collapse; margin: 1rem 0; }
+th, td { border: 1px solid #ccc; padding: .3rem .6rem; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+tr.drifted td { background: #fde8e8; font-weight: 600; }
+img { max-width: 100%; }
+.note { color: #555; font-size: .9rem; }
+"""
+
+
+def _page(title: str, tone: str, headline: str, summary: str, body: list[str]) -> str:
+    return "\n".join(
+        [
+            "<!doctype html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
+            f'<div class="banner {tone}" id="decision"><h1>{escape(headline)}</h1><p>{escape(summary)}</p></div>',
+            *body,
+            "</body></html>",
+        ]
+    )
+
+
+def _list(items: list[str]) -> str:
+    return "<ul>" + "".join(f"<li>{escape(item)}</li>" for item in items) + "</ul>"
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if value != 0 and abs(value) < 10**-digits:
+        return f"{value:.1e}"
+    return f"{value:.{digits}f}"
+
+
+def _p(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2g}"
+
+
+def _png(figure: Any) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img alt="plot" src="data:image/png;base64,{encoded}">'
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display in a container
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _plain(text: str) -> str:
+    """matplotlib reads $...$ as math: escape it so a name like "cost_$" is drawn as written."""
+    return text.replace("$", r"\$")
+
+
+def _shares(counts: list[int]) -> list[float]:
+    total = sum(counts) or 1
+    return [c / total for c in counts]
+
+
+def drift_plots(features: list[FeatureDrift]) -> str:
+    """Reference vs current shares per PSI bin, one panel per feature."""
+    if not features:
+        return ""
+    plt = _pyplot()
+    columns = min(len(features), 2)
+    rows = math.ceil(len(features) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(6.5 * columns, 3.2 * rows), squeeze=False)
+    for axis, feature in zip(axes.flat, features, strict=False):
+        ref_shares, cur_shares = _shares(feature.reference_counts), _shares(feature.current_counts)
+        # Drop the missing bin when both sides have none: it only adds an empty bar.
+        keep = [
+            i
+            for i, label in enumerate(feature.bins)
+            if label != "missing" or feature.reference_counts[i] or feature.current_counts[i]
+        ]
+        if len(keep) > MAX_BARS:  # many categories: show those that moved most, in their order
+            moved = sorted(keep, key=lambda i: -abs(cur_shares[i] - ref_shares[i]))[:MAX_BARS]
+            keep = sorted(moved)
+        labels = [_plain(feature.bins[i]) for i in keep]
+        reference = [ref_shares[i] for i in keep]
+        current = [cur_shares[i] for i in keep]
+        positions = range(len(labels))
+        axis.bar([p - 0.2 for p in positions], reference, width=0.4, label="reference", color="#7a9cc6")
+        axis.bar([p + 0.2 for p in positions], current, width=0.4, label="current", color="#d9534f")
+        axis.set_xticks(list(positions), labels, rotation=45, ha="right", fontsize=7)
+        axis.set_ylabel("share of rows")
+        axis.set_title(
+            f"{_plain(feature.name)}  (PSI {feature.psi:.3f}, {feature.test} p {feature.p_value:.2g})",
+            fontsize=9,
+        )
+        axis.legend(fontsize=7)
+    for axis in list(axes.flat)[len(features) :]:
+        axis.set_visible(False)
+    figure.tight_layout()
+    html = _png(figure)
+    plt.close(figure)
+    return html
+
+
+def _feature_rows(decision: dict[str, Any]) -> list[str]:
+    features = decision.get("features", {})
+    # Drifted first, then by PSI, so the cause of a block is at the top.
+    order = sorted(features, key=lambda name: (not features[name]["drifted"], -features[name]["psi"]))
+    rows = []
+    for name in order:
+        f = features[name]
+        cells = [
+            escape(name),
+            "yes" if f["drifted"] else "no",
+            _number(f["psi"]),
+            escape(f["test"]),
+            _p(f["p_value"]),
+            _p(f.get("p_adjusted")),
+            f"{f.get('missing_rate', 0):.1%}",
+            escape(", ".join(f.get("new_categories", []))),
+        ]
+        css = ' class="drifted"' if f["drifted"] else ""
+        rows.append(f"<tr{css}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return rows
+
+
+def validation_page(decision: dict[str, Any], result: DriftResult | None = None) -> str:
+    verdict = decision["decision"]
+    tone = {"proceed": "warn" if decision.get("drift_detected") else "ok", "block": "stop"}.get(
+        verdict, "stop"
+    )
+    headline = {
+        "proceed": "PROCEED: drift detected, retraining"
+        if decision.get("drift_detected")
+        else "PROCEED: no drift",
+        "block": "BLOCKED: data drift",
+        "fail": "FAILED: data rejected",
+    }.get(verdict, verdict.upper())
+    drifted = decision.get("drifted_features", [])
+    summary = (
+        f"{len(drifted)} of {len(decision.get('features', {}))} features drifted "
+        f"({decision.get('share_drifted', 0):.0%}); policy {decision.get('policy')}; "
+        f"reference {decision.get('reference')}"
+    )
+    body = ["<h2>Reasons</h2>", _list(decision.get("reasons", []))]
+    if decision.get("features"):
+        thresholds = decision.get("thresholds", {})
+        body += [
+            "<h2>Features</h2>",
+            f'<p class="note">Drifted when PSI &gt; {escape(str(thresholds.get("psi")))} or the '
+            f"Holm-adjusted p-value &lt; {escape(str(thresholds.get('p_value')))} "
+            "(on small samples PSI must also clear its noise level).</p>",
+            "<table><tr><th>feature</th><th>drifted</th><th>PSI</th><th>test</th><th>p-value</th>"
+            "<th>adjusted p</th><th>missing</th><th>new categories</th></tr>",
+            *_feature_rows(decision),
+            "</table>",
+        ]
+    if decision.get("label"):
+        label = decision["label"]
+        body.append(
+            f"<p>Label {escape(str(label.get('column')))}: PSI {_number(label['psi'])}, "
+            f"chi2 p {_p(label['p_value'])}, {'drifted' if label['drifted'] else 'stable'}.</p>"
+        )
+    if result is not None:
+        top = sorted((f for f in result.features.values() if f.drifted), key=lambda f: -f.psi)[:MAX_PLOTS]
+        if result.label is not None and result.label.drifted:
+            top.append(result.label)
+        if top:
+            body += ["<h2>Reference vs current (drifted features, largest PSI first)</h2>", drift_plots(top)]
+    return _page("Data validation", tone, headline, summary, body)
+
+
+def metric_plot(
+    candidate: dict[str, float | None],
+    production: dict[str, float | None] | None,
+    metric: str,
+    minimum: float,
+) -> str:
+    plt = _pyplot()
+    names = list(candidate)
+    sides = [
+        ("candidate", candidate, "#d9534f"),
+        *([("production", production, "#7a9cc6")] if production else []),
+    ]
+    width = 0.8 / len(sides)
+    figure, axis = plt.subplots(figsize=(6, 3))
+    for k, (label, values, color) in enumerate(sides):
+        offset = (k - (len(sides) - 1) / 2) * width
+        heights = [math.nan if values[n] is None else values[n] for n in names]
+        bars = axis.bar(
+            [i + offset for i in range(len(names))], heights, width=width, label=label, color=color
+        )
+        axis.bar_label(bars, fmt="%.3f", fontsize=7)
+    if metric in names:  # the gate's minimum, drawn over the gated metric only
+        at = names.index(metric)
+        axis.hlines(minimum, at - 0.45, at + 0.45, color="black", linestyle="--", label=f"minimum {metric}")
+    axis.set_xticks(range(len(names)), names)
+    axis.set_ylim(0, 1.1)
+    axis.set_title("metrics on the holdout", fontsize=9)
+    axis.legend(fontsize=7, loc="lower right")
+    html = _png(figure)
+    plt.close(figure)
+    return html
+
+
+def _difference(candidate: float | None, production: float | None) -> str:
+    if candidate is None or production is None:
+        return "n/a"
+    return f"{candidate - production:+.4f}"
+
+
+def evaluation_page(decision: dict[str, Any]) -> str:
+    if decision.get("decision") == "fail":
+        return _page(
+            "Model evaluation",
+            "stop",
+            "FAILED: evaluation error",
+            "",
+            ["<h2>Reasons</h2>", _list(decision.get("reasons", []))],
+        )
+    metric = decision["metric"]
+    candidate, production = decision["candidate"], decision.get("production")
+    headline = (
+        "PROMOTE: candidate passes the gate" if decision["promote"] else "BLOCKED: candidate fails the gate"
+    )
+    summary = (
+        f"gate on {metric}: minimum {decision['minimum']}, tolerance {decision['tolerance']}; candidate {_number(candidate[metric])}"
+        + (f", production {_number(production[metric])}" if production else ", no production model")
+    )
+    rows = "".join(
+        f"<tr><td>{escape(name)}</td><td>{_number(candidate[name])}</td>"
+        f"<td>{_number(production[name]) if production else 'n/a'}</td>"
+        f"<td>{_difference(candidate[name], production[name] if production else None)}</td></tr>"
+        for name in candidate
+    )
+    body = [
+        "<h2>Reasons</h2>",
+        _list(decision.get("reasons", [])),
+        "<h2>Metrics on the holdout</h2>",
+        f"<table><tr><th>metric</th><th>candidate</th><th>production</th><th>difference</th></tr>{rows}</table>",
+        metric_plot(candidate, production, metric, decision["minimum"]),
+    ]
+    drift = decision.get("prediction_drift")
+    body.append("<h2>Prediction drift of the production model</h2>")
+    if drift:
+        body.append(
+            f"<p>Scores on the holdout vs on its training data: PSI {_number(drift['psi'])}, "
+            f"KS p-value {_p(drift['p_value'])}.</p>"
+        )
+    else:
+        body.append("<p>Not available (no production model, or its profile has no score reference).</p>")
+    return _page("Model evaluation", "ok" if decision["promote"] else "stop", headline, summary, body)

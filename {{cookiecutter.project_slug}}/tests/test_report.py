@@ -1,0 +1,146 @@
+"""The HTML reports: parsed, not grepped, so structure and escaping are checked."""
+
+from __future__ import annotations
+
+import base64
+from html.parser import HTMLParser
+
+import numpy as np
+
+from {{ cookiecutter.package_name }}.data import Table
+from {{ cookiecutter.package_name }}.drift import data_drift, report
+from {{ cookiecutter.package_name }}.drift.profile import build_profile
+
+
+class Page(HTMLParser):
+    def __init__(self, html: str):
+        super().__init__()
+        self.tags: list[str] = []
+        self.text: list[str] = []
+        self.images: list[str] = []
+        self.rows: list[list[str]] = []
+        self.banner = ""
+        self._in_banner = False
+        self._in_cell = False
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        self.tags.append(tag)
+        if tag == "img":
+            self.images.append(attributes["src"])
+        if tag == "tr":
+            self.rows.append([])
+        self._in_cell = tag == "td"
+        if attributes.get("id") == "decision":
+            self._in_banner = True
+
+    def handle_endtag(self, tag):
+        if tag == "div":
+            self._in_banner = False
+        if tag == "td":
+            self._in_cell = False
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._in_banner:
+            self.banner += data
+        if self._in_cell:
+            self.rows[-1].append(data)
+
+
+def _validation(policy: str = "block") -> tuple[dict, data_drift.DriftResult]:
+    rng = np.random.default_rng(0)
+    names = ["stable", "shifted", "<script>alert(1)</script>"]
+    reference = Table(names, {n: rng.normal(size=500) for n in names})
+    current = Table(names, {n: rng.normal(size=500) for n in names})
+    current.data["shifted"] = current.data["shifted"] + 1.0
+    current.data[names[2]] = current.data[names[2]] * 3
+    result = data_drift.compare(build_profile(reference, names), current, 0.2, 0.01)
+    decision = {
+        "step": "validate",
+        "decision": policy if policy == "block" else "proceed",
+        "drift_detected": result.drift_detected,
+        "policy": policy,
+        "share_drifted": result.share_drifted,
+        "drifted_features": result.drifted_features,
+        "features": {n: f.as_json() for n, f in result.features.items()},
+        "reasons": ["2 of 3 features drifted"],
+        "reference": "s3://bucket/model.tar.gz",
+        "thresholds": {"psi": 0.2, "p_value": 0.01},
+    }
+    return decision, result
+
+
+def test_validation_report_shows_the_decision_and_the_drifted_features_first():
+    decision, result = _validation()
+    assert set(decision["drifted_features"]) == {"shifted", "<script>alert(1)</script>"}
+    html = report.validation_page(decision, result)
+    page = Page(html)
+    assert page.banner.startswith("BLOCKED: data drift")
+    assert html.index('id="decision"') < html.index("<table")  # the banner comes first
+    assert "script" not in page.tags  # the hostile feature name was escaped
+    first_cells = [row[0] for row in page.rows if row]
+    assert first_cells[-1] == "stable"  # drifted features first
+    assert set(first_cells[:2]) == {"shifted", "<script>alert(1)</script>"}
+    assert "2 of 3 features drifted" in page.text
+    assert len(page.images) == 1
+    png = base64.b64decode(page.images[0].removeprefix("data:image/png;base64,"))
+    assert png.startswith(b"\x89PNG")
+
+
+def test_validation_report_without_drift_has_no_plot():
+    decision, _ = _validation(policy="retrain")
+    decision.update(decision="proceed", drift_detected=False, drifted_features=[])
+    page = Page(report.validation_page(decision, None))
+    assert page.banner.startswith("PROCEED: no drift")
+    assert page.images == []
+
+
+def test_failed_validation_report_shows_the_reason():
+    decision = {
+        "step": "validate",
+        "decision": "fail",
+        "reasons": ["schema violation: column 'x': missing"],
+        "features": {},
+    }
+    page = Page(report.validation_page(decision))
+    assert page.banner.startswith("FAILED")
+    assert "schema violation: column 'x': missing" in page.text
+
+
+def test_evaluation_report_compares_candidate_and_production():
+    decision = {
+        "step": "evaluate",
+        "promote": False,
+        "metric": "roc_auc",
+        "minimum": 0.8,
+        "tolerance": 0.01,
+        "candidate": {"roc_auc": 0.85, "accuracy": 0.8, "f1": None},
+        "production": {"roc_auc": 0.95, "accuracy": 0.9, "f1": 0.9},
+        "reasons": ["candidate roc_auc 0.8500 is worse than production 0.9500 by 0.1000 (tolerance 0.0100)"],
+        "prediction_drift": {"psi": 0.05, "p_value": 0.3},
+    }
+    page = Page(report.evaluation_page(decision))
+    assert page.banner.startswith("BLOCKED: candidate fails the gate")
+    assert ["roc_auc", "0.8500", "0.9500", "-0.1000"] in page.rows
+    assert ["f1", "n/a", "0.9000", "n/a"] in page.rows
+    assert len(page.images) == 1
+    assert Page(report.evaluation_page({**decision, "promote": True})).banner.startswith("PROMOTE")
+
+
+def test_plots_survive_dollar_signs_and_many_categories():
+    # Unescaped, matplotlib parses "$_usd_$" as math and fails to draw it.
+    rng = np.random.default_rng(1)
+    categories = np.asarray([f"c{i}" for i in range(60)], dtype=object)
+    reference = Table(
+        ["cost_$_usd_$", "kind"], {"cost_$_usd_$": rng.normal(size=400), "kind": rng.choice(categories, 400)}
+    )
+    current = Table(
+        ["cost_$_usd_$", "kind"],
+        {"cost_$_usd_$": rng.normal(2.0, 1.0, 400), "kind": rng.choice(categories[:5], 400)},
+    )
+    result = data_drift.compare(build_profile(reference, ["cost_$_usd_$", "kind"]), current, 0.2, 0.01)
+    assert result.drifted_features == ["cost_$_usd_$", "kind"]
+    html = report.drift_plots(list(result.features.values()))
+    assert Page(html).images[0].startswith("data:image/png;base64,")
