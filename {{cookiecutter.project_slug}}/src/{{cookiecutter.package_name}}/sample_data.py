@@ -3,8 +3,9 @@
     python -m {{ cookiecutter.package_name }}.sample_data --out data [--drift]
 
 Writes train/train.csv (80%) and holdout/holdout.csv (20%), split with a fixed seed. ``--drift``
-also writes drifted/train.csv: the same rows with a few features shifted and scaled, the way a
-changed upstream source would, so `make local-pipeline --inject-drift` can show the gate blocking.
+also writes drifted/train.csv: the same rows with data drift (features shifted and scaled) and
+concept drift (labels flipped in one region), so `--inject-drift` shows validation flag the data and
+the gate block the retrained model.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .data import Table, write_csv
 from .settings import LABEL_COLUMN
 
 DRIFTED_FEATURES = ("mean_radius", "mean_texture", "worst_area", "mean_smoothness")
+CONCEPT_FEATURE = "worst_concave_points"
 
 
 def load_table() -> Table:
@@ -30,12 +32,20 @@ def load_table() -> Table:
 
 
 def drift(table: Table, seed: int = 7) -> Table:
-    """Shift the mean and widen the spread of a few features."""
+    """Data drift and concept drift together, as when an upstream source changes.
+
+    Data drift: a few features shifted and widened. Concept drift: where ``worst_concave_points``
+    is high, 60% of the labels are flipped, so a model trained on this copy is clearly worse on
+    the clean holdout and the gate blocks it even when the drift policy lets training go on.
+    """
     rng = np.random.default_rng(seed)
     out = table.take(slice(None))
     for name in DRIFTED_FEATURES:
         column = out.data[name]
         out.data[name] = column * 1.6 + column.std() * (1.0 + 0.3 * rng.standard_normal(len(column)))
+    concave = out.data[CONCEPT_FEATURE]
+    flip = (concave > np.median(concave)) & (rng.random(len(concave)) < 0.6)
+    out.data[LABEL_COLUMN] = np.where(flip, 1.0 - out.data[LABEL_COLUMN], out.data[LABEL_COLUMN])
     return out
 
 

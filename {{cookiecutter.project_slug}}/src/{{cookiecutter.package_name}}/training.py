@@ -26,6 +26,7 @@ import numpy as np
 
 from . import paths
 from .data import DataError, Table, read_csv
+from .drift.profile import build_profile, save_profile
 from .hyperparameters import HyperparameterError, load
 from .metrics import compute_all, format_for_logs
 from .model import Model
@@ -170,7 +171,7 @@ def train() -> Model:
 
     if cluster.is_leader:
         model.save(paths.model_dir())
-        write_profile(table, feature_names, paths.model_dir())
+        write_profile(table, model, X, paths.model_dir())
     else:
         print(
             f"host {cluster.current_host} is not the leader; {sorted(cluster.hosts)[0]} writes the model",
@@ -179,16 +180,11 @@ def train() -> Model:
     return model
 
 
-def write_profile(table: Table, feature_names: list[str], model_dir: Path) -> None:
-    """The drift reference profile next to the model, so validate/evaluate compare against it."""
-    try:
-        from .drift.profile import build_profile, save_profile
-    except ModuleNotFoundError as error:
-        if error.name and error.name.endswith("drift.profile"):
-            print("warning: drift.profile is not available; no profile.json written", file=sys.stderr)
-            return
-        raise
-    save_profile(build_profile(table, feature_names), model_dir / "profile.json")
+def write_profile(table: Table, model: Model, X: np.ndarray, model_dir: Path) -> None:
+    """The drift reference next to the model: the data profile, and the model's own scores on it
+    (the reference for prediction drift when this model is production and new data arrives)."""
+    profile = build_profile(table, model.feature_names, scores=model.predict_proba(X))
+    save_profile(profile, model_dir / "profile.json")
 
 
 def reason(error: BaseException) -> str:
