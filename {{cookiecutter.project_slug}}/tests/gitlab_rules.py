@@ -1,0 +1,220 @@
+"""Which jobs would a GitLab pipeline contain? A small evaluator of ``workflow:rules`` and ``rules``.
+
+Covers what .gitlab-ci.yml uses, with GitLab's documented semantics
+(https://docs.gitlab.com/ee/ci/jobs/job_rules.html, https://docs.gitlab.com/ee/ci/yaml/#ruleschanges):
+- rules are tried in order, the first match decides; no match means the job is not added;
+- ``if``: ``$VAR``, ``"literal"``, ``==``, ``!=``, ``&&`` (binds tighter than ``||``), parentheses;
+  an undefined variable is null, a bare ``$VAR`` is true when defined and non-empty;
+- ``changes``: globs matched like Ruby's ``File.fnmatch`` with PATHNAME|DOTMATCH|EXTGLOB (``*`` stops at
+  ``/``, ``**/`` spans directories, ``{a,b}`` alternatives). Without ``compare_to`` the diff is the
+  push's (against the previous push of the branch, or the MR target in MR pipelines); when there is
+  no such diff (new branch, schedule, web) ``changes`` is always true. ``compare_to`` diffs against
+  that ref instead.
+Anything else raises NotImplementedError so a new construct is not silently misread.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RESERVED = {
+    "stages",
+    "workflow",
+    "variables",
+    "default",
+    "include",
+    "image",
+    "services",
+    "cache",
+    "before_script",
+    "after_script",
+}
+
+
+class _GitLabLoader(yaml.SafeLoader):
+    """Understands ``!reference [job, key]`` (resolved later)."""
+
+
+_GitLabLoader.add_constructor(
+    "!reference", lambda loader, node: {"!reference": loader.construct_sequence(node)}
+)
+
+
+def load(path: Path) -> dict[str, Any]:
+    return yaml.load(Path(path).read_text(), Loader=_GitLabLoader)
+
+
+@dataclass
+class Pipeline:
+    """What GitLab knows when it creates a pipeline."""
+
+    source: str  # push, merge_request_event, schedule, web
+    branch: str | None = "main"
+    default_branch: str = "main"
+    # The push's diff (or the MR's diff); None when GitLab has none (new branch, schedule, web).
+    changed: list[str] | None = None
+    # Diffs against refs for compare_to, e.g. {"refs/heads/main": [...]}.
+    changed_vs: dict[str, list[str]] = field(default_factory=dict)
+    open_merge_request: bool = False
+
+    def variables(self) -> dict[str, str]:
+        values = {"CI_PIPELINE_SOURCE": self.source, "CI_DEFAULT_BRANCH": self.default_branch}
+        if self.source == "merge_request_event":
+            values["CI_MERGE_REQUEST_TARGET_BRANCH_NAME"] = self.default_branch
+        elif self.branch:
+            values["CI_COMMIT_BRANCH"] = self.branch
+        if self.open_merge_request and self.branch:
+            values["CI_OPEN_MERGE_REQUESTS"] = "group/project!1"
+        return values
+
+
+# ------------------------------------------------------------------ if expressions
+
+TOKEN = re.compile(r"\s*(\$[A-Za-z_][A-Za-z0-9_]*|\"[^\"]*\"|'[^']*'|==|!=|&&|\|\||\(|\)|=~|!~)")
+
+
+def _tokens(expression: str) -> list[str]:
+    tokens, position = [], 0
+    expression = expression.strip()
+    while position < len(expression):
+        match = TOKEN.match(expression, position)
+        if not match:
+            raise NotImplementedError(f"cannot parse rules:if {expression!r} at {expression[position:]!r}")
+        tokens.append(match.group(1))
+        position = match.end()
+    if any(t in ("=~", "!~") for t in tokens):
+        raise NotImplementedError("regex matches are not supported by this evaluator")
+    return tokens
+
+
+def evaluate_if(expression: str, variables: dict[str, str]) -> bool:
+    tokens = _tokens(expression)
+    position = 0
+
+    def value(token: str) -> str | None:
+        if token.startswith("$"):
+            return variables.get(token[1:])
+        return token[1:-1]
+
+    def operand() -> bool:
+        nonlocal position
+        token = tokens[position]
+        position += 1
+        if token == "(":
+            result = disjunction()
+            position += 1  # ")"
+            return result
+        left = value(token)
+        if position < len(tokens) and tokens[position] in ("==", "!="):
+            operator, right = tokens[position], value(tokens[position + 1])
+            position += 2
+            return (left == right) if operator == "==" else (left != right)
+        return bool(left)
+
+    def conjunction() -> bool:
+        nonlocal position
+        result = operand()
+        while position < len(tokens) and tokens[position] == "&&":
+            position += 1
+            result = operand() and result
+        return result
+
+    def disjunction() -> bool:
+        nonlocal position
+        result = conjunction()
+        while position < len(tokens) and tokens[position] == "||":
+            position += 1
+            result = conjunction() or result
+        return result
+
+    return bool(disjunction())
+
+
+# ------------------------------------------------------------------ changes
+
+
+def glob_to_regex(pattern: str) -> re.Pattern[str]:
+    out, index = [], 0
+    while index < len(pattern):
+        if pattern.startswith("**/", index):
+            out.append("(?:[^/]*/)*")
+            index += 3
+        elif pattern[index] == "*":
+            out.append("[^/]*")
+            index += 1
+        elif pattern[index] == "?":
+            out.append("[^/]")
+            index += 1
+        elif pattern[index] == "{":
+            end = pattern.index("}", index)
+            out.append("(?:" + "|".join(re.escape(p) for p in pattern[index + 1 : end].split(",")) + ")")
+            index = end + 1
+        else:
+            out.append(re.escape(pattern[index]))
+            index += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def _expand(text: str, variables: dict[str, str]) -> str:
+    return re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: variables.get(m.group(1), ""), text)
+
+
+def changes_match(changes: Any, pipeline: Pipeline, variables: dict[str, str]) -> bool:
+    if isinstance(changes, list):
+        changes = {"paths": changes}
+    patterns = [glob_to_regex(_expand(p, variables)) for p in changes["paths"]]
+    if "compare_to" in changes:
+        ref = _expand(changes["compare_to"], variables)
+        if ref not in pipeline.changed_vs:
+            raise NotImplementedError(f"the test gives no diff against {ref}")
+        files = pipeline.changed_vs[ref]
+    elif pipeline.changed is None:
+        return True
+    else:
+        files = pipeline.changed
+    return any(p.match(f) for p in patterns for f in files)
+
+
+# ------------------------------------------------------------------ rules and jobs
+
+
+def first_match(rules: list[dict[str, Any]], pipeline: Pipeline) -> dict[str, Any] | None:
+    variables = pipeline.variables()
+    for rule in rules:
+        unknown = set(rule) - {"if", "changes", "when", "allow_failure", "variables"}
+        if unknown:
+            raise NotImplementedError(f"rule keys {unknown}")
+        if "if" in rule and not evaluate_if(rule["if"], variables):
+            continue
+        if "changes" in rule and not changes_match(rule["changes"], pipeline, variables):
+            continue
+        return rule
+    return None
+
+
+def job_names(config: dict[str, Any]) -> list[str]:
+    return [name for name in config if name not in RESERVED and not name.startswith(".")]
+
+
+def pipeline_jobs(config: dict[str, Any], pipeline: Pipeline) -> dict[str, str]:
+    """Job name -> when (on_success, manual) of every job the pipeline would contain."""
+    workflow = config.get("workflow", {}).get("rules")
+    if workflow is not None:
+        rule = first_match(workflow, pipeline)
+        if rule is None or rule.get("when") == "never":
+            return {}
+    jobs = {}
+    for name in job_names(config):
+        rules = config[name].get("rules")
+        if rules is None:
+            jobs[name] = config[name].get("when", "on_success")
+            continue
+        rule = first_match(rules, pipeline)
+        if rule is not None and rule.get("when", "on_success") != "never":
+            jobs[name] = rule.get("when", "on_success")
+    return jobs

@@ -1,0 +1,354 @@
+"""The deploy CLI against moto: artifacts, stack, endpoint update (incl. silent rollback), executions."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import subprocess
+import zipfile
+
+import pytest
+from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.sagemaker.models import sagemaker_backends
+
+from {{ cookiecutter.package_name }} import deploy, settings
+
+REGION = settings.AWS_REGION
+ENDPOINT = settings.ENDPOINT_NAME
+ROLE = f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/sagemaker"
+OLD_IMAGE = "111.dkr.ecr.eu-west-1.amazonaws.com/repo:old"
+NEW_IMAGE = "111.dkr.ecr.eu-west-1.amazonaws.com/repo:new"
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    # mock_aws supplies fake credentials itself.
+    monkeypatch.setenv("AWS_REGION", REGION)
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        yield deploy.Aws(region=REGION)
+
+
+@pytest.fixture
+def endpoint(aws):
+    """A production endpoint as the pipeline leaves it."""
+    sagemaker = aws.client("sagemaker")
+    sagemaker.create_model(
+        ModelName="model-old",
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={
+            "Image": OLD_IMAGE,
+            "ModelDataUrl": "s3://b/model.tar.gz",
+            "Environment": {"K": "V"},
+        },
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="config-old",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "model-old",
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 2,
+            }
+        ],
+    )
+    sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="config-old")
+    return sagemaker
+
+
+def stub_update_endpoint(monkeypatch, *, rolls_back: bool) -> list[dict]:
+    """moto has no UpdateEndpoint: emulate it on the backend (switch config, or silently keep the old one)."""
+    calls: list[dict] = []
+    real_client = deploy.Aws.client
+
+    def client(self, service):
+        made = real_client(self, service)
+        if service == "sagemaker":
+
+            def update_endpoint(**kwargs):
+                calls.append(kwargs)
+                if not rolls_back:
+                    backend = sagemaker_backends[DEFAULT_ACCOUNT_ID][REGION]
+                    backend.endpoints[kwargs["EndpointName"]].endpoint_config_name = kwargs[
+                        "EndpointConfigName"
+                    ]
+                return {"EndpointArn": "arn"}
+
+            made.update_endpoint = update_endpoint
+        return made
+
+    monkeypatch.setattr(deploy.Aws, "client", client)
+    return calls
+
+
+# ------------------------------------------------------------------ artifacts
+
+
+def test_lambda_zip_is_reproducible_and_holds_the_handler(project_root):
+    first, second = deploy.package_lambda(project_root), deploy.package_lambda(project_root)
+    assert first == second
+    names = zipfile.ZipFile(io.BytesIO(first)).namelist()
+    assert "handler.py" in names and not [n for n in names if "__pycache__" in n]
+
+
+def test_upload_uses_content_hash_keys(aws, project_root, tmp_path):
+    s3 = aws.client("s3")
+    deploy.ensure_artifact_bucket(s3, "artifacts", REGION)
+    keys = deploy.upload_artifacts(s3, "artifacts", project_root)
+    assert keys["LambdaCodeKey"].startswith("lambda/check_endpoint-") and keys["LambdaCodeKey"].endswith(
+        ".zip"
+    )
+    assert keys["DefinitionKey"].startswith("pipeline/state_machine-") and keys["DefinitionKey"].endswith(
+        ".asl.json"
+    )
+    stored = s3.get_object(Bucket="artifacts", Key=keys["DefinitionKey"])["Body"].read()
+    assert stored == (project_root / deploy.ASL_FILE).read_bytes()
+    # Same sources, same keys: CloudFormation sees no change.
+    assert deploy.upload_artifacts(s3, "artifacts", project_root) == keys
+
+
+def test_artifact_bucket_is_private_and_encrypted(aws):
+    s3 = aws.client("s3")
+    deploy.ensure_artifact_bucket(s3, "artifacts", REGION)
+    deploy.ensure_artifact_bucket(s3, "artifacts", REGION)  # idempotent
+    assert set(s3.get_public_access_block(Bucket="artifacts")["PublicAccessBlockConfiguration"].values()) == {
+        True
+    }
+    rules = s3.get_bucket_encryption(Bucket="artifacts")["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+
+
+# ------------------------------------------------------------------ stack
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
+def test_deploy_infra_creates_then_updates_the_stack(aws, project_root, capsys):
+    argv = [
+        "--project-root",
+        str(project_root),
+        "deploy-infra",
+        "--image-uri",
+        "img:1",
+        "--poll-seconds",
+        "0.01",
+    ]
+    assert deploy.main(argv) == 0
+    outputs = json.loads(capsys.readouterr().out)
+    assert outputs["StateMachineArn"].endswith(f":stateMachine:{settings.STACK_NAME}-pipeline")
+    assert deploy.main(argv) == 0
+    assert "updating stack" in capsys.readouterr().err
+    parameters = {
+        p["ParameterKey"]: p["ParameterValue"]
+        for p in aws.client("cloudformation").describe_stacks(StackName=settings.STACK_NAME)["Stacks"][0][
+            "Parameters"
+        ]
+    }
+    assert parameters["ImageUri"] == "img:1"
+    assert parameters["DefinitionKey"].startswith("pipeline/state_machine-")
+
+
+def test_default_image_uri_is_the_ecr_latest_tag(aws):
+    assert (
+        deploy.default_image_uri(aws)
+        == f"{DEFAULT_ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/{settings.ECR_REPOSITORY}:latest"
+    )
+
+
+class FailedStack:
+    """A CloudFormation client whose stack creation rolled back."""
+
+    def describe_stacks(self, StackName):
+        return {"Stacks": [{"StackName": StackName, "StackStatus": "ROLLBACK_COMPLETE"}]}
+
+    def describe_stack_events(self, StackName):
+        return {
+            "StackEvents": [
+                {"LogicalResourceId": "DataBucket", "ResourceType": "AWS::S3::Bucket", "ResourceStatus": "CREATE_FAILED",
+                 "ResourceStatusReason": "demo-bucket already exists"},
+                {"LogicalResourceId": StackName, "ResourceStatus": "ROLLBACK_IN_PROGRESS"},
+            ]
+        }  # fmt: skip
+
+
+def test_stack_failure_names_the_failing_resource():
+    with pytest.raises(
+        deploy.DeployError,
+        match=r"ROLLBACK_COMPLETE: DataBucket \(AWS::S3::Bucket\): demo-bucket already exists",
+    ):
+        deploy.wait_for_stack(FailedStack(), "demo", progress=lambda _: None)
+    with pytest.raises(deploy.DeployError, match="delete it"):
+        deploy.deploy_stack(FailedStack(), "{}", {}, stack_name="demo", progress=lambda _: None)
+
+
+# ------------------------------------------------------------------ endpoint
+
+
+def test_update_endpoint_swaps_image_keeps_model_and_verifies(endpoint, monkeypatch, capsys):
+    calls = stub_update_endpoint(monkeypatch, rolls_back=False)
+    assert deploy.main(["update-endpoint", "--image-uri", NEW_IMAGE, "--poll-seconds", "0"]) == 0
+    new_config = capsys.readouterr().out.strip()
+    (call,) = calls
+    assert call["EndpointConfigName"] == new_config
+    assert call["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"] == [
+        {"AlarmName": f"{settings.STACK_NAME}-endpoint-5xx"},
+        {"AlarmName": f"{settings.STACK_NAME}-endpoint-latency"},
+    ]
+    assert "BlueGreenUpdatePolicy" in call["DeploymentConfig"]
+    variant = endpoint.describe_endpoint_config(EndpointConfigName=new_config)["ProductionVariants"][0]
+    assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.m5.large", 2)
+    model = endpoint.describe_model(ModelName=variant["ModelName"])
+    assert model["PrimaryContainer"]["Image"] == NEW_IMAGE
+    assert model["PrimaryContainer"]["ModelDataUrl"] == "s3://b/model.tar.gz"
+    assert model["ExecutionRoleArn"] == ROLE
+    assert endpoint.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"] == new_config
+
+
+def test_silent_rollback_fails_with_the_reason(endpoint, monkeypatch, capsys):
+    stub_update_endpoint(monkeypatch, rolls_back=True)
+    assert deploy.main(["update-endpoint", "--image-uri", NEW_IMAGE, "--poll-seconds", "0"]) == 1
+    error = capsys.readouterr().err
+    assert f"endpoint {ENDPOINT} rolled back: it still runs config-old" in error
+
+
+def test_update_endpoint_by_tag_resolves_the_repository(endpoint, aws, monkeypatch):
+    aws.client("ecr").create_repository(repositoryName=settings.ECR_REPOSITORY)
+    calls = stub_update_endpoint(monkeypatch, rolls_back=False)
+    assert deploy.main(["update-endpoint", "--image-tag", "abc123", "--poll-seconds", "0"]) == 0
+    model = endpoint.describe_model(
+        ModelName=f"model-{calls[0]['EndpointConfigName'].removeprefix('config-')}"
+    )
+    assert model["PrimaryContainer"]["Image"].endswith(f"/{settings.ECR_REPOSITORY}:abc123")
+
+
+def test_update_without_endpoint_explains(aws, capsys):
+    assert deploy.main(["update-endpoint", "--image-uri", NEW_IMAGE]) == 1
+    assert "does not exist: the pipeline creates it" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ executions
+
+
+def state_machine(aws, states: dict) -> str:
+    role = aws.client("iam").create_role(RoleName="sfn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    definition = json.dumps({"StartAt": next(iter(states)), "States": states})
+    return aws.client("stepfunctions").create_state_machine(name="m", definition=definition, roleArn=role)[
+        "stateMachineArn"
+    ]
+
+
+def test_start_execution_waits_for_success(aws, capsys):
+    arn = state_machine(aws, {"Done": {"Type": "Succeed"}})
+    assert (
+        deploy.main(
+            [
+                "start-execution",
+                "--state-machine-arn",
+                arn,
+                "--name-prefix",
+                "ci",
+                "--wait",
+                "--poll-seconds",
+                "0.05",
+            ]
+        )
+        == 0
+    )
+    out, err = capsys.readouterr()
+    name = out.strip().rsplit(":", 1)[-1]
+    assert name.startswith("ci-") and len(name) <= 80
+    assert "SUCCEEDED" in err
+
+
+def test_start_execution_exits_non_zero_on_failure(aws, capsys):
+    arn = state_machine(
+        aws, {"Boom": {"Type": "Fail", "Error": "EndpointRolledBack", "Cause": "kept config-old"}}
+    )
+    assert (
+        deploy.main(["start-execution", "--state-machine-arn", arn, "--wait", "--poll-seconds", "0.05"]) == 1
+    )
+    assert "execution FAILED: EndpointRolledBack: kept config-old" in capsys.readouterr().err
+
+
+def test_execution_names_are_unique():
+    assert len({deploy.execution_name("manual") for _ in range(50)}) == 50
+
+
+# ------------------------------------------------------------------ image
+
+
+class Recorder:
+    def __init__(self):
+        self.commands: list[list[str]] = []
+        self.inputs: list[str | None] = []
+
+    def __call__(self, command, **kwargs):
+        self.commands.append(command)
+        self.inputs.append(kwargs.get("input"))
+        return subprocess.CompletedProcess(command, 0)
+
+
+def test_push_logs_in_with_an_ecr_token_and_pushes_both_tags(aws):
+    uri = aws.client("ecr").create_repository(repositoryName="repo")["repository"]["repositoryUri"]
+    recorder = Recorder()
+    pushed = deploy.push_image(aws, "local:1", "repo", ["abc123", "latest"], runner=recorder)
+    assert pushed == [f"{uri}:abc123", f"{uri}:latest"]
+    login = recorder.commands[0]
+    assert login[:5] == ["docker", "login", "--username", "AWS", "--password-stdin"]
+    token = aws.client("ecr").get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    assert recorder.inputs[0] == base64.b64decode(token).decode().partition(":")[2]
+    assert ["docker", "push", f"{uri}:latest"] in recorder.commands
+
+
+def test_push_before_the_stack_explains(aws):
+    with pytest.raises(deploy.DeployError, match="run `deploy-infra` first"):
+        deploy.push_image(aws, "local:1", "missing", ["latest"], runner=Recorder())
+
+
+def test_build_runs_docker_build_in_the_project(project_root):
+    recorder = Recorder()
+    deploy.build_image(project_root, "img:1", ["BASE_IMAGE=base:1"], runner=recorder)
+    assert recorder.commands == [
+        [
+            "docker",
+            "build",
+            "-f",
+            "container/Dockerfile",
+            "-t",
+            "img:1",
+            "--build-arg",
+            "BASE_IMAGE=base:1",
+            ".",
+        ]
+    ]
+
+
+def test_missing_credentials_message(monkeypatch, tmp_path, capsys):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # Nothing listens here: the call must fail on credentials before any traffic.
+    assert (
+        deploy.main(
+            [
+                "--endpoint-url",
+                "http://127.0.0.1:9",
+                "start-execution",
+                "--state-machine-arn",
+                "arn:aws:states:eu-west-1:1:stateMachine:m",
+            ]
+        )
+        == 1
+    )
+    assert "no AWS credentials" in capsys.readouterr().err
