@@ -1,0 +1,265 @@
+"""End to end: the real state machine on moto, jobs and endpoint on a local runtime.
+
+One harness per module (deploying and two executions take most of the time); the negative paths
+then run against the endpoint the first executions left, and restore the training data they change.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import tarfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from {{ cookiecutter.package_name }} import settings
+from {{ cookiecutter.package_name }}.local import report
+from {{ cookiecutter.package_name }}.local.run import (
+    Harness,
+    PipelineResult,
+    drift_problems,
+    holdout_rows,
+    one_class_copy,
+    parse_args,
+    run_pipeline,
+)
+from {{ cookiecutter.package_name }}.local.runtimes import image_exists
+
+IMAGE = f"{settings.PROJECT_SLUG}:latest"
+
+
+def quiet_console() -> Console:
+    return Console(file=io.StringIO(), width=160)
+
+
+@pytest.fixture(
+    scope="module",
+    params=["process", pytest.param("docker", marks=[pytest.mark.docker, pytest.mark.slow])],
+)
+def pipeline(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, project_root: Path
+) -> Iterator[tuple[Harness, PipelineResult]]:
+    """Both executions on one runtime; every end-to-end test below runs on each runtime in turn."""
+    runtime = request.param
+    if runtime == "docker" and not image_exists(IMAGE):
+        # No registry here: the offline build (debootstrap base + host wheelhouse) makes the image.
+        subprocess.run(["make", "build-offline"], cwd=project_root, check=True, timeout=1800)
+    harness = Harness(runtime, tmp_path_factory.mktemp(f"local-pipeline-{runtime}"), quiet_console(), IMAGE)
+    try:
+        yield harness, run_pipeline(harness, stamp=f"e2e-{runtime}")
+    finally:
+        harness.close()
+    if runtime == "docker":
+        label = f"label={settings.PROJECT_SLUG}.local-run"
+        leftover = subprocess.run(["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True)
+        assert leftover.stdout.strip() == "", "containers left behind after close()"
+
+
+def state_names(outcome: Any) -> list[str]:
+    return [row["name"] for row in outcome.states]
+
+
+@pytest.mark.slow
+def test_create_then_update_path(pipeline: tuple[Harness, PipelineResult]) -> None:
+    _, result = pipeline
+    assert result.ok, result.problems
+    create, update = result.executions
+    assert (create.status, update.status) == ("SUCCEEDED", "SUCCEEDED")
+    assert "CreateEndpoint" in state_names(create) and "UpdateEndpoint" not in state_names(create)
+    assert "UpdateEndpoint" in state_names(update) and "CreateEndpoint" not in state_names(update)
+    first, second = result.invocations
+    assert first.matches and second.matches and first.rows == second.rows == 20
+    assert first.endpoint_config != second.endpoint_config
+    assert f"/runs/{create.name}/training/" in first.model_data_url
+    assert f"/runs/{update.name}/training/" in second.model_data_url
+    assert {n["Subject"] for n in result.notifications} == {"ML pipeline: new model deployed"}
+
+
+@pytest.mark.slow
+def test_history_is_saved_as_get_execution_history_events(pipeline: tuple[Harness, PipelineResult]) -> None:
+    harness, result = pipeline
+    for outcome in result.executions:
+        events = json.loads((harness.run_dir / f"{outcome.name}-history.json").read_text())["events"]
+        assert events[0]["type"] == "ExecutionStarted" and events[-1]["type"] == "ExecutionSucceeded"
+        assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+        assert any(
+            e["type"] == "TaskSucceeded"
+            and e["taskSucceededEventDetails"]["resource"] == "createTrainingJob.sync"
+            for e in events
+        )
+
+
+@pytest.mark.slow
+def test_bucket_holds_models_profile_decisions_and_reports(pipeline: tuple[Harness, PipelineResult]) -> None:
+    harness, result = pipeline
+    keys = {key for key, _ in result.artifacts}
+    for outcome in result.executions:
+        for part in (
+            "validation/decision.json",
+            "validation/report.html",
+            "evaluation/decision.json",
+            "evaluation/report.html",
+        ):
+            assert f"runs/{outcome.name}/{part}" in keys
+            assert (harness.run_dir / outcome.name / part).is_file()  # downloaded for the reader
+        assert any(
+            k.startswith(f"runs/{outcome.name}/training/") and k.endswith("/output/model.tar.gz")
+            for k in keys
+        )
+    key = result.invocations[-1].model_data_url.split("/", 3)[3]
+    body = harness.cp.client("s3").get_object(Bucket=settings.S3_BUCKET, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        assert {"model.skops", "metadata.json", "profile.json"} <= set(tar.getnames())
+    second = result.executions[1]
+    # The update run compared the new data and candidate against production.
+    assert second.validation["reference"].endswith("model.tar.gz")
+    assert second.evaluation["production"] is not None
+
+
+def wait_settled(sm: Any, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described = sm.describe_endpoint(EndpointName=settings.ENDPOINT_NAME)
+        if described["EndpointStatus"] not in ("Creating", "Updating"):
+            return described
+        time.sleep(0.2)
+    raise AssertionError("endpoint still changing")
+
+
+@pytest.mark.slow
+def test_failed_update_keeps_the_previous_model_serving(pipeline: tuple[Harness, PipelineResult]) -> None:
+    harness, _ = pipeline
+    sm, s3 = harness.cp.client("sagemaker"), harness.cp.client("s3")
+    before = harness.endpoint_state()
+    s3.put_object(Bucket=settings.S3_BUCKET, Key="broken/model.tar.gz", Body=b"not a tarball")
+    sm.create_model(
+        ModelName="broken",
+        ExecutionRoleArn=harness.stack.outputs["SageMakerExecutionRoleArn"],
+        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{settings.S3_BUCKET}/broken/model.tar.gz"},
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName="broken-config",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "broken",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+            }
+        ],
+    )
+    sm.update_endpoint(EndpointName=settings.ENDPOINT_NAME, EndpointConfigName="broken-config")
+    described = wait_settled(sm)
+    assert described["EndpointStatus"] == "InService"
+    assert described["EndpointConfigName"] == before[0]
+    assert "broken-config" in described["FailureReason"]
+    check = harness.check_endpoint("failed update")
+    assert check is not None and check.matches and check.model_data_url == before[1]
+
+
+@pytest.mark.slow
+def test_drift_is_reported_and_production_follows_the_policy(
+    pipeline: tuple[Harness, PipelineResult],
+) -> None:
+    harness, _ = pipeline
+    data = harness.run_dir / "data"
+    before, configs = harness.endpoint_state(), harness.endpoint_configs()
+    harness.notifications()
+    harness.upload_training_file(data / "drifted" / "train.csv")
+    try:
+        outcome = harness.execute("drift-e2e")
+    finally:
+        harness.upload_training_file(data / "train" / "train.csv")
+    assert outcome.status == "SUCCEEDED"  # blocked or retrained: both are correct outcomes, not failures
+    assert outcome.validation["drift_detected"] is True
+    assert {"mean_radius", "worst_area"} <= set(outcome.validation["drifted_features"])
+    notes = harness.notifications()
+    after = harness.endpoint_state()
+    if settings.DRIFT_POLICY == "block" or not outcome.evaluation["promote"]:
+        assert "NotifyBlocked" in state_names(outcome) and "CreateModel" not in state_names(outcome)
+        assert harness.endpoint_configs() == configs and after == before
+        assert [n["Subject"] for n in notes] == ["ML pipeline: run blocked, production unchanged"]
+    else:  # policy retrain and the gate promoted the model trained on the drifted data
+        assert outcome.validation["decision"] == "proceed"
+        assert after != before
+        assert [n["Subject"] for n in notes] == ["ML pipeline: new model deployed"]
+    assert drift_problems(outcome, harness.endpoint_configs() - configs, before, after, notes) == []
+
+
+@pytest.mark.slow
+def test_training_failure_fails_the_execution_and_notifies(pipeline: tuple[Harness, PipelineResult]) -> None:
+    harness, _ = pipeline
+    data = harness.run_dir / "data"
+    before = harness.endpoint_state()
+    harness.notifications()
+    harness.upload_training_file(
+        one_class_copy(data / "train" / "train.csv", data / "one-class" / "train.csv")
+    )
+    try:
+        outcome = harness.execute("fail-e2e")
+    finally:
+        harness.upload_training_file(data / "train" / "train.csv")
+    assert outcome.status == "FAILED"
+    train = next(row for row in outcome.states if row["name"] == "Train")
+    assert train["status"] == "failed"
+    notes = harness.notifications()
+    assert [n["Subject"] for n in notes] == ["ML pipeline: run failed"]
+    # The container's failure file reaches the notification through DescribeTrainingJob's FailureReason.
+    assert '"TrainingJobStatus":"Failed"' in notes[0]["Message"]
+    assert '"FailureReason":"AlgorithmError: ' in notes[0]["Message"] and "class" in notes[0]["Message"]
+    assert harness.endpoint_state() == before
+
+
+def test_state_rows_follow_the_history() -> None:
+    t = [datetime(2026, 1, 1, 0, 0, s, tzinfo=UTC) for s in range(6)]
+    events = [
+        {"type": "ExecutionStarted", "timestamp": t[0]},
+        {"type": "TaskStateEntered", "timestamp": t[0], "stateEnteredEventDetails": {"name": "Train"}},
+        {"type": "TaskFailed", "timestamp": t[2], "taskFailedEventDetails": {"error": "States.TaskFailed"}},
+        {
+            "type": "TaskStateEntered",
+            "timestamp": t[2],
+            "stateEnteredEventDetails": {"name": "NotifyFailure"},
+        },
+        {"type": "TaskStateExited", "timestamp": t[3], "stateExitedEventDetails": {"name": "NotifyFailure"}},
+        {"type": "WaitStateEntered", "timestamp": t[3], "stateEnteredEventDetails": {"name": "Wait"}},
+        {"type": "WaitStateExited", "timestamp": t[4], "stateExitedEventDetails": {"name": "Wait"}},
+        {"type": "WaitStateEntered", "timestamp": t[4], "stateEnteredEventDetails": {"name": "Wait"}},
+        {"type": "WaitStateExited", "timestamp": t[5], "stateExitedEventDetails": {"name": "Wait"}},
+    ]
+    rows = report.state_rows(events)
+    assert [(r["name"], r["status"], r["seconds"], r["error"]) for r in rows[:2]] == [
+        ("Train", "failed", 2.0, "States.TaskFailed"),
+        ("NotifyFailure", "ok", 1.0, ""),
+    ]
+    wait = report.grouped(rows)[-1]
+    assert (wait["name"], wait["visits"], wait["seconds"]) == ("Wait", 2, 2.0)
+    assert report.current_state(events[:2]) == "Train"
+
+
+def test_one_class_copy_keeps_the_schema_and_one_label(sample_data: dict[str, Path], tmp_path: Path) -> None:
+    copy = one_class_copy(sample_data["train"], tmp_path / "train.csv")
+    original, changed = sample_data["train"].read_text().splitlines(), copy.read_text().splitlines()
+    assert changed[0] == original[0] and len(changed) == len(original)
+    label = original[0].split(",").index(settings.LABEL_COLUMN)
+    assert len({row.split(",")[label] for row in changed[1:]}) == 1
+
+
+def test_holdout_rows_drop_the_label(sample_data: dict[str, Path]) -> None:
+    cells, matrix = holdout_rows(sample_data["holdout"], 5)
+    header = sample_data["holdout"].read_text().splitlines()[0].split(",")
+    assert matrix.shape == (5, len(header) - 1) and len(cells) == 5
+    assert all(len(row) == len(header) - 1 for row in cells)
+
+
+def test_cli_refuses_drift_and_failure_together(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--inject-drift", "--fail-training"])
+    assert "not allowed with argument" in capsys.readouterr().err
