@@ -79,7 +79,7 @@ def handler(event, context):
 EMR_LIKE = """
 def handler(event, context):
     return {"resourceType": "elasticmapreduce", "resource": "createCluster.sync",
-            "output": {"SdkHttpMetadata": {"HttpStatusCode": 200}, "ClusterId": "AKIAIOSFODNN7EXAMPLE"}}
+            "output": {"SdkHttpMetadata": {"HttpStatusCode": 200}, "ClusterId": "j-EXAMPLE1CLUSTER"}}
 """
 
 
@@ -176,7 +176,7 @@ def test_result_selector_then_result_path(cp: ControlPlane) -> None:
     }
     assert output(run(cp, {"A": state}, {"comment": "input"})) == {
         "comment": "input",
-        "EMROutput": {"ClusterId": "AKIAIOSFODNN7EXAMPLE", "ResourceType": "elasticmapreduce"},
+        "EMROutput": {"ClusterId": "j-EXAMPLE1CLUSTER", "ResourceType": "elasticmapreduce"},
     }
 
 
@@ -422,7 +422,7 @@ INTRINSICS = [
     (
         "States.Hash($.Data, $.Algorithm)",
         {"Data": "input data", "Algorithm": "SHA-1"},
-        "aaff4a450a104cd177d28d18d74485e8cae074b7",
+        "aaff4a450a104cd177d28d18d74485e8cae074b7",  # pragma: allowlist secret (documented SHA-1)
     ),
     ("States.Base64Encode($.input)", {"input": "Data to encode"}, "RGF0YSB0byBlbmNvZGU="),
     ("States.Base64Decode($.base64)", {"base64": "RGF0YSB0byBlbmNvZGU="}, "Data to encode"),

@@ -18,6 +18,8 @@ SKIP_DIRS = {
     ".local-pipeline",
     "wheelhouse",
     "__pycache__",
+    ".ruff_cache",
+    ".pytest_cache",
 }
 
 
