@@ -177,19 +177,20 @@ def test_drift_is_reported_and_production_follows_the_policy(
         outcome = harness.execute("drift-e2e")
     finally:
         harness.upload_training_file(data / "train" / "train.csv")
-    assert outcome.status == "SUCCEEDED"  # blocked or retrained: both are correct outcomes, not failures
+    assert outcome.status == "SUCCEEDED"  # a blocked run is a correct outcome, not a failure
     assert outcome.validation["drift_detected"] is True
     assert {"mean_radius", "worst_area"} <= set(outcome.validation["drifted_features"])
     notes = harness.notifications()
     after = harness.endpoint_state()
-    if settings.DRIFT_POLICY == "block" or not outcome.evaluation["promote"]:
-        assert "NotifyBlocked" in state_names(outcome) and "CreateModel" not in state_names(outcome)
-        assert harness.endpoint_configs() == configs and after == before
-        assert [n["Subject"] for n in notes] == ["ML pipeline: run blocked, production unchanged"]
-    else:  # policy retrain and the gate promoted the model trained on the drifted data
+    if settings.DRIFT_POLICY == "block":
+        assert outcome.validation["decision"] == "block" and outcome.evaluation is None
+    else:  # retrain: training goes on and the gate blocks the concept-drifted candidate
         assert outcome.validation["decision"] == "proceed"
-        assert after != before
-        assert [n["Subject"] for n in notes] == ["ML pipeline: new model deployed"]
+        assert outcome.evaluation["promote"] is False
+        assert any("worse than production" in r or "below" in r for r in outcome.evaluation["reasons"])
+    assert "NotifyBlocked" in state_names(outcome) and "CreateModel" not in state_names(outcome)
+    assert harness.endpoint_configs() == configs and after == before
+    assert [n["Subject"] for n in notes] == ["ML pipeline: run blocked, production unchanged"]
     assert drift_problems(outcome, harness.endpoint_configs() - configs, before, after, notes) == []
 
 
