@@ -25,9 +25,13 @@ from pathlib import Path
 # Executed with ``python -I`` (isolated: no PYTHONPATH, no cwd on sys.path) so the function sees
 # only its own zip plus the interpreter's packages (boto3), as in the Lambda runtime.
 _BOOTSTRAP = r"""
-import importlib, json, sys, time, traceback
+import importlib, json, os, sys, time, traceback
 
-task_dir, handler, result_file, request_id, name, timeout_s = sys.argv[1:7]
+task_dir, handler, result_file, request_id, name, timeout_s, project = sys.argv[1:8]
+# The project itself is not in a Lambda: drop its folder and an editable install's finder, which
+# site-packages would otherwise add even in isolated mode.
+sys.path[:] = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", project))]
+sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
 sys.path.insert(0, task_dir)
 deadline = time.monotonic() + float(timeout_s)
 
@@ -77,6 +81,9 @@ with open(result_file, "w") as out:
 """
 
 
+PROJECT_PACKAGE = __package__.split(".")[0]
+
+
 @dataclass(frozen=True)
 class Invocation:
     payload: str  # the JSON text the Invoke API returns
@@ -118,7 +125,7 @@ def run_zip(
             "_HANDLER": handler,
         }
         command = [sys.executable, "-I", "-c", _BOOTSTRAP, str(task_dir), handler, str(result_file)]
-        command += [request_id, function_name, str(timeout_s)]
+        command += [request_id, function_name, str(timeout_s), PROJECT_PACKAGE]
         try:
             done = subprocess.run(
                 command,
