@@ -416,7 +416,9 @@ def drift_problems(
     if settings.DRIFT_POLICY == "retrain" and not blocked_by_gate:
         problems.append(f"{outcome.name}: the gate promoted a model trained on concept-drifted data")
     if new_configs or after != before:
-        problems.append(f"{outcome.name}: the run should have been blocked, but it deployed {sorted(new_configs)}")
+        problems.append(
+            f"{outcome.name}: the run should have been blocked, but it deployed {sorted(new_configs)}"
+        )
     if not any("blocked" in n.get("Subject", "").lower() for n in notes):
         problems.append(f"{outcome.name}: no 'blocked' notification was published")
     return problems
