@@ -218,6 +218,114 @@ def test_training_failure_fails_the_execution_and_notifies(pipeline: tuple[Harne
     assert harness.endpoint_state() == before
 
 
+def training_request(name: str, hyperparameters: dict[str, str]) -> dict[str, Any]:
+    """A CreateTrainingJob request like the state machine's, with chosen hyperparameters."""
+    return {
+        "TrainingJobName": name,
+        "RoleArn": "arn:aws:iam::123456789012:role/sagemaker-execution",
+        "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+        "HyperParameters": hyperparameters,
+        "InputDataConfig": [
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": f"s3://{settings.S3_BUCKET}/data/train/",
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
+        ],
+        "OutputDataConfig": {"S3OutputPath": f"s3://{settings.S3_BUCKET}/faults"},
+        "ResourceConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 10},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+    }
+
+
+def wait_for_job(harness: Harness, name: str, timeout: float = 600) -> dict[str, Any]:
+    sm, deadline = harness.cp.client("sagemaker"), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = sm.describe_training_job(TrainingJobName=name)
+        if job["TrainingJobStatus"] in {"Completed", "Failed", "Stopped"}:
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"training job {name} did not end within {timeout} s")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("case", "hyperparameters", "reason"),
+    [
+        ("out-of-range", {"C": "-1"}, "C"),
+        ("not-a-number", {"max_iter": "many"}, "max_iter"),
+        ("missing-value", {"C": ""}, "C"),
+        ("unknown", {"learning_rate": "0.1"}, "learning_rate"),
+        ("bad-choice", {"class_weight": "heavy"}, "class_weight"),
+    ],
+)
+def test_bad_hyperparameters_fail_the_job_with_the_reason(
+    pipeline: tuple[Harness, PipelineResult], case: str, hyperparameters: dict[str, str], reason: str
+) -> None:
+    harness, _ = pipeline
+    before = harness.endpoint_state()
+    name = f"fault-{case}-{int(time.time())}"
+    harness.cp.client("sagemaker").create_training_job(**training_request(name, hyperparameters))
+    job = wait_for_job(harness, name)
+    assert job["TrainingJobStatus"] == "Failed"
+    # The container's /opt/ml/output/failure becomes the job's FailureReason, as in SageMaker.
+    assert job["FailureReason"].startswith("AlgorithmError: ") and reason in job["FailureReason"]
+    assert harness.endpoint_state() == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("case", "body"),
+    [
+        ("corrupt-file", b"\x89PNG\r\n\x1a\n\x00\x00binary garbage, not CSV\xff\xfe"),
+        ("ragged-rows", b"mean_radius,target\n1.0,1\n2.0\n"),
+        ("empty-file", b""),
+    ],
+)
+def test_corrupt_training_data_fails_the_run_notifies_and_keeps_production(
+    pipeline: tuple[Harness, PipelineResult], case: str, body: bytes
+) -> None:
+    harness, _ = pipeline
+    data = harness.run_dir / "data"
+    before = harness.endpoint_state()
+    harness.notifications()
+    harness.cp.client("s3").put_object(Bucket=settings.S3_BUCKET, Key="data/train/train.csv", Body=body)
+    try:
+        outcome = harness.execute(f"corrupt-{case}")
+    finally:
+        harness.upload_training_file(data / "train" / "train.csv")
+    assert outcome.status == "FAILED"
+    # The first job that reads the data (validation) refuses it; training never starts.
+    assert "Train" not in state_names(outcome)
+    notes = harness.notifications()
+    assert [n["Subject"] for n in notes] == ["ML pipeline: run failed"]
+    assert '"FailureReason":"AlgorithmError: ' in notes[0]["Message"]
+    assert harness.endpoint_state() == before
+
+
+@pytest.mark.slow
+def test_empty_training_channel_fails_the_run_and_keeps_production(
+    pipeline: tuple[Harness, PipelineResult],
+) -> None:
+    harness, _ = pipeline
+    data = harness.run_dir / "data"
+    before = harness.endpoint_state()
+    harness.notifications()
+    harness.cp.client("s3").delete_object(Bucket=settings.S3_BUCKET, Key="data/train/train.csv")
+    try:
+        outcome = harness.execute("empty-channel")
+    finally:
+        harness.upload_training_file(data / "train" / "train.csv")
+    assert outcome.status == "FAILED"
+    assert [n["Subject"] for n in harness.notifications()] == ["ML pipeline: run failed"]
+    assert harness.endpoint_state() == before
+
+
 def test_state_rows_follow_the_history() -> None:
     t = [datetime(2026, 1, 1, 0, 0, s, tzinfo=UTC) for s in range(6)]
     events = [
