@@ -20,6 +20,7 @@ SKIP_DIRS = {
     "__pycache__",
     ".ruff_cache",
     ".pytest_cache",
+    ".hypothesis",
 }
 
 
