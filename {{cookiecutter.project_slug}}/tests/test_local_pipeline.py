@@ -326,6 +326,30 @@ def test_empty_training_channel_fails_the_run_and_keeps_production(
     assert harness.endpoint_state() == before
 
 
+@pytest.mark.slow
+def test_two_hosts_train_on_their_shards_and_only_the_leader_writes(
+    pipeline: tuple[Harness, PipelineResult], tmp_path: Path
+) -> None:
+    harness, _ = pipeline
+    if harness.runtime_name != "docker":
+        pytest.skip("two training hosts need two containers: SageMaker local mode on Docker")
+    name = f"multi-host-{int(time.time())}"
+    request = training_request(name, {})
+    request["ResourceConfig"]["InstanceCount"] = 2
+    harness.cp.client("sagemaker").create_training_job(**request)
+    job = wait_for_job(harness, name)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    logs = harness.plane.job_logs[name]
+    # Each host trains on its own shard and logs its metrics; only the leader writes the model.
+    assert logs.count("train:roc_auc=") == 2, logs[-3000:]
+    assert "is not the leader" in logs
+    bucket, key = job["ModelArtifacts"]["S3ModelArtifacts"].removeprefix("s3://").split("/", 1)
+    archive = harness.cp.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tmp_path, filter="data")
+    assert {"model.skops", "metadata.json", "profile.json"} <= {p.name for p in tmp_path.iterdir()}
+
+
 def test_state_rows_follow_the_history() -> None:
     t = [datetime(2026, 1, 1, 0, 0, s, tzinfo=UTC) for s in range(6)]
     events = [

@@ -252,11 +252,11 @@ class DataPlane:
         job.training_end_time = job.last_modified_time = now
         status = "Completed" if result.succeeded else "Failed"
         job.secondary_status_transitions.append({"Status": status, "StartTime": now, "EndTime": now})
+        self.job_logs[name] = result.logs  # kept for failure reports and for --keep inspection
         if result.succeeded:
             job.model_artifacts = {"S3ModelArtifacts": result.model_artifacts}
         else:
             job.failure_reason = result.failure_reason
-            self.job_logs[name] = result.logs
         job.training_job_status = job.secondary_status = status
         self.on_event(
             f"training job {name} {status.lower()}"
