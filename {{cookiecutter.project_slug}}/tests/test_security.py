@@ -24,9 +24,15 @@ SKIP_DIRS = {
 }
 
 
+# Template commit SHAs recorded by cruft are not secrets.
+SKIP_FILES = {".cruft.json"}
+
+
 def project_files(root: Path) -> list[Path]:
     return [
-        p for p in root.rglob("*") if p.is_file() and not SKIP_DIRS.intersection(p.relative_to(root).parts)
+        p
+        for p in root.rglob("*")
+        if p.is_file() and p.name not in SKIP_FILES and not SKIP_DIRS.intersection(p.relative_to(root).parts)
     ]
 
 
