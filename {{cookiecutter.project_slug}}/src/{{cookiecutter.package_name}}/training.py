@@ -16,6 +16,7 @@ gains nothing from this, but the contract stays honest when you swap in a distri
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -205,7 +206,13 @@ def write_failure(text: str) -> None:
         print(f"cannot write the failure file: {error}", file=sys.stderr)
 
 
+def _stopped(signum: int, _frame: object) -> None:
+    """SageMaker sends SIGTERM on StopTrainingJob or spot reclaim: leave a reason, not silence."""
+    raise TrainingError(f"training was stopped by {signal.Signals(signum).name} before it finished")
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _stopped)
     try:
         train()
     except Exception as error:
