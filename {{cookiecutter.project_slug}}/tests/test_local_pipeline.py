@@ -350,6 +350,50 @@ def test_two_hosts_train_on_their_shards_and_only_the_leader_writes(
     assert {"model.skops", "metadata.json", "profile.json"} <= {p.name for p in tmp_path.iterdir()}
 
 
+def running_job_target(harness: Harness, name: str) -> Any:
+    """The container (docker) or process (process runtime) running training job ``name``, once it runs."""
+    if harness.runtime_name == "docker":
+        label = f"label={settings.PROJECT_SLUG}.local-job={name}"
+        found = subprocess.run(["docker", "ps", "-q", "--filter", label], capture_output=True, text=True)
+        return found.stdout.split()[0] if found.stdout.strip() else None
+    jobs = list(harness.plane.runtime._jobs)  # the process runtime's running jobs, by pid
+    return jobs[0] if jobs else None
+
+
+@pytest.mark.slow
+def test_training_killed_midway_fails_with_a_reason(pipeline: tuple[Harness, PipelineResult]) -> None:
+    """SIGTERM mid-training (StopTrainingJob, a reclaimed instance): failure file, failed job,
+    production untouched."""
+    import os
+    import signal
+
+    harness, _ = pipeline
+    before = harness.endpoint_state()
+    lines = (harness.run_dir / "data" / "train" / "train.csv").read_bytes().splitlines(keepends=True)
+    big = lines[0] + b"".join(lines[1:]) * 600  # ~270,000 rows: seconds of parsing to interrupt
+    harness.cp.client("s3").put_object(Bucket=settings.S3_BUCKET, Key="faults/big/train.csv", Body=big)
+    name = f"fault-killed-{int(time.time())}"
+    request = training_request(name, {})
+    request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] = (
+        f"s3://{settings.S3_BUCKET}/faults/big/"
+    )
+    harness.cp.client("sagemaker").create_training_job(**request)
+    deadline, target = time.monotonic() + 300, None
+    while target is None and time.monotonic() < deadline:
+        target = running_job_target(harness, name)
+        time.sleep(0.2)
+    assert target is not None, "the training job never started"
+    time.sleep(1.0)  # inside the job now: reading and parsing the channel
+    if harness.runtime_name == "docker":
+        subprocess.run(["docker", "kill", "--signal", "TERM", target], check=True, capture_output=True)
+    else:
+        os.kill(target, signal.SIGTERM)
+    job = wait_for_job(harness, name)
+    assert job["TrainingJobStatus"] == "Failed"
+    assert "stopped by SIGTERM" in job["FailureReason"], job["FailureReason"]
+    assert harness.endpoint_state() == before
+
+
 def test_state_rows_follow_the_history() -> None:
     t = [datetime(2026, 1, 1, 0, 0, s, tzinfo=UTC) for s in range(6)]
     events = [

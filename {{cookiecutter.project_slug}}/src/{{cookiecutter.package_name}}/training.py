@@ -23,15 +23,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import paths
-from .data import DataError, Table, read_csv
-from .drift.profile import build_profile, save_profile
-from .hyperparameters import HyperparameterError, load
-from .metrics import compute_all, format_for_logs
-from .model import Model
-from .settings import LABEL_COLUMN
+
+
+def _stopped(signum: int, _frame: object) -> None:
+    """SageMaker sends SIGTERM on StopTrainingJob or a spot reclaim: leave a reason, not silence.
+
+    As PID 1 of its container this process ignores SIGTERM until a handler exists, so the handler
+    is set here, before the seconds of numpy and scikit-learn imports below.
+    """
+    reason = f"training was stopped by {signal.Signals(signum).name} before it finished"
+    failure = paths.failure_file()
+    failure.parent.mkdir(parents=True, exist_ok=True)
+    failure.write_text(reason + "\n")
+    print(f"training failed: {reason}", file=sys.stderr, flush=True)
+    raise SystemExit(1)
+
+
+signal.signal(signal.SIGTERM, _stopped)
+
+import numpy as np  # noqa: E402
+
+from .data import DataError, Table, read_csv  # noqa: E402
+from .drift.profile import build_profile, save_profile  # noqa: E402
+from .hyperparameters import HyperparameterError, load  # noqa: E402
+from .metrics import compute_all, format_for_logs  # noqa: E402
+from .model import Model  # noqa: E402
+from .settings import LABEL_COLUMN  # noqa: E402
 
 REQUIRED_CHANNEL = "train"
 OPTIONAL_CHANNEL = "validation"
@@ -206,13 +224,7 @@ def write_failure(text: str) -> None:
         print(f"cannot write the failure file: {error}", file=sys.stderr)
 
 
-def _stopped(signum: int, _frame: object) -> None:
-    """SageMaker sends SIGTERM on StopTrainingJob or spot reclaim: leave a reason, not silence."""
-    raise TrainingError(f"training was stopped by {signal.Signals(signum).name} before it finished")
-
-
 def main() -> int:
-    signal.signal(signal.SIGTERM, _stopped)
     try:
         train()
     except Exception as error:
