@@ -15,10 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from {{ cookiecutter.package_name }}.data import read_csv
 from {{ cookiecutter.package_name }}.model import Model
 from {{ cookiecutter.package_name }}.serving.app import create_app
-from {{ cookiecutter.package_name }}.settings import LABEL_COLUMN
 
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 CONTENT_TYPES = [
@@ -43,12 +41,8 @@ CHECKED = {"count": 0, "ok": 0, "client_errors": 0}
 
 
 @pytest.fixture(scope="module")
-def model(sample_data, tmp_path_factory) -> Model:
-    table = read_csv(sample_data["train"])
-    features = [c for c in table.columns if c != LABEL_COLUMN]
-    model_dir = tmp_path_factory.mktemp("fuzz-model")
-    Model(features).fit(table.matrix(features), table.data[LABEL_COLUMN]).save(model_dir)
-    return Model.load(model_dir)
+def model(trained_model) -> Model:
+    return trained_model
 
 
 @pytest.fixture(scope="module")

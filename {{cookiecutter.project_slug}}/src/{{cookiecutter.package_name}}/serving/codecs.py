@@ -70,7 +70,10 @@ def _matrix(rows: list[Sequence[Any]], names: Sequence[str]) -> np.ndarray:
 def decode_csv(body: bytes, names: Sequence[str]) -> np.ndarray:
     text = _text(body)
     if '"' in text:  # quoted cells are rare in inference payloads; let the csv module handle them
-        rows: list[Sequence[Any]] = [r for r in csv.reader(io.StringIO(text)) if r]
+        try:
+            rows: list[Sequence[Any]] = [r for r in csv.reader(io.StringIO(text)) if r]
+        except csv.Error as error:  # e.g. a stray carriage return inside a quoted cell
+            raise BadRequest(f"malformed CSV: {error}") from None
     else:
         rows = [line.split(",") for line in text.splitlines() if line.strip()]
     return _matrix(rows, names)
