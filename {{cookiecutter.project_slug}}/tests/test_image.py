@@ -69,15 +69,42 @@ def opt_ml(tmp_path, sample_data) -> Path:
     return root
 
 
-def run(docker_client, image, command: str, opt_ml: Path) -> tuple[int, str]:
+def run(docker_client, image, command: str, opt_ml: Path, **options) -> tuple[int, str]:
     container = docker_client.containers.run(
-        image.id, command, volumes={str(opt_ml): {"bind": "/opt/ml", "mode": "rw"}}, detach=True
+        image.id, command, volumes={str(opt_ml): {"bind": "/opt/ml", "mode": "rw"}}, detach=True, **options
     )
     try:
         status = container.wait(timeout=300)["StatusCode"]
         return status, container.logs().decode()
     finally:
         container.remove(force=True)
+
+
+def serve(docker_client, image, model_dir: Path, **options):
+    """`serve` the way SageMaker does: model mounted read-only, port 8080 published on loopback."""
+    return docker_client.containers.run(
+        image.id,
+        "serve",
+        volumes={str(model_dir): {"bind": "/opt/ml/model", "mode": "ro"}},
+        ports={"8080/tcp": ("127.0.0.1", None)},
+        detach=True,
+        **options,
+    )
+
+
+def wait_for_ping(container, timeout: float = 60) -> tuple[str, float]:
+    """The endpoint URL once /ping answers 200, and the seconds that took."""
+    started = time.monotonic()
+    container.reload()
+    url = f"http://127.0.0.1:{container.attrs['NetworkSettings']['Ports']['8080/tcp'][0]['HostPort']}"
+    while True:
+        assert time.monotonic() - started < timeout, container.logs().decode()
+        try:
+            if requests.get(f"{url}/ping", timeout=1).status_code == 200:
+                return url, time.monotonic() - started
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.05)
 
 
 def test_image_has_labels_and_runs_without_an_entrypoint(image):
@@ -95,27 +122,10 @@ def test_train_and_serve_like_sagemaker(docker_client, image, opt_ml, sample_dat
     assert (model_dir / "model.skops").stat().st_uid != 0  # written by the model user, not root
     model = Model.load(model_dir)
 
-    container = docker_client.containers.run(
-        image.id,
-        "serve",
-        volumes={str(model_dir): {"bind": "/opt/ml/model", "mode": "ro"}},
-        ports={"8080/tcp": ("127.0.0.1", None)},
-        detach=True,
-    )
+    container = serve(docker_client, image, model_dir)
     try:
-        started = time.monotonic()
-        container.reload()
-        port = container.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
-        url = f"http://127.0.0.1:{port}"
-        while True:
-            assert time.monotonic() - started < 60, container.logs().decode()
-            try:
-                if requests.get(f"{url}/ping", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.05)
-        print(f"\nfirst /ping 200 after {time.monotonic() - started:.2f} s")
+        url, first_ping = wait_for_ping(container)
+        print(f"\nfirst /ping 200 after {first_ping:.2f} s")
 
         X = read_csv(sample_data["holdout"]).matrix(model.feature_names)
         body = "\n".join(",".join(repr(float(v)) for v in row) for row in X)
@@ -155,37 +165,15 @@ def test_training_failure_reaches_the_failure_file(docker_client, image, opt_ml)
 def test_read_only_root_filesystem(docker_client, image, opt_ml, sample_data):
     """Hardened run: read-only root, only /opt/ml and a /tmp tmpfs writable; train, then serve."""
     hardened = {"read_only": True, "tmpfs": {"/tmp": "rw,size=256m"}, "cap_drop": ["ALL"]}
-    # Dropping to the model user needs these two capabilities (chown of the mounts, setuid/setgid).
+    # Dropping to the model user needs three capabilities: chown of the mounts, setuid and setgid.
     hardened["cap_add"] = ["CHOWN", "SETUID", "SETGID"]
-    container = docker_client.containers.run(
-        image.id, "train", volumes={str(opt_ml): {"bind": "/opt/ml", "mode": "rw"}}, detach=True, **hardened
-    )
-    try:
-        assert container.wait(timeout=300)["StatusCode"] == 0, container.logs().decode()
-    finally:
-        container.remove(force=True)
+    status, logs = run(docker_client, image, "train", opt_ml, **hardened)
+    assert status == 0, logs
     model_dir = opt_ml / "model"
     model = Model.load(model_dir)
-    container = docker_client.containers.run(
-        image.id,
-        "serve",
-        volumes={str(model_dir): {"bind": "/opt/ml/model", "mode": "ro"}},
-        ports={"8080/tcp": ("127.0.0.1", None)},
-        detach=True,
-        **hardened,
-    )
+    container = serve(docker_client, image, model_dir, **hardened)
     try:
-        container.reload()
-        url = f"http://127.0.0.1:{container.attrs['NetworkSettings']['Ports']['8080/tcp'][0]['HostPort']}"
-        deadline = time.monotonic() + 60
-        while True:
-            assert time.monotonic() < deadline, container.logs().decode()
-            try:
-                if requests.get(f"{url}/ping", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
+        url, _ = wait_for_ping(container)
         X = read_csv(sample_data["holdout"]).matrix(model.feature_names)[:3]
         body = "\n".join(",".join(repr(float(v)) for v in row) for row in X)
         reply = requests.post(
