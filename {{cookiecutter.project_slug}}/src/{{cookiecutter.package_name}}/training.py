@@ -178,7 +178,8 @@ def train() -> Model:
         )
 
     model = Model(feature_names, hyperparameters).fit(X, y)
-    results = {"train": compute_all(_positive(y, model), model.predict_proba(X))}
+    scores = model.predict_proba(X)  # once: the train metrics and the prediction-drift reference
+    results = {"train": compute_all(_positive(y, model), scores)}
     if OPTIONAL_CHANNEL in channels or paths.channel(OPTIONAL_CHANNEL).is_dir():
         X_val, y_val = features_and_labels(read_channel(OPTIONAL_CHANNEL), OPTIONAL_CHANNEL, feature_names)
         results["validation"] = compute_all(_positive(y_val, model), model.predict_proba(X_val))
@@ -190,7 +191,7 @@ def train() -> Model:
 
     if cluster.is_leader:
         model.save(paths.model_dir())
-        write_profile(table, model, X, paths.model_dir())
+        write_profile(table, model, scores, paths.model_dir())
     else:
         print(
             f"host {cluster.current_host} is not the leader; {sorted(cluster.hosts)[0]} writes the model",
@@ -199,10 +200,10 @@ def train() -> Model:
     return model
 
 
-def write_profile(table: Table, model: Model, X: np.ndarray, model_dir: Path) -> None:
+def write_profile(table: Table, model: Model, scores: np.ndarray, model_dir: Path) -> None:
     """The drift reference next to the model: the data profile, and the model's own scores on it
     (the reference for prediction drift when this model is production and new data arrives)."""
-    profile = build_profile(table, model.feature_names, scores=model.predict_proba(X))
+    profile = build_profile(table, model.feature_names, scores=scores)
     save_profile(profile, model_dir / "profile.json")
 
 
