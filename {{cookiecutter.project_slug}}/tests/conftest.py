@@ -75,3 +75,14 @@ def trained_model(sample_data: dict[str, Path], tmp_path_factory: pytest.TempPat
     model_dir = tmp_path_factory.mktemp("trained-model")
     Model(features).fit(table.matrix(features), table.data[LABEL_COLUMN]).save(model_dir)
     return Model.load(model_dir)
+
+
+@pytest.fixture(scope="module")
+def cp():
+    """A moto control plane per module with the role the harness tests' resources use (moto state
+    is global, so one at a time: module scope tears it down before the next module starts one)."""
+    from {{ cookiecutter.package_name }}.local.control_plane import ControlPlane
+
+    with ControlPlane() as control_plane:
+        control_plane.client("iam").create_role(RoleName="local-harness", AssumeRolePolicyDocument="{}")
+        yield control_plane

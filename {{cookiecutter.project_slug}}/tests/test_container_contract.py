@@ -13,13 +13,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
 from {{ cookiecutter.package_name }}.data import read_csv
+from {{ cookiecutter.package_name }}.local.runtimes.process import wait_healthy
 from {{ cookiecutter.package_name }}.model import Model
 
 PACKAGE = "{{ cookiecutter.package_name }}"
@@ -33,17 +33,12 @@ def free_port() -> int:
 
 
 def wait_for_ping(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}: {process.stderr.read()}")
-        try:
-            if requests.get(f"{url}/ping", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"no 200 from {url}/ping within {timeout} s")
+    """The process runtime's own health check, with the server's stderr when it fails."""
+    try:
+        wait_healthy(url, process, timeout)
+    except RuntimeError as error:
+        stderr = process.stderr.read() if process.poll() is not None and process.stderr else ""
+        raise AssertionError(f"{error}\n{stderr}") from None
 
 
 @pytest.fixture(scope="module")

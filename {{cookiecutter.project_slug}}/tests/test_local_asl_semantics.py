@@ -25,13 +25,6 @@ ROLE = "arn:aws:iam::123456789012:role/local-harness"
 _names = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def cp() -> ControlPlane:
-    with ControlPlane() as control_plane:
-        control_plane.client("iam").create_role(RoleName="local-harness", AssumeRolePolicyDocument="{}")
-        yield control_plane
-
-
 def lambda_arn(cp: ControlPlane, name: str, source: str) -> str:
     """Deploy ``source`` as handler.py of function ``name`` (once per module) and return its ARN."""
     client = cp.client("lambda")

@@ -23,13 +23,6 @@ ROLE = "arn:aws:iam::123456789012:role/local-harness"
 _names = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def cp() -> ControlPlane:
-    with ControlPlane() as control_plane:
-        control_plane.client("iam").create_role(RoleName="local-harness", AssumeRolePolicyDocument="{}")
-        yield control_plane
-
-
 def run(cp: ControlPlane, states: dict, payload=None) -> dict:
     definition = {"StartAt": next(iter(states)), "States": states}
     return cp.run_definition(definition, payload, name=f"int-{next(_names)}")
