@@ -35,7 +35,7 @@ import requests
 from botocore.config import Config
 
 from .. import settings
-from . import integrations
+from . import integrations, patches
 
 LOG = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -122,7 +122,8 @@ class ControlPlane:
                 self._set_env(name, value)
             self._set_env("AWS_EC2_METADATA_DISABLED", "true")
             self._set_env("AWS_SESSION_TOKEN", None)
-            integrations.install()
+            for component in patch_components():
+                patches.install(component)
             self.configure(execute_state_machine=True)
         except BaseException:
             self.stop()
@@ -141,6 +142,7 @@ class ControlPlane:
                 self._server.stop()
                 self._server = None
                 ControlPlane._active = None
+                patches.uninstall_all()  # moto as it was: the next ControlPlane installs afresh
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -380,6 +382,22 @@ class ControlPlane:
             token = page.get("nextToken")
             if not token:
                 return events
+
+
+def patch_components() -> list[Any]:
+    """Every module that patches moto, in install order (each has install() and uninstall()).
+
+    ``jsonata`` (the JSONata engine for moto's interpreter) is optional until it exists.
+    """
+    import importlib
+
+    components: list[Any] = [integrations]
+    try:
+        components.append(importlib.import_module(f"{__package__}.jsonata"))
+    except ModuleNotFoundError as error:
+        if error.name != f"{__package__}.jsonata":
+            raise
+    return components
 
 
 def docker_host_address() -> str:

@@ -12,8 +12,9 @@ Everything moto-private lives here, in one module, behind ``install()``:
    each one cites the AWS document it restores and is tested in tests/test_local_asl_semantics.py
    (documented examples) or tests/test_local_integrations.py.
 
-moto is pinned (==5.2.5): every private name is looked up through ``_private`` so a moto upgrade
-fails here with a message naming the missing symbol, not deep inside an execution.
+moto is pinned (==5.2.5): every private name is looked up through ``patches.private`` so a moto
+upgrade fails here with a message naming the missing symbol, not deep inside an execution, and every
+change goes through ``PATCHES`` (``local/patches.py``), so ``uninstall()`` restores moto exactly.
 """
 
 from __future__ import annotations
@@ -24,48 +25,32 @@ import importlib
 import json
 import logging
 import sys
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from . import lambda_runner
+from .patches import MOTO_PINS, MotoInternalsChanged, Patches, private
 
 LOG = logging.getLogger(__name__)
-MOTO_VERSION = "5.2.5"
+MOTO_VERSION = MOTO_PINS["moto"]
 _SFN = "moto.stepfunctions.parser.asl"
 _STATE_TASK = f"{_SFN}.component.state.exec.state_task"
-
-_lock = threading.Lock()
-_installed: set[str] = set()
-
-
-class MotoInternalsChanged(RuntimeError):
-    """A private moto name the harness patches is missing: moto was upgraded past the pin."""
-
-
-def _private(module: str, name: str) -> Any:
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as error:
-        import moto
-
-        raise MotoInternalsChanged(
-            f"{module}.{name} is missing in moto {moto.__version__}: the offline harness patches "
-            f"moto internals and is written for moto=={MOTO_VERSION} (see pyproject.toml, extra 'local')"
-        ) from error
+PATCHES = Patches("integrations", pins=MOTO_PINS)
+_private = private  # the name the tests and older callers use
 
 
 def install() -> None:
-    """Install every hook once per process (idempotent, thread-safe)."""
-    import moto
+    """Install every hook (through ``patches.install(integrations)``: once per process, reversible)."""
+    if PATCHES.active:
+        return
+    PATCHES.check_pins()
+    for hook in _HOOKS.values():
+        hook()
 
-    if moto.__version__ != MOTO_VERSION:
-        LOG.warning("moto %s installed; the harness hooks are written for %s", moto.__version__, MOTO_VERSION)
-    with _lock:
-        for name, hook in _HOOKS.items():
-            if name not in _installed:
-                hook()
-                _installed.add(name)
+
+def uninstall() -> None:
+    """Put every moto symbol back as it was."""
+    PATCHES.undo()
 
 
 def moto_endpoint_url() -> str:
@@ -235,7 +220,7 @@ def _install_sagemaker() -> None:
         return original(service_name=service_name)
 
     # state_task_for() looks the name up in its own module's globals at call time.
-    factory_module.state_task_service_for = state_task_service_for
+    PATCHES.replace(factory_module, "state_task_service_for", state_task_service_for)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,7 +249,7 @@ def _install_lambda() -> None:
         self.save_logs(result.logs or "(no output)")
         return result.payload, result.errored, result.logs
 
-    function_class._invoke_lambda = _invoke_lambda
+    PATCHES.replace(function_class, "_invoke_lambda", _invoke_lambda)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,11 +309,11 @@ def _fix_definite_paths() -> None:
             raise json_path.NoSuchJsonPathError(json_path=path, data=data)
         return matches[0].value
 
-    json_path.extract_json = extract_json
+    PATCHES.replace(json_path, "extract_json", extract_json)
     # Modules imported earlier hold their own reference ("from ... import extract_json").
     for name, module in list(sys.modules.items()):
         if name.startswith("moto.stepfunctions.parser") and getattr(module, "extract_json", None) is original:
-            module.extract_json = extract_json
+            PATCHES.replace(module, "extract_json", extract_json)
 
 
 def _fix_choice() -> None:
@@ -373,8 +358,8 @@ def _fix_choice() -> None:
                 return True
         return False
 
-    comparison_variable._eval_body = comparison_eval_body
-    state_choice._eval_state = choice_eval_state
+    PATCHES.replace(comparison_variable, "_eval_body", comparison_eval_body)
+    PATCHES.replace(state_choice, "_eval_state", choice_eval_state)
 
 
 def _fix_context_start_time() -> None:
@@ -392,7 +377,7 @@ def _fix_context_start_time() -> None:
             utc = self.start_time.astimezone(datetime.UTC)
             self.start_time = utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
-    details.__init__ = __init__
+    PATCHES.replace(details, "__init__", __init__)
 
 
 def _fix_execution_output() -> None:
@@ -411,7 +396,7 @@ def _fix_execution_output() -> None:
         if self.execution.output is not None and self.execution.exec_status == "SUCCEEDED":
             self.execution.output = to_json_str(self.execution.output, separators=(",", ":"))
 
-    comm._reflect_execution_status = _reflect_execution_status
+    PATCHES.replace(comm, "_reflect_execution_status", _reflect_execution_status)
 
 
 def _fix_aws_sdk_error_names() -> None:
@@ -425,7 +410,8 @@ def _fix_aws_sdk_error_names() -> None:
     ``sagemaker.sagemakerException``, which no Retry/Catch of the template matches.
     """
     names = _private(f"{_STATE_TASK}.service.state_task_service_aws_sdk", "_SERVICE_ERROR_NAMES")
-    names.update({"s3": "S3", "sagemaker": "SageMaker"})
+    PATCHES.replace_item(names, "s3", "S3")
+    PATCHES.replace_item(names, "sagemaker", "SageMaker")
 
 
 def _fix_aws_sdk_streaming_body() -> None:
@@ -447,7 +433,7 @@ def _fix_aws_sdk_streaming_body() -> None:
                 if isinstance(value, streaming_body):
                     response[key] = value.read().decode("utf-8")
 
-    aws_sdk._eval_service_task = _eval_service_task
+    PATCHES.replace(aws_sdk, "_eval_service_task", _eval_service_task)
 
 
 def _fix_fail_state_rethrow() -> None:
@@ -472,7 +458,7 @@ def _fix_fail_state_rethrow() -> None:
             return FailStateErrorName(error_name=name)
         return custom_error(name)
 
-    state_fail.CustomErrorName = build
+    PATCHES.replace(state_fail, "CustomErrorName", build)
 
 
 _HOOKS: dict[str, Callable[[], None]] = {
