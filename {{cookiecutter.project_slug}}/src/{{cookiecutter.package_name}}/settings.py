@@ -41,3 +41,8 @@ GITLAB_PROJECT_PATH = "{{ cookiecutter.gitlab_project_path }}"
 
 # The data contract: CSV with a header row; this column holds the label, all others are features.
 LABEL_COLUMN = "target"
+
+# Model tarballs (model.tar.gz) are refused before extraction above these caps (tarballs.extract):
+# a small archive can unpack to gigabytes, or hold enough members to exhaust inodes.
+MAX_ARCHIVE_BYTES = 2 * 1024**3
+MAX_ARCHIVE_MEMBERS = 10_000

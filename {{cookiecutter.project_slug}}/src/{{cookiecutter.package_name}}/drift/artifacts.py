@@ -12,12 +12,12 @@ region falls back to the project's.
 from __future__ import annotations
 
 import os
-import tarfile
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .. import s3uri, tarballs
 from ..model import METADATA_FILE
 from ..settings import AWS_REGION
 
@@ -32,9 +32,10 @@ def _download(uri: str, target: Path) -> Path:
     import boto3  # lazy: boto3 takes a while to import and local runs do not need it
     from botocore.exceptions import BotoCoreError, ClientError
 
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    if not bucket or not key:
-        raise ArtifactError(f"{uri}: expected s3://bucket/key")
+    try:
+        bucket, key = s3uri.split(uri, key_required=True)
+    except s3uri.S3UriError as error:
+        raise ArtifactError(str(error)) from None
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or AWS_REGION
     path = target / Path(key).name
     try:
@@ -46,24 +47,10 @@ def _download(uri: str, target: Path) -> Path:
 
 def _extract(archive: Path, target: Path) -> Path:
     try:
-        with tarfile.open(archive) as tar:
-            if hasattr(tarfile, "data_filter"):
-                # The "data" filter refuses absolute paths, links out of the folder and devices.
-                tar.extractall(target, filter="data")
-            else:  # Pythons before 3.11.4 without the backport: allow plain files and folders only
-                members = tar.getmembers()
-                unsafe = [m.name for m in members if not (m.isfile() or m.isdir()) or _escapes(m.name)]
-                if unsafe:
-                    raise ArtifactError(f"{archive}: refusing unsafe archive member(s) {unsafe[:3]}")
-                tar.extractall(target, members=members)  # members checked above
-    except (tarfile.TarError, OSError) as error:
-        raise ArtifactError(f"{archive}: not a readable model archive ({error})") from None
+        tarballs.extract(archive, target)  # size and member caps first, then the "data" filter
+    except tarballs.ArchiveError as error:
+        raise ArtifactError(f"not a usable model archive: {error}") from None
     return _model_root(target, archive)
-
-
-def _escapes(name: str) -> bool:
-    path = Path(name)
-    return path.is_absolute() or ".." in path.parts
 
 
 def _model_root(folder: Path, source: Path | str) -> Path:
