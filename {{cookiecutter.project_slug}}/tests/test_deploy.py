@@ -14,6 +14,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sagemaker.models import sagemaker_backends
 
 from {{ cookiecutter.package_name }} import deploy, settings
+from {{ cookiecutter.package_name }}.local import integrations
 
 REGION = settings.AWS_REGION
 ENDPOINT = settings.ENDPOINT_NAME
@@ -26,7 +27,9 @@ NEW_IMAGE = "111.dkr.ecr.eu-west-1.amazonaws.com/repo:new"
 def aws(monkeypatch):
     # mock_aws supplies fake credentials itself.
     monkeypatch.setenv("AWS_REGION", REGION)
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+    # moto ignores bucket-policy conditions, so the TLS-only policy would deny every call: the
+    # harness's correction (local/integrations.py) makes it behave as AWS does for TLS requests.
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), integrations.s3_corrections():
         yield deploy.Aws(region=REGION)
 
 
@@ -118,6 +121,83 @@ def test_artifact_bucket_is_private_and_encrypted(aws):
     }
     rules = s3.get_bucket_encryption(Bucket="artifacts")["ServerSideEncryptionConfiguration"]["Rules"]
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+
+
+class CallRecorder:
+    """Every S3 API call a client makes, with its parameters (botocore's before-call event)."""
+
+    def __init__(self, client) -> None:
+        self.calls: list[tuple[str, dict]] = []
+        client.meta.events.register("provide-client-params.s3.*", self._record)
+
+    def _record(self, params, model, **_kwargs) -> None:
+        self.calls.append((model.name, dict(params)))
+
+
+def test_artifact_bucket_is_tls_only_versioned_and_owner_checked(aws, project_root):
+    s3 = aws.client("s3")
+    recorder = CallRecorder(s3)
+    owner = aws.account()
+    deploy.ensure_artifact_bucket(s3, "artifacts", REGION, owner)
+    deploy.upload_artifacts(s3, "artifacts", project_root, owner)
+    calls = list(recorder.calls)
+    policy = json.loads(s3.get_bucket_policy(Bucket="artifacts")["Policy"])
+    assert policy["Statement"] == [
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": ["arn:aws:s3:::artifacts", "arn:aws:s3:::artifacts/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    ]
+    assert s3.get_bucket_versioning(Bucket="artifacts")["Status"] == "Enabled"
+    assert [name for name, _ in calls] == [
+        "HeadBucket",
+        "CreateBucket",
+        "PutPublicAccessBlock",
+        "PutBucketEncryption",
+        "PutBucketVersioning",
+        "PutBucketPolicy",
+        "PutObject",
+        "PutObject",
+    ]
+    # CreateBucket has no ExpectedBucketOwner parameter; every other call carries it.
+    assert all(p.get("ExpectedBucketOwner") == owner for name, p in calls if name != "CreateBucket")
+
+
+def test_deploy_infra_passes_the_callers_account_as_expected_owner(aws, project_root, monkeypatch):
+    recorders: list[CallRecorder] = []
+    real_client = deploy.Aws.client
+
+    def client(self, service):
+        made = real_client(self, service)
+        if service == "s3":
+            recorders.append(CallRecorder(made))
+        return made
+
+    monkeypatch.setattr(deploy.Aws, "client", client)
+    monkeypatch.setattr(deploy, "deploy_stack", lambda *a, **k: {"StateMachineArn": "arn"})
+    request = deploy.InfraRequest(project_root, image_uri="img:1", artifact_bucket="fresh")
+    assert deploy.deploy_infra(aws, request) == {"StateMachineArn": "arn"}
+    calls = [call for recorder in recorders for call in recorder.calls]
+    assert [name for name, _ in calls].count("PutObject") == 2
+    assert all(p.get("ExpectedBucketOwner") == DEFAULT_ACCOUNT_ID for n, p in calls if n != "CreateBucket")
+
+
+def test_a_bucket_of_another_account_is_refused(aws):
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="squatted", CreateBucketConfiguration={"LocationConstraint": REGION})
+    # moto does not model other accounts' buckets: S3's answer to a wrong ExpectedBucketOwner is 403.
+    from botocore.exceptions import ClientError
+
+    def forbidden(**_kwargs):
+        raise ClientError({"Error": {"Code": "403", "Message": "Forbidden"}}, "HeadBucket")
+
+    s3.head_bucket = forbidden
+    with pytest.raises(deploy.DeployError, match="squatted exists but is not owned by account 999"):
+        deploy.ensure_artifact_bucket(s3, "squatted", REGION, "999")
 
 
 # ------------------------------------------------------------------ stack
@@ -270,6 +350,48 @@ def test_start_execution_exits_non_zero_on_failure(aws, capsys):
         deploy.main(["start-execution", "--state-machine-arn", arn, "--wait", "--poll-seconds", "0.05"]) == 1
     )
     assert "execution FAILED: EndpointRolledBack: kept config-old" in capsys.readouterr().err
+
+
+def test_start_execution_flags_build_the_execution_input(aws, capsys):
+    arn = state_machine(aws, {"Done": {"Type": "Succeed"}})
+    argv = ["start-execution", "--state-machine-arn", arn, "--input", '{"tune": false, "extra": 1}']
+    argv += ["--tune", "--max-jobs", "4", "--max-parallel-jobs", "2", "--hyperparameter", "C=0.5"]
+    argv += ["--hyperparameter", "max_iter=300", "--data-prefix", "/datasets/v2/", "--dry-run"]
+    argv += ["--training-instance-type", "ml.m5.xlarge", "--training-instance-count", "2"]
+    assert deploy.main(argv) == 0
+    execution_arn = capsys.readouterr().out.strip()
+    given = json.loads(aws.client("stepfunctions").describe_execution(executionArn=execution_arn)["input"])
+    assert given == {
+        "tune": True,
+        "extra": 1,
+        "max_jobs": 4,
+        "max_parallel_jobs": 2,
+        "hyperparameters": {"C": "0.5", "max_iter": "300"},
+        "data": {
+            "train": f"s3://{settings.S3_BUCKET}/datasets/v2/train/",
+            "holdout": f"s3://{settings.S3_BUCKET}/datasets/v2/holdout/",
+        },
+        "training_instance_type": "ml.m5.xlarge",
+        "training_instance_count": 2,
+        "dry_run": True,
+    }
+
+
+def test_execution_input_without_flags_is_empty_so_the_defaults_apply():
+    assert deploy.ExecutionInput().to_json() == {}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--hyperparameter", "C"], "--hyperparameter takes Key=Value, got 'C'"),
+        (["--data-prefix", "/"], "--data-prefix must not be empty"),
+        (["--input", "[1]"], "--input must be a JSON object"),
+    ],
+)
+def test_bad_execution_flags_are_refused_in_one_line(aws, capsys, argv, message):
+    assert deploy.main(["start-execution", "--state-machine-arn", "arn:x", *argv]) == 1
+    assert f"ERROR: {message}" in capsys.readouterr().err
 
 
 def test_execution_names_are_unique():

@@ -22,7 +22,7 @@ import sys
 import time
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-from . import settings
+from . import polling, settings
 from .definition import DefinitionError, placeholders, render_definition
 
 LAMBDA_DIR = Path("lambdas/check_endpoint")
@@ -74,6 +74,88 @@ class Aws:
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=self.region, endpoint_url=self.endpoint_url)
 
+    def account(self) -> str:
+        """The caller's account id: the ExpectedBucketOwner of every artifacts-bucket call."""
+        return self.client("sts").get_caller_identity()["Account"]
+
+
+# ------------------------------------------------------------------ requests (the CLI builds them)
+
+
+@dataclass(frozen=True)
+class InfraRequest:
+    """``deploy-infra``: upload the Lambda zip and the ASL, then create or update the stack."""
+
+    project_root: Path
+    image_uri: str | None = None  # default: <account>.dkr.ecr.<region>.amazonaws.com/<repository>:latest
+    artifact_bucket: str = settings.ARTIFACT_BUCKET
+    stack_name: str = settings.STACK_NAME
+    cfn_role_arn: str | None = None
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    poll_seconds: float = 5
+
+
+@dataclass(frozen=True)
+class EndpointUpdateRequest:
+    """``update-endpoint``: serve the production model's artifact with a new image."""
+
+    image_uri: str
+    endpoint_name: str = settings.ENDPOINT_NAME
+    alarm_names: Sequence[str] = ()
+    poll_seconds: float = 30
+
+
+@dataclass(frozen=True)
+class ExecutionInput:
+    """The state machine's execution input (docs/architecture.md, "Execution input"); None = default."""
+
+    tune: bool | None = None
+    max_jobs: int | None = None
+    max_parallel_jobs: int | None = None
+    hyperparameters: Mapping[str, str] = field(default_factory=dict)
+    data_prefix: str | None = None  # P -> {"train": s3://<bucket>/P/train/, "holdout": .../P/holdout/}
+    training_instance_type: str | None = None
+    training_instance_count: int | None = None
+    dry_run: bool | None = None
+
+    def to_json(self, bucket: str = settings.S3_BUCKET) -> dict[str, Any]:
+        """Only the fields given, so the state machine's Init state applies its own defaults."""
+        found: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("tune", self.tune),
+                ("max_jobs", self.max_jobs),
+                ("max_parallel_jobs", self.max_parallel_jobs),
+                ("training_instance_type", self.training_instance_type),
+                ("training_instance_count", self.training_instance_count),
+                ("dry_run", self.dry_run),
+            )
+            if value is not None
+        }
+        if self.hyperparameters:
+            found["hyperparameters"] = dict(self.hyperparameters)
+        if self.data_prefix is not None:
+            prefix = self.data_prefix.strip("/")
+            if not prefix:
+                raise DeployError("--data-prefix must not be empty")
+            found["data"] = {
+                "train": f"s3://{bucket}/{prefix}/train/",
+                "holdout": f"s3://{bucket}/{prefix}/holdout/",
+            }
+        return found
+
+
+@dataclass(frozen=True)
+class ExecutionRequest:
+    """``start-execution``: start the pipeline with ``execution_input``, optionally wait for the end."""
+
+    execution_input: Mapping[str, Any] = field(default_factory=dict)
+    state_machine_arn: str | None = None  # default: the stack's StateMachineArn output
+    stack_name: str = settings.STACK_NAME
+    name_prefix: str = "manual"
+    wait: bool = False
+    poll_seconds: float = 10
+
 
 # ------------------------------------------------------------------ artifacts
 
@@ -100,19 +182,52 @@ def content_key(prefix: str, stem: str, data: bytes, suffix: str) -> str:
     return f"{prefix}/{stem}-{hashlib.sha256(data).hexdigest()}{suffix}"
 
 
-def ensure_artifact_bucket(s3: Any, bucket: str, region: str | None) -> None:
-    """Create the artifacts bucket (encrypted, versioned, public access blocked) unless it exists."""
+def _owner(expected_owner: str | None) -> dict[str, str]:
+    return {"ExpectedBucketOwner": expected_owner} if expected_owner else {}
+
+
+def tls_only_policy(bucket: str) -> dict[str, Any]:
+    """Deny every request that does not use TLS, as the stack's own buckets do (AWS's
+    "Enforce encryption of data in transit" S3 example, condition aws:SecureTransport)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
+
+
+def ensure_artifact_bucket(
+    s3: Any, bucket: str, region: str | None, expected_owner: str | None = None
+) -> None:
+    """Create the artifacts bucket (TLS-only policy, encrypted, versioned, public access blocked)
+    unless it exists, and refuse one owned by another account (a squatted name): every call passes
+    ``ExpectedBucketOwner``, which S3 answers with 403 for someone else's bucket (issue 15)."""
+    owner = _owner(expected_owner)
     try:
-        s3.head_bucket(Bucket=bucket)
+        s3.head_bucket(Bucket=bucket, **owner)
         return
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in {"404", "NoSuchBucket", "NotFound"}:
+        code = error.response.get("Error", {}).get("Code")
+        if code in {"403", "AccessDenied", "Forbidden"}:
+            raise DeployError(
+                f"artifacts bucket {bucket} exists but is not owned by account {expected_owner or '?'}: "
+                "choose another name with --artifact-bucket"
+            ) from error
+        if code not in {"404", "NoSuchBucket", "NotFound"}:
             raise DeployError(f"artifacts bucket {bucket} is not usable: {error}") from error
     kwargs: dict[str, Any] = {"Bucket": bucket}
     # us-east-1 is the one region that refuses an explicit LocationConstraint.
     if region and region != "us-east-1":
         kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
-    s3.create_bucket(**kwargs)
+    s3.create_bucket(**kwargs)  # CreateBucket has no ExpectedBucketOwner: the calls below check it
     s3.put_public_access_block(
         Bucket=bucket,
         PublicAccessBlockConfiguration={
@@ -121,17 +236,22 @@ def ensure_artifact_bucket(s3: Any, bucket: str, region: str | None) -> None:
             "BlockPublicPolicy": True,
             "RestrictPublicBuckets": True,
         },
+        **owner,
     )
     s3.put_bucket_encryption(
         Bucket=bucket,
         ServerSideEncryptionConfiguration={
             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
         },
+        **owner,
     )
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}, **owner)
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tls_only_policy(bucket)), **owner)
 
 
-def upload_artifacts(s3: Any, bucket: str, project_root: Path) -> dict[str, str]:
+def upload_artifacts(
+    s3: Any, bucket: str, project_root: Path, expected_owner: str | None = None
+) -> dict[str, str]:
     """Upload the Lambda zip and the ASL file under content-hash keys; returns the stack parameters."""
     root = Path(project_root)
     code = package_lambda(root)
@@ -141,7 +261,7 @@ def upload_artifacts(s3: Any, bucket: str, project_root: Path) -> dict[str, str]
         "DefinitionKey": content_key("pipeline", "state_machine", definition, ".asl.json"),
     }
     for key, body in ((keys["LambdaCodeKey"], code), (keys["DefinitionKey"], definition)):
-        s3.put_object(Bucket=bucket, Key=key, Body=body)
+        s3.put_object(Bucket=bucket, Key=key, Body=body, **_owner(expected_owner))
     return keys
 
 
@@ -169,19 +289,23 @@ def _failure_reasons(cfn: Any, stack_name: str) -> list[str]:
 def wait_for_stack(
     cfn: Any, stack_name: str, progress: Progress = _say, poll_seconds: float = 5, timeout: float = 3600
 ) -> dict[str, Any]:
-    start = time.monotonic()
-    last = ""
-    while True:
+    start, last = time.monotonic(), [""]
+
+    def describe() -> tuple[dict[str, Any] | None, str]:
         stack = _stack_status(cfn, stack_name)
-        status = stack["StackStatus"] if stack else "DELETE_COMPLETE"
-        if status != last:
-            progress(f"stack {stack_name}: {status} ({time.monotonic() - start:.0f} s)")
-            last = status
-        if not status.endswith("_IN_PROGRESS"):
-            break
-        if time.monotonic() - start > timeout:
-            raise DeployError(f"stack {stack_name} still {status} after {timeout:.0f} s")
-        time.sleep(poll_seconds)
+        return stack, stack["StackStatus"] if stack else "DELETE_COMPLETE"
+
+    def report(described: tuple[dict[str, Any] | None, str]) -> None:
+        if described[1] != last[0]:
+            progress(f"stack {stack_name}: {described[1]} ({time.monotonic() - start:.0f} s)")
+            last[0] = described[1]
+
+    try:
+        stack, status = polling.wait_until(
+            describe, lambda d: not d[1].endswith("_IN_PROGRESS"), timeout, poll_seconds, on_poll=report
+        )
+    except polling.WaitTimeout as error:
+        raise DeployError(f"stack {stack_name} still {error.last[1]} after {timeout:.0f} s") from None
     if status in STACK_FAILED or stack is None:
         reasons = _failure_reasons(cfn, stack_name) if stack else []
         detail = "; ".join(reasons) or (stack or {}).get("StackStatusReason", "no reason given")
@@ -248,37 +372,37 @@ def default_image_uri(
     return f"{account}.dkr.ecr.{region}.{suffix}/{repository}:{tag}"
 
 
-def deploy_infra(
-    aws: Aws, project_root: Path, args: argparse.Namespace, progress: Progress = _say
-) -> dict[str, str]:
-    root = Path(project_root)
+def deploy_infra(aws: Aws, request: InfraRequest, progress: Progress = _say) -> dict[str, str]:
+    """Upload the artifacts (bucket checked and created as ``ensure_artifact_bucket`` says) and
+    create or update the stack; returns its outputs."""
+    root = Path(request.project_root)
     s3 = aws.client("s3")
-    bucket = args.artifact_bucket
-    ensure_artifact_bucket(s3, bucket, aws.region)
-    keys = upload_artifacts(s3, bucket, root)
+    bucket, owner = request.artifact_bucket, aws.account()
+    ensure_artifact_bucket(s3, bucket, aws.region, owner)
+    keys = upload_artifacts(s3, bucket, root, owner)
     progress(f"uploaded s3://{bucket}/{keys['LambdaCodeKey']} and s3://{bucket}/{keys['DefinitionKey']}")
     parameters = {
-        "ImageUri": args.image_uri or default_image_uri(aws),
+        "ImageUri": request.image_uri or default_image_uri(aws),
         "ArtifactBucketName": bucket,
         **keys,
-        **dict(_key_value(item) for item in args.parameter),
+        **request.parameters,
     }
     template = (root / TEMPLATE_FILE).read_text()
     return deploy_stack(
         aws.client("cloudformation"),
         template,
         parameters,
-        stack_name=args.stack_name,
-        role_arn=args.cfn_role_arn,
+        stack_name=request.stack_name,
+        role_arn=request.cfn_role_arn,
         progress=progress,
-        poll_seconds=args.poll_seconds,
+        poll_seconds=request.poll_seconds,
     )
 
 
-def _key_value(item: str) -> tuple[str, str]:
+def _key_value(item: str, flag: str = "--parameter") -> tuple[str, str]:
     key, sep, value = item.partition("=")
     if not sep or not key:
-        raise DeployError(f"--parameter takes Key=Value, got {item!r}")
+        raise DeployError(f"{flag} takes Key=Value, got {item!r}")
     return key, value
 
 
@@ -373,30 +497,28 @@ def wait_for_endpoint(
     timeout: float = 5400,
 ) -> dict[str, Any]:
     start = time.monotonic()
-    while True:
-        endpoint = sagemaker.describe_endpoint(EndpointName=endpoint_name)
-        status = endpoint["EndpointStatus"]
-        progress(f"endpoint {endpoint_name}: {status} ({time.monotonic() - start:.0f} s)")
-        if status not in ENDPOINT_BUSY:
-            return endpoint
-        if time.monotonic() - start > timeout:
-            raise DeployError(f"endpoint {endpoint_name} still {status} after {timeout:.0f} s")
-        time.sleep(poll_seconds)
+    try:
+        return polling.wait_until(
+            lambda: sagemaker.describe_endpoint(EndpointName=endpoint_name),
+            lambda endpoint: endpoint["EndpointStatus"] not in ENDPOINT_BUSY,
+            timeout,
+            poll_seconds,
+            on_poll=lambda e: progress(
+                f"endpoint {endpoint_name}: {e['EndpointStatus']} ({time.monotonic() - start:.0f} s)"
+            ),
+        )
+    except polling.WaitTimeout as error:
+        status = error.last["EndpointStatus"]  # type: ignore[index]
+        raise DeployError(f"endpoint {endpoint_name} still {status} after {timeout:.0f} s") from None
 
 
-def update_endpoint(
-    sagemaker: Any,
-    endpoint_name: str,
-    image_uri: str,
-    alarm_names: Sequence[str],
-    progress: Progress = _say,
-    poll_seconds: float = 30,
-) -> str:
+def update_endpoint(sagemaker: Any, request: EndpointUpdateRequest, progress: Progress = _say) -> str:
     """Serve the production model's artifact with a new image; returns the new endpoint config name.
 
     SageMaker rolls a failed blue/green update back silently (the endpoint is InService again, with
     the old config), so success is checked on the config name, not only on the status.
     """
+    endpoint_name, image_uri = request.endpoint_name, request.image_uri
     try:
         endpoint = sagemaker.describe_endpoint(EndpointName=endpoint_name)
     except ClientError as error:
@@ -439,9 +561,9 @@ def update_endpoint(
     sagemaker.update_endpoint(
         EndpointName=endpoint_name,
         EndpointConfigName=config_name,
-        DeploymentConfig=blue_green_config(alarm_names),
+        DeploymentConfig=blue_green_config(request.alarm_names),
     )
-    final = wait_for_endpoint(sagemaker, endpoint_name, progress, poll_seconds)
+    final = wait_for_endpoint(sagemaker, endpoint_name, progress, request.poll_seconds)
     if final["EndpointStatus"] != "InService":
         raise DeployError(
             f"endpoint {endpoint_name} is {final['EndpointStatus']}: {final.get('FailureReason', 'no reason given')}"
@@ -468,19 +590,43 @@ def start_execution(sfn: Any, state_machine_arn: str, name: str, payload: str = 
     return sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=payload)["executionArn"]
 
 
+TERMINAL_EXECUTION = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
 def wait_for_execution(
     sfn: Any, execution_arn: str, progress: Progress = _say, poll_seconds: float = 10, timeout: float = 86_400
 ) -> dict[str, Any]:
-    start = time.monotonic()
-    while True:
-        execution = sfn.describe_execution(executionArn=execution_arn)
-        status = execution["status"]
-        progress(f"execution {execution_arn.rsplit(':', 1)[-1]}: {status} ({time.monotonic() - start:.0f} s)")
-        if status != "RUNNING":
-            return execution
-        if time.monotonic() - start > timeout:
-            raise DeployError(f"execution still RUNNING after {timeout:.0f} s")
-        time.sleep(poll_seconds)
+    start, name = time.monotonic(), execution_arn.rsplit(":", 1)[-1]
+    try:
+        return polling.wait_until(
+            lambda: sfn.describe_execution(executionArn=execution_arn),
+            lambda execution: execution["status"] in TERMINAL_EXECUTION,
+            timeout,
+            poll_seconds,
+            on_poll=lambda e: progress(f"execution {name}: {e['status']} ({time.monotonic() - start:.0f} s)"),
+        )
+    except polling.WaitTimeout:
+        raise DeployError(f"execution {name} still RUNNING after {timeout:.0f} s") from None
+
+
+def run_execution(aws: Aws, request: ExecutionRequest, progress: Progress = _say) -> dict[str, Any]:
+    """Start the pipeline; DescribeExecution at the end with ``wait``, else ``{"executionArn": ...}``."""
+    sfn = aws.client("stepfunctions")
+    arn = (
+        request.state_machine_arn
+        or stack_outputs(aws.client("cloudformation"), request.stack_name)["StateMachineArn"]
+    )
+    payload = json.dumps(dict(request.execution_input))
+    execution_arn = start_execution(sfn, arn, execution_name(request.name_prefix), payload)
+    print(execution_arn, flush=True)
+    if not request.wait:
+        return {"executionArn": execution_arn}
+    execution = wait_for_execution(sfn, execution_arn, progress, request.poll_seconds)
+    if execution["status"] != "SUCCEEDED":
+        raise DeployError(
+            f"execution {execution['status']}: {execution.get('error', '?')}: {execution.get('cause', '')}"
+        )
+    return execution
 
 
 # ------------------------------------------------------------------ command line
@@ -530,10 +676,56 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("start-execution", help="start the pipeline; --wait to follow it")
     run.add_argument("--state-machine-arn", default=None, help="default: the stack's StateMachineArn output")
     run.add_argument("--name-prefix", default="manual")
-    run.add_argument("--input", default="{}", help="execution input JSON")
+    run.add_argument(
+        "--input", default=None, help="execution input JSON (merged under the flags below, which win)"
+    )
+    add_execution_input_flags(run)
     run.add_argument("--wait", action="store_true")
     run.add_argument("--poll-seconds", type=float, default=10)
     return parser
+
+
+def add_execution_input_flags(parser: argparse.ArgumentParser) -> None:
+    """The execution input's flags (also taken by ``make local-pipeline PIPELINE_ARGS=...``)."""
+    parser.add_argument("--tune", action="store_true", default=None, help="a tuning job instead of one job")
+    parser.add_argument("--max-jobs", type=int, default=None, help="tuning: training jobs in total")
+    parser.add_argument("--max-parallel-jobs", type=int, default=None, help="tuning: jobs at a time")
+    parser.add_argument(
+        "--hyperparameter", action="append", default=[], metavar="K=V", help="override, repeatable"
+    )
+    parser.add_argument(
+        "--data-prefix", default=None, help="train on s3://<bucket>/PREFIX/train/, gate on PREFIX/holdout/"
+    )
+    parser.add_argument("--training-instance-type", default=None)
+    parser.add_argument("--training-instance-count", type=int, default=None)
+    parser.add_argument(
+        "--dry-run", action="store_true", default=None, help="validate and train, never deploy"
+    )
+
+
+def execution_input_from(args: argparse.Namespace) -> ExecutionInput:
+    return ExecutionInput(
+        tune=args.tune,
+        max_jobs=args.max_jobs,
+        max_parallel_jobs=args.max_parallel_jobs,
+        hyperparameters=dict(_key_value(item, "--hyperparameter") for item in args.hyperparameter),
+        data_prefix=args.data_prefix,
+        training_instance_type=args.training_instance_type,
+        training_instance_count=args.training_instance_count,
+        dry_run=args.dry_run,
+    )
+
+
+def _json_input(text: str | None) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DeployError(f"--input is not JSON: {error}") from error
+    if not isinstance(value, dict):
+        raise DeployError("--input must be a JSON object")
+    return value
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -556,34 +748,34 @@ def run_command(args: argparse.Namespace) -> int:
         # Fail before uploading anything if the ASL cannot be rendered at all.
         asl = (root / ASL_FILE).read_text()
         render_definition(asl, dict.fromkeys(placeholders(asl), "x"))
-        outputs = deploy_infra(aws, root, args)
-        print(json.dumps(outputs, indent=2, sort_keys=True))
+        request = InfraRequest(
+            project_root=root,
+            image_uri=args.image_uri,
+            artifact_bucket=args.artifact_bucket,
+            stack_name=args.stack_name,
+            cfn_role_arn=args.cfn_role_arn,
+            parameters=dict(_key_value(item) for item in args.parameter),
+            poll_seconds=args.poll_seconds,
+        )
+        print(json.dumps(deploy_infra(aws, request), indent=2, sort_keys=True))
     elif args.command == "update-endpoint":
         alarms = args.alarm if args.alarm is not None else default_alarm_names(args.stack_name)
         image_uri = args.image_uri or f"{repository_uri(aws.client('ecr'), args.repository)}:{args.image_tag}"
-        print(
-            update_endpoint(
-                aws.client("sagemaker"), args.endpoint_name, image_uri, alarms, poll_seconds=args.poll_seconds
-            )
-        )
+        update = EndpointUpdateRequest(image_uri, args.endpoint_name, tuple(alarms), args.poll_seconds)
+        print(update_endpoint(aws.client("sagemaker"), update))
     elif args.command == "start-execution":
-        try:
-            json.loads(args.input)
-        except json.JSONDecodeError as error:
-            raise DeployError(f"--input is not JSON: {error}") from error
-        sfn = aws.client("stepfunctions")
-        arn = (
-            args.state_machine_arn
-            or stack_outputs(aws.client("cloudformation"), args.stack_name)["StateMachineArn"]
+        execution_input = {**_json_input(args.input), **execution_input_from(args).to_json()}
+        run_execution(
+            aws,
+            ExecutionRequest(
+                execution_input=execution_input,
+                state_machine_arn=args.state_machine_arn,
+                stack_name=args.stack_name,
+                name_prefix=args.name_prefix,
+                wait=args.wait,
+                poll_seconds=args.poll_seconds,
+            ),
         )
-        execution_arn = start_execution(sfn, arn, execution_name(args.name_prefix), args.input)
-        print(execution_arn, flush=True)
-        if args.wait:
-            execution = wait_for_execution(sfn, execution_arn, poll_seconds=args.poll_seconds)
-            if execution["status"] != "SUCCEEDED":
-                raise DeployError(
-                    f"execution {execution['status']}: {execution.get('error', '?')}: {execution.get('cause', '')}"
-                )
     return 0
 
 

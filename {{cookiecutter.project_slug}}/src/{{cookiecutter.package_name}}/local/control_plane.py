@@ -34,7 +34,7 @@ import boto3
 import requests
 from botocore.config import Config
 
-from .. import settings
+from .. import cfn, polling, settings
 from . import integrations, patches
 
 LOG = logging.getLogger(__name__)
@@ -219,19 +219,12 @@ class ControlPlane:
 
         timings: dict[str, float] = {}
         started = time.monotonic()
-        extra = {"EndpointPollSeconds": "1", **(parameters or {})}
-        argv = [
-            "--endpoint-url",
-            self.endpoint_url,
-            "--region",
-            self.region,
-            "--project-root",
-            str(self.project_root),
-        ]
-        argv += ["deploy-infra", "--image-uri", image_uri, "--poll-seconds", "0.1"]
-        argv += [arg for key, value in extra.items() for arg in ("--parameter", f"{key}={value}")]
-        # The CLI's own parser and function: same defaults, same uploads, same stack parameters.
-        args = deploy._parser().parse_args(argv)
+        request = deploy.InfraRequest(
+            project_root=self.project_root,
+            image_uri=image_uri,
+            parameters={"EndpointPollSeconds": "1", **(parameters or {})},
+            poll_seconds=0.1,
+        )
         aws = deploy.Aws(region=self.region, endpoint_url=self.endpoint_url)
         # moto's CloudFormation skips resource types it does not model (alarms, bucket policies, the
         # OIDC provider) with a warning each time it parses the template: nothing offline depends
@@ -242,10 +235,10 @@ class ControlPlane:
         try:
             with warnings.catch_warnings(record=True) as skipped:
                 warnings.simplefilter("always")
-                outputs = deploy.deploy_infra(aws, self.project_root, args, progress=progress)
+                outputs = deploy.deploy_infra(aws, request, progress=progress)
                 resources = {
                     r["LogicalResourceId"]: r["PhysicalResourceId"]
-                    for r in self.client("cloudformation").list_stack_resources(StackName=args.stack_name)[
+                    for r in self.client("cloudformation").list_stack_resources(StackName=request.stack_name)[
                         "StackResourceSummaries"
                     ]
                 }
@@ -258,7 +251,7 @@ class ControlPlane:
         timings["stack"] = time.monotonic() - started
 
         started = time.monotonic()
-        stack = Stack(args.stack_name, outputs, resources, outputs.get("StateMachineArn", ""), "", timings)
+        stack = Stack(request.stack_name, outputs, resources, outputs.get("StateMachineArn", ""), "", timings)
         stack.definition = self._install_state_machine(stack, deploy.TEMPLATE_FILE)
         timings["state_machine"] = time.monotonic() - started
         self.stack = stack
@@ -272,7 +265,7 @@ class ControlPlane:
         state machine, same name and role, where executions run."""
         from ..definition import render_definition
 
-        template = _load_template((self.project_root / template_file).read_text())
+        template = cfn.load_template(self.project_root / template_file)
         logical_id, resource = next(
             (name, body)
             for name, body in template["Resources"].items()
@@ -334,8 +327,15 @@ class ControlPlane:
 
     # -- executions -----------------------------------------------------------------------
     def start_execution(
-        self, name: str, payload: dict[str, Any] | None = None, arn: str | None = None
+        self,
+        name: str,
+        payload: dict[str, Any] | None = None,
+        arn: str | None = None,
+        *,
+        execution_input: dict[str, Any] | None = None,
     ) -> str:
+        """Start ``name`` with ``execution_input`` (``payload`` is its older name)."""
+        payload = execution_input if execution_input is not None else payload
         state_machine = arn or (self.stack.state_machine_arn if self.stack else None)
         if not state_machine:
             raise ControlPlaneError("no state machine: deploy() first or pass arn=")
@@ -349,14 +349,16 @@ class ControlPlane:
     ) -> dict[str, Any]:
         """DescribeExecution once the execution is no longer RUNNING."""
         sfn = self.client("stepfunctions")
-        deadline = time.monotonic() + timeout_s
-        while True:
-            described = sfn.describe_execution(executionArn=execution_arn)
-            if described["status"] in _TERMINAL:
-                return described
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{execution_arn} still {described['status']} after {timeout_s:.0f} s")
-            time.sleep(poll_s)
+        try:
+            return polling.wait_until(
+                lambda: sfn.describe_execution(executionArn=execution_arn),
+                lambda described: described["status"] in _TERMINAL,
+                timeout_s,
+                poll_s,
+            )
+        except polling.WaitTimeout as error:
+            status = error.last["status"]  # type: ignore[index]
+            raise TimeoutError(f"{execution_arn} still {status} after {timeout_s:.0f} s") from None
 
     def run_definition(
         self, definition: dict[str, Any] | str, payload: Any = None, *, name: str, timeout_s: float = 120
@@ -415,31 +417,6 @@ def docker_host_address() -> str:
         return ipam["Gateway"]
     # Docker leaves Gateway out of IPAM when it is the default: the subnet's first address.
     return str(next(ipaddress.ip_network(ipam["Subnet"]).hosts()))
-
-
-def _load_template(text: str) -> dict[str, Any]:
-    """A CloudFormation YAML template as data; short-form tags become their long form (``!Ref x``
-    -> ``{"Ref": "x"}``, ``!GetAtt A.B`` -> ``{"Fn::GetAtt": ["A", "B"]}``)."""
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    def construct(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-        if isinstance(node, yaml.ScalarNode):
-            value: Any = loader.construct_scalar(node)
-        elif isinstance(node, yaml.SequenceNode):
-            value = loader.construct_sequence(node, deep=True)
-        else:
-            value = loader.construct_mapping(node, deep=True)
-        if suffix == "Ref":
-            return {"Ref": value}
-        if suffix == "GetAtt" and isinstance(value, str):
-            value = value.split(".", 1)
-        return {f"Fn::{suffix}": value}
-
-    Loader.add_multi_constructor("!", construct)
-    return yaml.load(text, Loader=Loader)  # a SafeLoader subclass: no arbitrary objects
 
 
 class _Resolver:

@@ -461,7 +461,64 @@ def _fix_fail_state_rethrow() -> None:
     PATCHES.replace(state_fail, "CustomErrorName", build)
 
 
+def _secure_transport_only(statement: dict[str, Any]) -> bool:
+    """A Deny whose only condition is ``aws:SecureTransport == false`` (the TLS-only policy)."""
+    condition = statement.get("Condition") or {}
+    return statement.get("Effect") == "Deny" and condition == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def _fix_bucket_policy_conditions(patches: Patches = PATCHES) -> None:
+    """A TLS-only bucket policy does not deny requests that use TLS.
+
+    AWS: ``"Condition": {"Bool": {"aws:SecureTransport": "false"}}`` matches only plain-HTTP requests
+    (S3 user guide, "Enforce encryption of data in transit"). moto evaluates bucket policies without
+    their Condition blocks, so that Deny refuses every request. Offline requests stand for the TLS
+    requests of AWS: the statement is dropped before moto evaluates the policy.
+    """
+    fake_bucket = _private("moto.s3.models", "FakeBucket")
+    original = fake_bucket.get_permission
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        if self.policy is None:
+            return original(self, action, resource)
+        policy = json.loads(self.policy)
+        statements = policy.get("Statement") or []
+        kept = [s for s in statements if not _secure_transport_only(s)]
+        if len(kept) == len(statements):
+            return original(self, action, resource)
+        saved, self.policy = self.policy, json.dumps({**policy, "Statement": kept}).encode()
+        try:
+            return (
+                original(self, action, resource)
+                if kept
+                else _private("moto.iam.access_control", "PermissionResult").NEUTRAL
+            )
+        finally:
+            self.policy = saved
+
+    patches.replace(fake_bucket, "get_permission", get_permission)
+
+
+S3_PATCHES = Patches("integrations-s3", pins=MOTO_PINS)
+
+
+def s3_corrections() -> Any:
+    """Only the S3 correction, for tests that use ``mock_aws`` without the harness (a context manager)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def corrected() -> Any:
+        _fix_bucket_policy_conditions(S3_PATCHES)
+        try:
+            yield
+        finally:
+            S3_PATCHES.undo()
+
+    return corrected()
+
+
 _HOOKS: dict[str, Callable[[], None]] = {
+    "bucket-policy-conditions": _fix_bucket_policy_conditions,
     "sagemaker": _install_sagemaker,
     "lambda": _install_lambda,
     "definite-paths": _fix_definite_paths,
