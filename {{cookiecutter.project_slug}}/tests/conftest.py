@@ -86,3 +86,18 @@ def cp():
     with ControlPlane() as control_plane:
         control_plane.client("iam").create_role(RoleName="local-harness", AssumeRolePolicyDocument="{}")
         yield control_plane
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory):
+    """(predictor, holdout Table, model folder) for this bake's problem type, trained on the
+    tests/datasets.py set (string labels, categorical columns, an unseen category in the holdout)."""
+    import datasets
+
+    from {{ cookiecutter.package_name }}.predictor import Predictor
+    from {{ cookiecutter.package_name }}.settings import PROBLEM_TYPE
+
+    train, holdout = datasets.for_problem(PROBLEM_TYPE)
+    model_dir = tmp_path_factory.mktemp("served-model")
+    Predictor.fit(train, {}).save(model_dir)
+    return Predictor.load(model_dir), holdout, model_dir

@@ -1,31 +1,39 @@
-"""The WSGI app: ``create_app()`` loads the model once and serves the SageMaker inference contract.
+"""The WSGI app: ``create_app()`` loads the predictor once and serves the SageMaker inference contract.
 
 Only /ping, /invocations and /execution-parameters exist. Bad input gets a 4xx with a message that
 names the row and feature at fault; nothing a client sends may cause a 500 or kill a worker.
 https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-inference-code.html
+
+Readiness: /ping answers 200 only once the model is loaded and a warm-up prediction on the stored
+example row (``Predictor.example``) has succeeded in this process. gunicorn ``--preload`` builds the
+app in the master; the warm-up must not run there, because a library thread pool (OpenMP in
+LightGBM/XGBoost) started before fork hangs the forked workers (issue 11). So it runs in each worker:
+from gunicorn's ``post_worker_init`` hook (in ``server``, which calls ``app.warm_up()``) before the
+worker accepts a connection, or else lazily on the worker's first /ping.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
+import threading
 from pathlib import Path
 
-import numpy as np
 import orjson
-import sklearn
 from flask import Flask, Request, Response, request
 from werkzeug.exceptions import HTTPException
 
 from .. import paths
-from ..model import Model
-from . import MAX_PAYLOAD_BYTES, MAX_PAYLOAD_MB, codecs
+from ..predictor import Predictor
+from . import MAX_PAYLOAD_BYTES, MAX_PAYLOAD_MB, codecs, imports
 from .errors import (
     BadRequest,
     MethodNotAllowed,
     NotAcceptable,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
     ServingError,
     UnsupportedMediaType,
 )
@@ -37,16 +45,45 @@ def workers() -> int:
     return int(os.environ.get("MODEL_SERVER_WORKERS") or os.cpu_count() or 1)
 
 
+class Service:
+    """One predictor behind the codecs: everything per request that can be built once is built here."""
+
+    def __init__(self, predictor: Predictor):
+        self.predictor = predictor
+        self.schema = codecs.Schema(tuple(predictor.feature_names), tuple(predictor.feature_kinds))
+        self.encoder = codecs.Encoder(predictor.problem_type, predictor.classes)
+        self.ready = False
+        self.pid: int | None = None  # the process the warm-up succeeded in (a fork starts unready)
+        self._lock = threading.Lock()
+
+    def predict(self, body: bytes, content_type: str, accept: str) -> bytes:
+        X = codecs.decode(body, content_type, self.schema)
+        return self.encoder.encode(self.predictor.predict(X), accept)
+
+    def is_ready(self) -> bool:
+        return self.ready and self.pid == os.getpid()
+
+    def warm_up(self) -> None:
+        """Predict the stored example row through the whole path (decode, predict, encode), once
+        per process; raises if it fails, so a broken model never reports ready."""
+        with self._lock:
+            if self.is_ready():
+                return
+            body = orjson.dumps([list(self.predictor.example)])
+            for accept in codecs.CONTENT_TYPES:
+                self.predict(body, codecs.JSON, accept)
+            self.ready, self.pid = True, os.getpid()
+
+
 def _accept(req: Request, content_type: str) -> str:
     """The response type: the request's own type unless the client asks for the other one."""
-    if not req.accept_mimetypes:  # no Accept header: same as the request
+    header = req.headers.get("Accept")
+    if not header or header == "*/*":  # the common cases, without parsing the header
         return content_type
     other = codecs.JSON if content_type == codecs.CSV else codecs.CSV
     best = req.accept_mimetypes.best_match([content_type, other])  # */* picks the first
     if best is None:
-        raise NotAcceptable(
-            f"cannot produce {req.headers.get('Accept')!r}; supported: {', '.join(codecs.CONTENT_TYPES)}"
-        )
+        raise NotAcceptable(f"cannot produce {header!r}; supported: {', '.join(codecs.CONTENT_TYPES)}")
     return best
 
 
@@ -72,15 +109,20 @@ def _body(req: Request) -> bytes:
     return body
 
 
-def create_app(model_dir: Path | None = None, model: Model | None = None) -> Flask:
-    """The app with its model loaded; gunicorn --preload calls this once in the master process."""
-    # codecs already refuse infinities and non-numbers (NaN stays: the model imputes it), so
-    # scikit-learn's own per-call finiteness check is redundant here: ~60 us of a ~1 ms request.
-    sklearn.set_config(assume_finite=True)
-    model = model or Model.load(model_dir or paths.model_dir())
-    names = model.feature_names
-    negative, positive = model.classes
+def create_app(model_dir: Path | None = None, predictor: Predictor | None = None) -> Flask:
+    """The app with its predictor loaded; gunicorn --preload calls this once in the master process.
+
+    Nothing here predicts: see the module docstring for where the warm-up runs.
+    """
+    imports.install()  # before the first prediction: optional-package probes miss only once
+    service = Service(predictor or Predictor.load(model_dir or paths.model_dir()))
+    if "sklearn" in sys.modules:  # the model uses scikit-learn (not imported just for this)
+        # The codecs already refuse infinities and non-numbers (NaN stays: the model imputes it),
+        # so scikit-learn's own per-call finiteness check is redundant: ~60 us of a ~1 ms request.
+        sys.modules["sklearn"].set_config(assume_finite=True)
     app = Flask(__name__)
+    app.extensions["serving"] = service
+    app.warm_up = service.warm_up  # type: ignore[attr-defined]  # server.post_worker_init calls it
     # No MAX_CONTENT_LENGTH: werkzeug would silently truncate a chunked body at the limit; _body checks.
     parameters = orjson.dumps(
         {
@@ -92,7 +134,12 @@ def create_app(model_dir: Path | None = None, model: Model | None = None) -> Fla
 
     @app.get("/ping")
     def ping() -> Response:
-        # The model is loaded before the app exists, so answering at all means ready.
+        if not service.is_ready():
+            try:
+                service.warm_up()
+            except Exception as error:  # not ready: SageMaker keeps the instance out of service
+                log.exception("warm-up prediction failed")
+                raise ServiceUnavailable(f"warm-up prediction failed: {type(error).__name__}") from None
         return Response(b"", status=200)
 
     @app.get("/execution-parameters")
@@ -107,10 +154,7 @@ def create_app(model_dir: Path | None = None, model: Model | None = None) -> Fla
                 f"unsupported content type {content_type or '(none)'!r}; send {' or '.join(codecs.CONTENT_TYPES)}"
             )
         accept = _accept(request, content_type)
-        X = codecs.decode(_body(request), content_type, names)
-        scores = model.predict_proba(X)
-        labels = np.where(scores >= 0.5, positive, negative)
-        return Response(codecs.encode(labels, scores, accept), mimetype=accept)
+        return Response(service.predict(_body(request), content_type, accept), mimetype=accept)
 
     @app.errorhandler(ServingError)
     def serving_error(error: ServingError) -> Response:

@@ -1,10 +1,16 @@
-"""Request bodies to a float matrix, predictions to response bodies; numpy and orjson, no DataFrame.
+"""Request bodies to the model input, predictions to response bodies; numpy and orjson, no DataFrame.
 
 CSV: no header, one row per line, features in metadata.json order. JSON: ``{"instances": [[...]]}``,
 ``{"instances": [{"feature": value}]}`` or a bare list of lists. Missing values (empty cell, nan,
-na, null, none; JSON null) become NaN and are imputed by the model as in training; infinite values
-are refused as in training. The common case is parsed in one numpy call; only a failing body is
-walked cell by cell to name the row and column at fault.
+na, null, none; JSON null) become NaN in numeric columns and None in categorical ones, as in
+training. Numeric cells are floats (infinities refused, as in training); categorical cells are
+strings (a JSON number is taken as its text). The model input is the ``Predictor`` contract: a
+float64 matrix when every feature is numeric, else an object matrix of floats and strings.
+
+Every shape a client can send either decodes or raises ``BadRequest`` naming the row and column:
+nested lists or objects in a cell, rows of the wrong width, 1,000-deep nesting (messages quote a
+cell through a depth- and length-bounded repr, so nothing recurses on client data). The all-numeric
+common case is parsed in one numpy call; only a failing body is walked cell by cell.
 """
 
 from __future__ import annotations
@@ -12,13 +18,16 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Sequence
+import reprlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import orjson
 
 from ..data import MISSING
+from ..predictor import label_key
 from .errors import BadRequest
 
 CSV = "text/csv"
@@ -27,47 +36,111 @@ CONTENT_TYPES = (CSV, JSON)
 JSON_SHAPES = (
     'a JSON body {"instances": [[...], ...]}, {"instances": [{"feature": value}, ...]} or a list of lists'
 )
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+
+# Bounded quoting of client cells in error messages: depth 2, 40 characters (a 1,000-deep list or
+# a megabyte string must not become a RecursionError or a megabyte error line).
+_QUOTE = reprlib.Repr()  # Python 3.11's Repr takes no keyword arguments
+_QUOTE.maxlevel, _QUOTE.maxstring, _QUOTE.maxother, _QUOTE.maxlist, _QUOTE.maxdict = 2, 40, 40, 4, 4
 
 
-def _cell(value: Any, row: int, column: int, names: Sequence[str]) -> float:
-    """One cell as a float, or a BadRequest naming its row (1-based) and feature."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in MISSING):
-        return math.nan
-    if not isinstance(value, int | float | str):  # bool is an int: true/false read as 1/0
-        raise BadRequest(f"row {row}, column {column + 1} ({names[column]!r}): {value!r} is not a number")
-    try:
-        number = float(value)
-    except ValueError:
-        raise BadRequest(
-            f"row {row}, column {column + 1} ({names[column]!r}): {value!r} is not a number"
-        ) from None
-    if math.isinf(number):
-        raise BadRequest(
-            f"row {row}, column {column + 1} ({names[column]!r}): infinite values are not allowed"
-        )
-    return number
+def quote(value: Any) -> str:
+    return _QUOTE.repr(value)
 
 
-def _matrix(rows: list[Sequence[Any]], names: Sequence[str]) -> np.ndarray:
-    """Rows of cells (strings or numbers) to a float matrix; the fast path is a single numpy call."""
+@dataclass(frozen=True)
+class Schema:
+    """The model's input columns, with everything the per-request path needs computed once."""
+
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]
+    index: dict[str, int] = field(init=False, repr=False)
+    numeric_only: bool = field(init=False)
+    cells: tuple[Callable[[Any, int, int], Any], ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.names) != len(self.kinds):
+            raise ValueError(f"{len(self.names)} feature names but {len(self.kinds)} feature kinds")
+        unknown = sorted(set(self.kinds) - {NUMERIC, CATEGORICAL})
+        if unknown:
+            raise ValueError(f"unknown feature kind(s) {unknown}; expected {NUMERIC!r} or {CATEGORICAL!r}")
+        object.__setattr__(self, "index", {name: j for j, name in enumerate(self.names)})
+        object.__setattr__(self, "numeric_only", all(k == NUMERIC for k in self.kinds))
+        converters = {NUMERIC: self._number, CATEGORICAL: self._category}
+        object.__setattr__(self, "cells", tuple(converters[k] for k in self.kinds))
+
+    @property
+    def width(self) -> int:
+        return len(self.names)
+
+    def where(self, row: int, column: int) -> str:
+        return f"row {row}, column {column + 1} ({self.names[column]!r})"
+
+    def _number(self, value: Any, row: int, column: int) -> float:
+        """One numeric cell as a float (NaN if missing), or a BadRequest naming row and feature."""
+        if value is None:
+            return math.nan
+        if isinstance(value, str):
+            if value.strip().lower() in MISSING:
+                return math.nan
+        elif not isinstance(value, int | float):  # bool is an int: true/false read as 1/0
+            raise BadRequest(f"{self.where(row, column)}: {_kind(value)} is not a number")
+        try:
+            number = float(value)
+        except (ValueError, OverflowError):  # OverflowError: a JSON integer beyond float range
+            raise BadRequest(f"{self.where(row, column)}: {quote(value)} is not a number") from None
+        if math.isinf(number):
+            raise BadRequest(f"{self.where(row, column)}: infinite values are not allowed")
+        return number
+
+    def _category(self, value: Any, row: int, column: int) -> str | None:
+        """One categorical cell as its stripped text (None if missing), as training reads CSV."""
+        if value is None:
+            return None
+        if isinstance(value, str):
+            text = value.strip()
+            return None if text.lower() in MISSING else text
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return label_key(value)  # a JSON number in a text column: one spelling, as in training
+        raise BadRequest(f"{self.where(row, column)}: {_kind(value)} is not a category (send a string)")
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, list):
+        return f"a list {quote(value)}"
+    if isinstance(value, dict):
+        return f"an object {quote(value)}"
+    return quote(value)
+
+
+def _matrix(rows: list[Sequence[Any]], schema: Schema) -> np.ndarray:
+    """Rows of cells (strings or JSON values) to the model input; one numpy call when all-numeric."""
     if not rows:
         raise BadRequest("the request has no rows")
-    expected = len(names)
+    expected = schema.width
     for i, row in enumerate(rows, start=1):
         if len(row) != expected:
             raise BadRequest(f"row {i}: expected {expected} features, got {len(row)}")
-    try:
-        X = np.array(rows, dtype=np.float64)
-        if not np.isfinite(X).all():
-            raise ValueError  # NaN is fine but goes through the slow path to vet every cell
-    except (ValueError, TypeError):
-        X = np.array(
-            [[_cell(v, i, j, names) for j, v in enumerate(row)] for i, row in enumerate(rows, start=1)]
-        )
-    return X.reshape(len(rows), expected)
+    if schema.numeric_only:
+        try:
+            X = np.array(rows, dtype=np.float64)
+            # NaN is fine but goes through the slow path to vet every cell; a cell that is itself
+            # a list gives a 3-D array (or "too many dimensions"): the slow path names it.
+            if X.shape == (len(rows), expected) and np.isfinite(X).all():
+                return X
+        except (ValueError, TypeError, OverflowError):
+            pass
+        return np.array(_cells(rows, schema), dtype=np.float64)
+    return np.array(_cells(rows, schema), dtype=object)
 
 
-def decode_csv(body: bytes, names: Sequence[str]) -> np.ndarray:
+def _cells(rows: list[Sequence[Any]], schema: Schema) -> list[list[Any]]:
+    cells = schema.cells
+    return [[cells[j](v, i, j) for j, v in enumerate(row)] for i, row in enumerate(rows, start=1)]
+
+
+def decode_csv(body: bytes, schema: Schema) -> np.ndarray:
     text = _text(body)
     if '"' in text:  # quoted cells are rare in inference payloads; let the csv module handle them
         try:
@@ -76,11 +149,12 @@ def decode_csv(body: bytes, names: Sequence[str]) -> np.ndarray:
             raise BadRequest(f"malformed CSV: {error}") from None
     else:
         rows = [line.split(",") for line in text.splitlines() if line.strip()]
-    return _matrix(rows, names)
+    return _matrix(rows, schema)
 
 
-def decode_json(body: bytes, names: Sequence[str]) -> np.ndarray:
+def decode_json(body: bytes, schema: Schema) -> np.ndarray:
     try:
+        # orjson refuses nesting deeper than 1,024 levels itself (a JSONDecodeError, not recursion).
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise BadRequest(f"malformed JSON: {error}") from None
@@ -88,27 +162,32 @@ def decode_json(body: bytes, names: Sequence[str]) -> np.ndarray:
     if not isinstance(instances, list):
         raise BadRequest(f"expected {JSON_SHAPES}")
     if instances and all(isinstance(r, dict) for r in instances):
-        return _matrix([_by_name(r, i, names) for i, r in enumerate(instances, start=1)], names)
+        return _matrix([_by_name(r, i, schema) for i, r in enumerate(instances, start=1)], schema)
     for i, row in enumerate(instances, start=1):
         if not isinstance(row, list):
             raise BadRequest(
-                f"row {i}: expected a list of {len(names)} values or an object of feature: value"
+                f"row {i}: expected a list of {schema.width} values or an object of feature: value"
             )
-    return _matrix(instances, names)
+    return _matrix(instances, schema)
 
 
-def _by_name(row: dict[str, Any], i: int, names: Sequence[str]) -> list[Any]:
-    unknown = sorted(set(row) - set(names))
-    missing = [n for n in names if n not in row]
-    if unknown or missing:
-        parts = [
-            f"unknown feature(s) {', '.join(unknown)}" if unknown else "",
-            f"missing feature(s) {', '.join(missing[:5])}" if missing else "",
-        ]
-        raise BadRequest(
-            f"row {i}: expected {len(names)} features, got {len(row)}: {'; '.join(p for p in parts if p)}"
-        )
-    return [row[n] for n in names]
+def _by_name(row: dict[str, Any], i: int, schema: Schema) -> list[Any]:
+    try:
+        return [row[n] for n in schema.names] if len(row) == schema.width else _misnamed(row, i, schema)
+    except KeyError:
+        return _misnamed(row, i, schema)
+
+
+def _misnamed(row: dict[str, Any], i: int, schema: Schema) -> list[Any]:
+    unknown = sorted(set(row) - set(schema.index))
+    missing = [n for n in schema.names if n not in row]
+    parts = [
+        f"unknown feature(s) {', '.join(map(quote, unknown[:5]))}" if unknown else "",
+        f"missing feature(s) {', '.join(missing[:5])}" if missing else "",
+    ]
+    raise BadRequest(
+        f"row {i}: expected {schema.width} features, got {len(row)}: {'; '.join(p for p in parts if p)}"
+    )
 
 
 def _text(body: bytes) -> str:
@@ -118,22 +197,84 @@ def _text(body: bytes) -> str:
         raise BadRequest(f"the body is not UTF-8 text ({error.reason} at byte {error.start})") from None
 
 
-def decode(body: bytes, content_type: str, names: Sequence[str]) -> np.ndarray:
+def decode(body: bytes, content_type: str, schema: Schema) -> np.ndarray:
     if not body.strip():
         raise BadRequest("empty request body")
-    return decode_csv(body, names) if content_type == CSV else decode_json(body, names)
+    try:
+        return decode_csv(body, schema) if content_type == CSV else decode_json(body, schema)
+    except RecursionError:  # defence in depth: nothing above recurses on client data
+        raise BadRequest("the body is nested too deeply") from None
 
 
-def encode(labels: np.ndarray, scores: np.ndarray, accept: str) -> bytes:
-    if accept == CSV:
-        return "".join(
-            f"{label},{score!r}\n" for label, score in zip(labels.tolist(), scores.tolist(), strict=True)
-        ).encode()
-    predictions = [
-        {"label": label, "score": score}
-        for label, score in zip(labels.tolist(), scores.tolist(), strict=True)
-    ]
-    return orjson.dumps({"predictions": predictions})
+def _csv_field(value: Any) -> str:
+    """A label or class name as one CSV field, quoted only when it must be (RFC 4180)."""
+    text = str(value)
+    if any(c in text for c in ',"\r\n') or text != text.strip():
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+class Encoder:
+    """Predictions to response bodies for one problem type (interfaces.md section 4).
+
+    binary      JSON {"predictions": [{"label", "score"}]}, CSV ``label,score`` lines
+    multiclass  JSON {"predictions": [{"label", "probabilities": {class: p}}]}, CSV a header
+                ``label,<class>,...`` then one line per row
+    regression  JSON {"predictions": [{"value"}]}, CSV one value per line
+    Labels come from ``Predictor.predict`` (it applies the threshold); class names and their CSV
+    fields are computed once here, not per request. Floats print as the shortest repr that reads
+    back exactly (Python's repr and orjson agree).
+    """
+
+    def __init__(self, problem_type: str, classes: Sequence[Any]):
+        if problem_type not in ("binary", "multiclass", "regression"):
+            raise ValueError(f"unknown problem type {problem_type!r}")
+        self.problem_type = problem_type
+        self.keys = [str(c) for c in classes]  # JSON object keys are strings
+        self.fields = {c: _csv_field(c) for c in classes}
+        self.header = ",".join(["label", *(_csv_field(c) for c in classes)]) + "\n"
+
+    def encode(self, predictions: Any, accept: str) -> bytes:
+        if self.problem_type == "regression":
+            return self._regression(predictions.values.tolist(), accept)
+        labels = predictions.labels.tolist()
+        if self.problem_type == "binary":
+            return self._binary(labels, predictions.scores.tolist(), accept)
+        return self._multiclass(labels, predictions.probabilities.tolist(), accept)
+
+    def _field(self, label: Any) -> str:
+        found = self.fields.get(label)
+        return found if found is not None else _csv_field(label)
+
+    def _binary(self, labels: list[Any], scores: list[float], accept: str) -> bytes:
+        if accept == CSV:
+            field_of = self._field
+            return "".join(
+                f"{field_of(label)},{score!r}\n" for label, score in zip(labels, scores, strict=True)
+            ).encode()
+        rows = [{"label": label, "score": score} for label, score in zip(labels, scores, strict=True)]
+        return orjson.dumps({"predictions": rows}, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    def _multiclass(self, labels: list[Any], probabilities: list[list[float]], accept: str) -> bytes:
+        if accept == CSV:
+            field_of = self._field
+            lines = [
+                f"{field_of(label)},{','.join(map(repr, row))}\n"
+                for label, row in zip(labels, probabilities, strict=True)
+            ]
+            return (self.header + "".join(lines)).encode()
+        keys = self.keys
+        rows = [
+            {"label": label, "probabilities": dict(zip(keys, row, strict=True))}
+            for label, row in zip(labels, probabilities, strict=True)
+        ]
+        return orjson.dumps({"predictions": rows}, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    @staticmethod
+    def _regression(values: list[float], accept: str) -> bytes:
+        if accept == CSV:
+            return "".join(f"{value!r}\n" for value in values).encode()
+        return orjson.dumps({"predictions": [{"value": value} for value in values]})
 
 
 def encode_error(message: str, status: int, accept: str) -> bytes:

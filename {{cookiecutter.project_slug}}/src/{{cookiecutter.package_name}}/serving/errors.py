@@ -37,3 +37,9 @@ class PayloadTooLarge(ServingError):
 
 class UnsupportedMediaType(ServingError):
     status = 415
+
+
+class ServiceUnavailable(ServingError):
+    """Not a client error: /ping before the warm-up prediction has succeeded in this worker."""
+
+    status = 503

@@ -1,0 +1,88 @@
+"""Request bodies from a data Table and parsers of the answers, shared by the serving tests.
+
+Bodies carry each cell as a client would send it: CSV text as training CSVs spell it (empty =
+missing), JSON with numbers as numbers, categories as strings and null for missing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+from {{ cookiecutter.package_name }}.data import Table
+from {{ cookiecutter.package_name }}.predictor import Predictions, Predictor
+
+
+def json_cell(value: Any) -> Any:
+    if isinstance(value, float | np.floating):
+        return None if math.isnan(value) else float(value)
+    return None if value == "" else value
+
+
+def json_rows(table: Table, names: list[str]) -> list[list[Any]]:
+    return [[json_cell(table.data[n][i]) for n in names] for i in range(table.n_rows)]
+
+
+def csv_body(table: Table, names: list[str]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for row in json_rows(table, names):
+        writer.writerow("" if v is None else repr(v) if isinstance(v, float) else v for v in row)
+    return out.getvalue()
+
+
+def expected(predictor: Predictor, table: Table) -> Predictions:
+    """The library's own predictions for the rows, through the Predictor as training uses it."""
+    return predictor.predict(predictor.features(table))
+
+
+def parse_csv(text: str, problem_type: str) -> dict[str, Any]:
+    rows = list(csv.reader(io.StringIO(text)))
+    if problem_type == "regression":
+        return {"values": [float(r[0]) for r in rows]}
+    if problem_type == "binary":
+        return {"labels": [r[0] for r in rows], "scores": [float(r[1]) for r in rows]}
+    header, body = rows[0], rows[1:]
+    return {
+        "header": header,
+        "labels": [r[0] for r in body],
+        "probabilities": [[float(v) for v in r[1:]] for r in body],
+    }
+
+
+def parse_json(text: str, problem_type: str, classes: list[Any]) -> dict[str, Any]:
+    predictions = json.loads(text)["predictions"]
+    if problem_type == "regression":
+        assert all(set(p) == {"value"} for p in predictions)
+        return {"values": [p["value"] for p in predictions]}
+    if problem_type == "binary":
+        assert all(set(p) == {"label", "score"} for p in predictions)
+        return {"labels": [p["label"] for p in predictions], "scores": [p["score"] for p in predictions]}
+    keys = [str(c) for c in classes]
+    assert all(set(p) == {"label", "probabilities"} and list(p["probabilities"]) == keys for p in predictions)
+    return {
+        "labels": [p["label"] for p in predictions],
+        "probabilities": [[p["probabilities"][k] for k in keys] for p in predictions],
+    }
+
+
+def assert_exact(
+    answer: dict[str, Any], want: Predictions, problem_type: str, classes: list[Any], csv_: bool
+):
+    """Exactly the library's numbers (floats round-trip) and labels (CSV labels are text)."""
+    if problem_type == "regression":
+        assert answer["values"] == want.values.tolist()
+        return
+    labels = want.labels.tolist()
+    assert answer["labels"] == ([str(v) for v in labels] if csv_ else labels)
+    if problem_type == "binary":
+        assert answer["scores"] == want.scores.tolist()
+    else:
+        assert answer["probabilities"] == want.probabilities.tolist()
+        if csv_:
+            assert answer["header"] == ["label", *(str(c) for c in classes)]
