@@ -20,6 +20,9 @@ from {{ cookiecutter.package_name }}.local import jsonata, patches
 from {{ cookiecutter.package_name }}.local.control_plane import ControlPlane
 from {{ cookiecutter.package_name }}.local.lambda_runner import zip_sources
 
+# The ASL examples use JSONata's {% %} delimiters: keep Jinja out of the rest of this file.
+{% raw %}
+
 ROLE = "arn:aws:iam::123456789012:role/local-harness"
 _names = itertools.count()
 ECHO = """
@@ -283,3 +286,4 @@ def test_a_refused_definition_does_not_change_how_later_ones_parse(cp: ControlPl
     jsonpath = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"a.$": "$.a"}, "End": True}}}
     described = cp.run_definition(jsonpath, {"a": 5}, name=f"jsonpath-after-refusal-{next(_names)}")
     assert output(described) == {"a": 5}
+{% endraw %}

@@ -246,7 +246,7 @@ def _evaluate_in(env: Any, expression: str) -> Any:
 
 
 def _install_engine() -> None:
-    """Evaluate ``{% %}`` expressions with the engine, with variables as bindings.
+    """Evaluate JSONata expressions with the engine, with variables as bindings.
 
     moto pastes every variable into the expression text as ``$name:="value";``, without escaping
     string values, so a variable holding a quote or a backslash breaks the expression (JSONATA:
