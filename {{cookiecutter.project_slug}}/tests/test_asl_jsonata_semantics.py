@@ -20,7 +20,7 @@ from {{ cookiecutter.package_name }}.local import jsonata, patches
 from {{ cookiecutter.package_name }}.local.control_plane import ControlPlane
 from {{ cookiecutter.package_name }}.local.lambda_runner import zip_sources
 
-# The ASL examples use JSONata's {% %} delimiters: keep Jinja out of the rest of this file.
+# The ASL examples below use JSONata's own delimiters: Jinja leaves the rest of this file alone.
 {% raw %}
 
 ROLE = "arn:aws:iam::123456789012:role/local-harness"
