@@ -80,7 +80,12 @@ IDENTITY_ESCAPES = tuple(
         ("iam:PutGroupPolicy", "group"), ("iam:AttachGroupPolicy", "group"),
     )
 )  # fmt: skip
-POLICY_CHANGES = ("iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion", "iam:DeletePolicyVersion", "iam:DeletePolicy")
+POLICY_CHANGES = (
+    "iam:CreatePolicyVersion",
+    "iam:SetDefaultPolicyVersion",
+    "iam:DeletePolicyVersion",
+    "iam:DeletePolicy",
+)
 
 
 # ------------------------------------------------------------------ template resolution
@@ -200,7 +205,14 @@ class Stack:
                 return separator.join(str(i) for i in self.resolve(items))
             if function == "Condition":
                 return self.condition(arg)
-            if key.startswith("Fn::") or key in {"Select", "Split", "ImportValue", "GetAZs", "Base64", "Cidr"}:
+            if key.startswith("Fn::") or key in {
+                "Select",
+                "Split",
+                "ImportValue",
+                "GetAZs",
+                "Base64",
+                "Cidr",
+            }:
                 raise NotImplementedError(f"intrinsic {key}")
         return {key: self.resolve(value) for key, value in node.items()}
 
@@ -270,7 +282,10 @@ def _glob(pattern: str, value: str, case: bool) -> bool:
 
 
 def _condition(operator: str, key: str, expected: Any, context: dict[str, Any]) -> bool:
-    values = [str(v).lower() if isinstance(v, bool) else str(v) for v in (expected if isinstance(expected, list) else [expected])]
+    values = [
+        str(v).lower() if isinstance(v, bool) else str(v)
+        for v in (expected if isinstance(expected, list) else [expected])
+    ]
     quantifier, _, operator = operator.rpartition(":")
     if_exists = operator.endswith("IfExists")
     operator = operator.removesuffix("IfExists")
@@ -351,7 +366,7 @@ def _documents(stack: Stack, logical_id: str) -> Iterator[dict[str, Any]]:
     for policy in props.get("Policies", []):
         yield stack.resolve(policy["PolicyDocument"])
     role_ref = {"Ref": logical_id}
-    for other_id, other in stack.resources.items():
+    for other in stack.resources.values():
         if other["Type"] in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"} and role_ref in other.get(
             "Properties", {}
         ).get("Roles", []):
@@ -364,7 +379,9 @@ def managed_policy(stack: Stack, arn: str) -> dict[str, Any]:
     for logical_id, resource in stack.resources.items():
         if resource["Type"] == "AWS::IAM::ManagedPolicy" and stack.ref(logical_id) == arn:
             return stack.resolve(resource["Properties"]["PolicyDocument"])
-    raise NotImplementedError(f"managed policy {arn} is not in the template (AWS managed policies are not modelled)")
+    raise NotImplementedError(
+        f"managed policy {arn} is not in the template (AWS managed policies are not modelled)"
+    )
 
 
 def _statements(documents: Iterable[dict[str, Any]]) -> list[Statement]:
@@ -409,7 +426,11 @@ class Finding:
 
 def new_role_arns(stack: Stack) -> list[str]:
     """Names an attacker might create: in the stack's prefix, and anywhere else."""
-    return [f"{ROLE_PREFIX}{stack.name}-attacker", f"{ROLE_PREFIX}attacker", f"{ROLE_PREFIX}{stack.name}/attacker"]
+    return [
+        f"{ROLE_PREFIX}{stack.name}-attacker",
+        f"{ROLE_PREFIX}attacker",
+        f"{ROLE_PREFIX}{stack.name}/attacker",
+    ]
 
 
 def boundary_choices(stack: Stack, roles: dict[str, Principal]) -> list[str | None]:
@@ -511,9 +532,12 @@ def analyse(stack: Stack, ci: str = "CiRole", allowed_passes: dict[str, set[str]
         if me.boundary is None:
             add("no permissions boundary", "a principal CI can reach carries no boundary")
         # Create or rewrite a role outside the boundary.
-        for arn in new_role_arns(stack):
+        # New names, and the stack's own (a replacement deletes and re-creates a role).
+        for arn in [*new_role_arns(stack), *(r.arn for r in template_roles.values())]:
             for boundary in boundaries:
-                if boundary not in roles_boundaries(roles) and me.allowed("iam:CreateRole", arn, _context(boundary)):
+                if boundary not in roles_boundaries(roles) and me.allowed(
+                    "iam:CreateRole", arn, _context(boundary)
+                ):
                     add("creates a role without the boundary", f"{arn} with boundary {boundary}")
         for action, resource in IDENTITY_ESCAPES:
             if me.allowed(action, resource):
@@ -548,14 +572,19 @@ def analyse(stack: Stack, ci: str = "CiRole", allowed_passes: dict[str, set[str]
                 if me.allowed("iam:PassRole", other.arn, context) and service not in allowed_passes.get(
                     other.name, set()
                 ):
-                    add("passes a role to an unexpected service", f"{other.name} -> {service or 'any service'}")
+                    add(
+                        "passes a role to an unexpected service",
+                        f"{other.name} -> {service or 'any service'}",
+                    )
         for arn in foreign + new_role_arns(stack):
             for service in (*SERVICES, None):
                 context = {"iam:PassedToService": service} if service else {}
                 if me.allowed("iam:PassRole", arn, context):
                     add("passes a role outside the stack", f"{arn} -> {service or 'any service'}")
                     break
-        if me.allowed("iam:DeleteOpenIDConnectProvider", f"arn:{PARTITION}:iam::{ACCOUNT}:oidc-provider/gitlab.com"):
+        if me.allowed(
+            "iam:DeleteOpenIDConnectProvider", f"arn:{PARTITION}:iam::{ACCOUNT}:oidc-provider/gitlab.com"
+        ):
             add("deletes the account's GitLab OIDC provider", "iam:DeleteOpenIDConnectProvider")
     return findings
 

@@ -89,7 +89,11 @@ def test_pass_role_only_for_the_sagemaker_roles_to_sagemaker(resources):
     }  # fmt: skip
     for name, roles in expected.items():
         passes = [s for s in statements(resources[name]) if s["Action"] == "iam:PassRole"]
-        to_sagemaker = [s for s in passes if s["Condition"]["StringEquals"]["iam:PassedToService"] == "sagemaker.amazonaws.com"]
+        to_sagemaker = [
+            s
+            for s in passes
+            if s["Condition"]["StringEquals"]["iam:PassedToService"] == "sagemaker.amazonaws.com"
+        ]
         (statement,) = to_sagemaker
         assert {r["GetAtt"] for r in statement["Resource"]} == roles, name
         for statement in passes:
