@@ -98,3 +98,49 @@ def test_other_errors_are_raised_not_swallowed():
 def test_invalid_event_is_refused_with_the_reason(event):
     with pytest.raises(check_endpoint.InvalidEvent, match="EndpointName"):
         check_endpoint.handler(event, None)
+
+
+# -- verify_artifact: the promoted copy against the gated sha256 ------------------------------
+def _put(body: bytes) -> tuple[object, str]:
+    import hashlib
+
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="data", CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object(Bucket="data", Key="models/x/model.tar.gz", Body=body)
+    return s3, hashlib.sha256(body).hexdigest()
+
+
+def test_verify_artifact_accepts_the_gated_archive(aws):
+    from lambdas.check_endpoint import verify_artifact
+
+    _, sha = _put(b"model archive" * 1000)
+    event = {"Bucket": "data", "Key": "models/x/model.tar.gz", "ExpectedSha256": sha}
+    assert verify_artifact.handler(event, None) == {"sha256": sha, "bytes": 13000}
+
+
+def test_verify_artifact_refuses_and_deletes_a_swapped_archive(aws):
+    from lambdas.check_endpoint import verify_artifact
+
+    s3, sha = _put(b"the drifted model")
+    expected = "0" * 64
+    with pytest.raises(verify_artifact.ArtifactMismatch, match=f"has sha256 {sha}, not {expected}"):
+        verify_artifact.handler(
+            {"Bucket": "data", "Key": "models/x/model.tar.gz", "ExpectedSha256": expected}, None
+        )
+    assert s3.list_objects_v2(Bucket="data", Prefix="models/").get("KeyCount") == 0
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({"Key": "k", "ExpectedSha256": "0" * 64}, "Bucket"),
+        ({"Bucket": "b", "Key": "", "ExpectedSha256": "0" * 64}, "Key"),
+        ({"Bucket": "b", "Key": "k", "ExpectedSha256": "ABC"}, "ExpectedSha256"),
+        ("not an object", "Bucket, Key, ExpectedSha256"),
+    ],
+)
+def test_verify_artifact_names_the_bad_field(aws, event, field):
+    from lambdas.check_endpoint import verify_artifact
+
+    with pytest.raises(verify_artifact.InvalidEvent, match=field):
+        verify_artifact.handler(event, None)
