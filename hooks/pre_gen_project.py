@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import keyword
+import math
 import re
 import sys
 
@@ -30,6 +31,15 @@ EMAIL = re.compile(r"^[^@\s\"'<>\\]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 GITLAB_PATH = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
 # Free text lands in YAML, TOML, Markdown and Python strings: refuse what could break out of them.
 UNSAFE_TEXT = re.compile(r"[\"\\`$<>{}\x00-\x1f]")
+# A CSV header cell that is also safe in a Python string, JSON and the shell.
+LABEL = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_. -]{0,62}[A-Za-z0-9_]$|^[A-Za-z0-9_]$")
+# The gate metrics per problem type (the generated metrics.METRICS) and the lower-is-better ones.
+METRICS = {
+    "binary": ("roc_auc", "pr_auc", "accuracy", "f1", "log_loss"),
+    "multiclass": ("accuracy", "macro_f1", "weighted_f1", "log_loss"),
+    "regression": ("rmse", "mae", "r2", "mape"),
+}
+LOWER_IS_BETTER = ("log_loss", "rmse", "mae", "mape")
 
 
 class AnswerError(ValueError):
@@ -169,6 +179,41 @@ def check_gitlab_path(value: str) -> None:
         _fail("gitlab_project_path", value, "must be a GitLab project path such as my-group/my-project")
 
 
+def check_label_column(value: str) -> None:
+    if not LABEL.match(value):
+        _fail(
+            "label_column",
+            value,
+            "must be 1-64 letters, digits, underscores, dots, dashes or inner spaces (a CSV header name)",
+        )
+
+
+def check_gate(metric: str, problem_type: str, minimum: str, tolerance: str) -> None:
+    """The metric must suit the problem type; bounds depend on the metric's range and direction."""
+    allowed = METRICS.get(problem_type, ())
+    if metric not in allowed:
+        _fail("gate_metric", metric, f"must be one of {', '.join(allowed)} for problem_type {problem_type}")
+    if metric in LOWER_IS_BETTER:
+        # Lower is better: the "minimum" is the largest value the candidate may have.
+        check_positive("gate_minimum", minimum, f"the largest {metric} a candidate may have", strict=True)
+        check_positive("gate_tolerance", tolerance, f"how much higher than production's {metric} it may be")
+    elif metric == "r2":
+        check_float("gate_minimum", minimum, -1e6, 1.0, open_low=False)
+        check_float("gate_tolerance", tolerance, 0.0, 1.0, open_low=False)
+    else:
+        check_float("gate_minimum", minimum, 0.0, 1.0, open_low=False)
+        check_float("gate_tolerance", tolerance, 0.0, 1.0, open_low=False)
+
+
+def check_positive(field: str, value: str, meaning: str, *, strict: bool = False) -> None:
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not (math.isfinite(number) and (number > 0 if strict else number >= 0)):
+        _fail(field, value, f"must be a {'positive' if strict else 'non-negative'} number ({meaning})")
+
+
 def check_choice(field: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         _fail(field, value, f"must be one of {', '.join(allowed)}")
@@ -191,9 +236,12 @@ def validate(answers: dict) -> None:
     check_float("psi_threshold", answers["psi_threshold"], 0.0, 10.0)
     check_float("ks_pvalue", answers["ks_pvalue"], 0.0, 1.0)
     check_choice("drift_policy", answers["drift_policy"], ("retrain", "block"))
-    check_choice("gate_metric", answers["gate_metric"], ("roc_auc", "accuracy", "f1"))
-    check_float("gate_minimum", answers["gate_minimum"], 0.0, 1.0, open_low=False)
-    check_float("gate_tolerance", answers["gate_tolerance"], 0.0, 1.0, open_low=False)
+    check_choice("problem_type", answers["problem_type"], tuple(METRICS))
+    check_choice("model_library", answers["model_library"], ("scikit-learn", "xgboost", "lightgbm"))
+    check_label_column(answers["label_column"])
+    check_gate(
+        answers["gate_metric"], answers["problem_type"], answers["gate_minimum"], answers["gate_tolerance"]
+    )
     check_choice("enable_hpo", answers["enable_hpo"], ("y", "n"))
     check_email(answers["notification_email"])
     check_gitlab_path(answers["gitlab_project_path"])

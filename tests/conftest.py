@@ -15,19 +15,38 @@ import pytest
 TEMPLATE = Path(__file__).resolve().parents[1]
 DEFAULTS: dict = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 
-# Options whose values change which files or code are generated: baked in every combination.
-CHOICES = {name: DEFAULTS[name] for name in ("enable_hpo", "drift_policy", "gate_metric")}
-# Independent free-text options: rotated through the combinations so every value is baked once.
-ROTATED = {"notification_email": ["", "ml-team@example.com"], "initial_instance_count": ["1", "2"]}
+# Options that interact (each library implements each problem type): every pair is baked.
+CHOICES = {name: DEFAULTS[name] for name in ("problem_type", "model_library")}
+# Options that are independent of those: rotated through the combinations so every value is baked
+# at least once without multiplying the matrix (ccds' itertools.cycle pattern).
+ROTATED = {
+    "enable_hpo": DEFAULTS["enable_hpo"],
+    "drift_policy": DEFAULTS["drift_policy"],
+    "notification_email": ["", "ml-team@example.com"],
+    "initial_instance_count": ["1", "2"],
+}
+# Choice lists cookiecutter itself enforces (a value outside them never reaches the hook).
+CHOICE_LISTS = {name for name, value in DEFAULTS.items() if isinstance(value, list)}
+# Gate metrics per problem type, rotated within each type (the hook refuses other pairs).
+GATE_METRICS = {
+    "binary": ["roc_auc", "pr_auc", "accuracy", "f1", "log_loss"],
+    "multiclass": ["macro_f1", "accuracy", "weighted_f1", "log_loss"],
+    "regression": ["rmse", "mae", "r2", "mape"],
+}
+# A bound that suits each metric's range and direction (lower is better: a maximum).
+GATE_MINIMUMS = {"rmse": "70", "mae": "55", "mape": "0.5", "log_loss": "0.5", "r2": "0.3"}
 
 
 def combinations() -> list[dict[str, str]]:
     names = list(CHOICES)
     rotations = {name: itertools.cycle(values) for name, values in ROTATED.items()}
+    metrics = {problem: itertools.cycle(values) for problem, values in GATE_METRICS.items()}
     combos = []
     for values in itertools.product(*(CHOICES[n] for n in names)):
         combo = dict(zip(names, values, strict=True))
         combo.update({name: next(cycle) for name, cycle in rotations.items()})
+        metric = next(metrics[combo["problem_type"]])
+        combo.update(gate_metric=metric, gate_minimum=GATE_MINIMUMS.get(metric, "0.8"))
         combos.append(combo)
     return combos
 
@@ -69,7 +88,11 @@ INVALID_ANSWERS = [
     ("psi_threshold", "abc", "(0.0, 10.0]"),
     ("ks_pvalue", "1.5", "(0.0, 1.0]"),
     ("drift_policy", "ignore", "one of retrain, block"),
-    ("gate_metric", "rmse", "one of roc_auc, accuracy, f1"),
+    ("problem_type", "ranking", "one of binary, multiclass, regression"),
+    ("model_library", "catboost", "one of scikit-learn, xgboost, lightgbm"),
+    ("label_column", "a,b", "CSV header name"),
+    ("label_column", "", "CSV header name"),
+    ("gate_metric", "rmse", "one of roc_auc, pr_auc, accuracy, f1, log_loss for problem_type binary"),
     ("gate_minimum", "1.2", "[0.0, 1.0]"),
     ("gate_tolerance", "-1", "[0.0, 1.0]"),
     ("enable_hpo", "yes", "one of y, n"),
@@ -82,3 +105,20 @@ INVALID_ANSWERS = [
 @pytest.fixture(scope="session")
 def template() -> Path:
     return TEMPLATE
+
+
+# Answers that are valid alone but not together: (answers, field, a fragment of the message).
+INVALID_PAIRS = [
+    ({"problem_type": "regression", "gate_metric": "roc_auc"}, "gate_metric", "one of rmse, mae, r2, mape"),
+    ({"problem_type": "multiclass", "gate_metric": "f1"}, "gate_metric", "for problem_type multiclass"),
+    (
+        {"problem_type": "regression", "gate_metric": "rmse", "gate_minimum": "0"},
+        "gate_minimum",
+        "positive number (the largest rmse",
+    ),
+    (
+        {"problem_type": "regression", "gate_metric": "mae", "gate_minimum": "5", "gate_tolerance": "-1"},
+        "gate_tolerance",
+        "non-negative number",
+    ),
+]

@@ -5,24 +5,21 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-from conftest import CHOICES, DEFAULTS, INVALID_ANSWERS, TEMPLATE
+from conftest import CHOICE_LISTS, INVALID_ANSWERS, INVALID_PAIRS, TEMPLATE
 from cookiecutter.exceptions import FailedHookException
+from cookiecutter.generate import generate_context
 from cookiecutter.main import cookiecutter
+from cookiecutter.prompt import prompt_for_config
 
 spec = importlib.util.spec_from_file_location("pre_gen_project", TEMPLATE / "hooks" / "pre_gen_project.py")
 hook = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(hook)
 
 
-def rendered_defaults() -> dict:
-    """The default answers as cookiecutter renders them (derived fields filled in)."""
-    answers = {k: (v[0] if isinstance(v, list) else v) for k, v in DEFAULTS.items() if not k.startswith("_")}
-    answers["project_slug"] = "ml-pipeline-demo"
-    answers["package_name"] = "ml_pipeline_demo"
-    answers["s3_bucket"] = "ml-pipeline-demo-eu-west-1-ml"
-    answers["ecr_repository"] = "ml-pipeline-demo"
-    answers["gitlab_project_path"] = "my-group/ml-pipeline-demo"
-    return answers
+def rendered_defaults(**answers: str) -> dict:
+    """The answers as cookiecutter renders them with no input (derived fields filled in)."""
+    context = generate_context(TEMPLATE / "cookiecutter.json", extra_context=answers)
+    return dict(prompt_for_config(context, no_input=True))
 
 
 def test_defaults_pass() -> None:
@@ -61,7 +58,7 @@ def test_validate_refuses(field: str, value: str, message: str) -> None:
 def test_bake_with_bad_answer_fails_cleanly(tmp_path, capfd, field: str, value: str, message: str) -> None:
     # A fixed slug keeps the output folder name valid whatever the bad answer derives from.
     context = ({} if field == "project_slug" else {"project_slug": "bad-answer"}) | {field: value}
-    if field in CHOICES:
+    if field in CHOICE_LISTS:
         # cookiecutter itself refuses a value outside a choice list, before any hook runs.
         with pytest.raises(ValueError, match=f"choice variable {field}"):
             cookiecutter(str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(tmp_path))
@@ -74,4 +71,30 @@ def test_bake_with_bad_answer_fails_cleanly(tmp_path, capfd, field: str, value: 
     assert error_lines, err
     assert error_lines[0].startswith(f"ERROR: {field}=") and message in error_lines[0]
     # cookiecutter removes the half-made folder when the pre-gen hook fails: nothing is left.
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("problem_type", "metric", "bound"),
+    [("binary", "roc_auc", "0.8"), ("multiclass", "macro_f1", "0.8"), ("regression", "rmse", "70")],
+)
+def test_default_gate_follows_the_problem_type(problem_type: str, metric: str, bound: str) -> None:
+    answers = rendered_defaults(problem_type=problem_type)
+    assert (answers["gate_metric"], answers["gate_minimum"]) == (metric, bound)
+    hook.validate(answers)
+
+
+@pytest.mark.parametrize(("pair", "field", "message"), INVALID_PAIRS, ids=lambda v: str(v)[:40])
+def test_validate_refuses_invalid_pairs(pair: dict, field: str, message: str) -> None:
+    with pytest.raises(hook.AnswerError) as error:
+        hook.validate(rendered_defaults(**pair))
+    assert str(error.value).startswith(f"{field}={pair[field]!r}: ") and message in str(error.value)
+
+
+def test_bake_with_a_metric_of_another_problem_type_fails_in_one_line(tmp_path, capfd) -> None:
+    context = {"project_slug": "bad-answer", "problem_type": "regression", "gate_metric": "r2x"}
+    with pytest.raises(FailedHookException):
+        cookiecutter(str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(tmp_path))
+    errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR: ")]
+    assert errors == ["ERROR: gate_metric='r2x': must be one of rmse, mae, r2, mape for problem_type regression"]
     assert list(tmp_path.iterdir()) == []

@@ -67,14 +67,11 @@ def sample_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def trained_model(sample_data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
     """The default model trained on the sample training set, saved and loaded back once per session."""
     from {{ cookiecutter.package_name }}.data import read_csv
-    from {{ cookiecutter.package_name }}.model import Model
-    from {{ cookiecutter.package_name }}.settings import LABEL_COLUMN
+    from {{ cookiecutter.package_name }}.predictor import Predictor
 
-    table = read_csv(sample_data["train"])
-    features = [c for c in table.columns if c != LABEL_COLUMN]
     model_dir = tmp_path_factory.mktemp("trained-model")
-    Model(features).fit(table.matrix(features), table.data[LABEL_COLUMN]).save(model_dir)
-    return Model.load(model_dir)
+    Predictor.fit(read_csv(sample_data["train"]), {}).save(model_dir)
+    return Predictor.load(model_dir)
 
 
 @pytest.fixture(scope="module")

@@ -20,10 +20,15 @@ import requests
 
 from {{ cookiecutter.package_name }}.data import read_csv
 from {{ cookiecutter.package_name }}.local.runtimes.process import wait_healthy
-from {{ cookiecutter.package_name }}.model import Model
+from {{ cookiecutter.package_name }}.metrics import METRICS
+from {{ cookiecutter.package_name }}.model import HYPERPARAMETERS
+from {{ cookiecutter.package_name }}.predictor import Predictor
+from {{ cookiecutter.package_name }}.settings import PROBLEM_TYPE
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 pytestmark = pytest.mark.slow
+# The first numeric hyperparameter of model.py, set to its upper bound for the run.
+PARAM = next(p for p in HYPERPARAMETERS if p.kind != "categorical")
 
 
 def free_port() -> int:
@@ -46,13 +51,13 @@ def trained(tmp_path_factory, sample_data, project_root) -> tuple[Path, dict[str
     root = tmp_path_factory.mktemp("opt_ml")
     shutil.copytree(sample_data["train"].parent, root / "input" / "data" / "train")
     (root / "input" / "config").mkdir(parents=True)
-    (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps({"C": "0.5"}))
+    (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps({PARAM.name: str(PARAM.high)}))
     env = {**os.environ, "OPT_ML_ROOT": str(root), "PYTHONPATH": str(project_root / "src")}
     result = subprocess.run(
         [sys.executable, "-m", f"{PACKAGE}.training"], env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("train:roc_auc=")
+    assert result.stdout.startswith(f"train:{METRICS[PROBLEM_TYPE][0]}=")
     return root, env
 
 
@@ -76,29 +81,47 @@ def server(trained):
 
 def test_training_wrote_the_model_the_server_loads(trained):
     root, _ = trained
-    assert Model.load(root / "model").hyperparameters.C == 0.5
+    assert Predictor.load(root / "model").hyperparameters[PARAM.name] == PARAM.high
+
+
+def _numbers(reply: requests.Response) -> list[float]:
+    """The per-row number of a CSV answer: the score (binary) or the value (regression)."""
+    return [float(line.split(",")[-1]) for line in reply.text.splitlines()]
 
 
 def test_http_predictions_equal_the_model(server, trained, sample_data):
     url, _ = server
-    model = Model.load(trained[0] / "model")
-    X = read_csv(sample_data["holdout"]).matrix(model.feature_names)
+    predictor = Predictor.load(trained[0] / "model")
+    X = read_csv(sample_data["holdout"]).matrix(predictor.feature_names)
+    expected = predictor.predict(X)
     body = "\n".join(",".join(repr(float(v)) for v in row) for row in X)
     reply = requests.post(f"{url}/invocations", data=body, headers={"Content-Type": "text/csv"}, timeout=30)
     assert reply.status_code == 200, reply.text
-    scores = [float(line.split(",")[1]) for line in reply.text.splitlines()]
-    assert scores == pytest.approx(model.predict_proba(X).tolist(), abs=1e-12)
+    answer = requests.post(f"{url}/invocations", json={"instances": X[:3].tolist()}, timeout=30).json()
+    rows = answer["predictions"]
+    if PROBLEM_TYPE == "binary":
+        assert _numbers(reply) == pytest.approx(expected.scores.tolist(), abs=1e-12)
+        assert [p["label"] for p in rows] == expected.labels[:3].tolist()
+    elif PROBLEM_TYPE == "multiclass":
+        header, *lines = reply.text.splitlines()
+        assert header.split(",") == ["label", *map(str, predictor.classes)]
+        probabilities = [[float(v) for v in line.split(",")[1:]] for line in lines]
+        assert probabilities == pytest.approx(expected.probabilities.tolist(), abs=1e-12)
+        assert [p["label"] for p in rows] == expected.labels[:3].tolist()
+    else:
+        assert _numbers(reply) == pytest.approx(expected.values.tolist(), abs=1e-9)
+        assert [p["value"] for p in rows] == pytest.approx(expected.values[:3].tolist(), abs=1e-9)
 
-    reply = requests.post(f"{url}/invocations", json={"instances": X[:3].tolist()}, timeout=30)
-    assert [p["label"] for p in reply.json()["predictions"]] == model.predict(X[:3]).tolist()
 
-
-def test_bad_input_is_a_4xx_and_the_workers_survive(server):
+def test_bad_input_is_a_4xx_and_the_workers_survive(server, trained):
     url, process = server
     reply = requests.post(
         f"{url}/invocations", data="1,2,x", headers={"Content-Type": "text/csv"}, timeout=30
     )
-    assert reply.status_code == 400 and reply.json()["error"] == "row 1: expected 30 features, got 3"
+    n_features = len(Predictor.load(trained[0] / "model").feature_names)
+    assert (
+        reply.status_code == 400 and reply.json()["error"] == f"row 1: expected {n_features} features, got 3"
+    )
     assert requests.get(f"{url}/execution-parameters", timeout=5).json()["MaxConcurrentTransforms"] == 2
     assert process.poll() is None and requests.get(f"{url}/ping", timeout=5).status_code == 200
 

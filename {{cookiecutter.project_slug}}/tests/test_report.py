@@ -123,10 +123,61 @@ def test_evaluation_report_compares_candidate_and_production():
     }
     page = Page(report.evaluation_page(decision))
     assert page.banner.startswith("BLOCKED: candidate fails the gate")
-    assert ["roc_auc", "0.8500", "0.9500", "-0.1000"] in page.rows
-    assert ["f1", "n/a", "0.9000", "n/a"] in page.rows
+    assert ["roc_auc", "higher", "0.8500", "0.9500", "-0.1000"] in page.rows
+    assert ["f1", "higher", "n/a", "0.9000", "n/a"] in page.rows
     assert len(page.images) == 1
     assert Page(report.evaluation_page({**decision, "promote": True})).banner.startswith("PROMOTE")
+
+
+def _png(source: str) -> bytes:
+    png = base64.b64decode(source.removeprefix("data:image/png;base64,"))
+    assert png.startswith(b"\x89PNG")
+    return png
+
+
+def test_evaluation_report_draws_a_confusion_matrix_for_classes():
+    decision = {
+        "step": "evaluate",
+        "promote": True,
+        "metric": "macro_f1",
+        "higher_is_better": True,
+        "minimum": 0.8,
+        "tolerance": 0.01,
+        "candidate": {"accuracy": 0.9, "macro_f1": 0.88, "weighted_f1": 0.9, "log_loss": 0.3},
+        "production": None,
+        "reasons": ["first run"],
+        "prediction_drift": None,
+    }
+    plot = {
+        "classes": ["setosa", "<b>x</b>", "virginica"],
+        "confusion_matrix": [[9, 1, 0], [0, 8, 2], [0, 0, 10]],
+    }
+    page = Page(report.evaluation_page(decision, plot))
+    assert "Confusion matrix" in page.text
+    assert ["log_loss", "lower", "0.3000", "n/a", "n/a"] in page.rows
+    assert len(page.images) == 2 and all(_png(i) for i in page.images)
+
+
+def test_evaluation_report_for_a_lower_is_better_gate_names_a_maximum():
+    decision = {
+        "step": "evaluate",
+        "promote": False,
+        "metric": "rmse",
+        "higher_is_better": False,
+        "minimum": 60.0,
+        "tolerance": 2.0,
+        "candidate": {"rmse": 65.0, "mae": 50.0, "r2": 0.3, "mape": 0.4},
+        "production": {"rmse": 55.0, "mae": 45.0, "r2": 0.45, "mape": 0.35},
+        "reasons": ["candidate rmse 65.0000 is above the maximum 60.0000"],
+        "prediction_drift": None,
+    }
+    plot = {"actual": [100.0, 150.0, 200.0], "predicted": [110.0, 140.0, 230.0]}
+    page = Page(report.evaluation_page(decision, plot))
+    assert page.banner.startswith("BLOCKED")
+    assert "gate on rmse (lower is better): maximum 60.0," in " ".join(page.text)
+    assert ["rmse", "lower", "65.0000", "55.0000", "+10.0000"] in page.rows
+    assert "Predicted vs actual" in page.text
+    assert len(page.images) == 2 and all(_png(i) for i in page.images)
 
 
 def test_plots_survive_dollar_signs_and_many_categories():

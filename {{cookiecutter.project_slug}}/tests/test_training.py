@@ -9,11 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }} import training
+from {{ cookiecutter.package_name }} import hyperparameters, model, training
 from {{ cookiecutter.package_name }}.data import read_csv
-from {{ cookiecutter.package_name }}.model import Model
+from {{ cookiecutter.package_name }}.metrics import METRICS
+from {{ cookiecutter.package_name }}.predictor import Predictor
+from {{ cookiecutter.package_name }}.settings import LABEL_COLUMN, PROBLEM_TYPE
 
-METRIC_LINE = re.compile(r"^(train|validation):roc_auc=[0-9.]+; \1:accuracy=[0-9.]+; \1:f1=[0-9.]+;$")
+METRIC_LINE = re.compile(
+    r"^(train|validation):" + r" \1:".join(f"{name}=-?[0-9.]+;" for name in METRICS[PROBLEM_TYPE]) + "$"
+)
+# The first numeric hyperparameter of model.py, whatever the library.
+NUMERIC = next(p for p in model.HYPERPARAMETERS if p.kind != "categorical")
+KNOWN = ", ".join(p.name for p in hyperparameters.all_params())
 
 
 @pytest.fixture
@@ -37,6 +44,19 @@ def write_channel(root: Path, channel: str, text: str) -> None:
     (directory / "part.csv").write_text(text)
 
 
+def spy_on_fit(monkeypatch) -> list[int]:
+    """Record the row count of every Predictor.fit call (and still train)."""
+    fitted: list[int] = []
+    original = Predictor.fit
+
+    def spy(cls, table, hp):
+        fitted.append(table.n_rows)
+        return original(table, hp)
+
+    monkeypatch.setattr(Predictor, "fit", classmethod(spy))
+    return fitted
+
+
 def fail(root: Path, capsys) -> str:
     """Run training, expect exit 1 with a traceback on stderr; return the failure file's first line."""
     assert training.main() == 1
@@ -46,24 +66,35 @@ def fail(root: Path, capsys) -> str:
 
 def test_success_writes_model_metadata_profile_and_metrics(opt_ml, sample_data, capsys):
     shutil.copytree(sample_data["holdout"].parent, opt_ml / "input" / "data" / "validation")
-    write_config(opt_ml, "hyperparameters", {"C": "0.5", "sagemaker_program": "ignored"})
+    value = NUMERIC.high if NUMERIC.default != NUMERIC.high else NUMERIC.low
+    write_config(opt_ml, "hyperparameters", {NUMERIC.name: str(value), "sagemaker_program": "ignored"})
 
     assert training.main() == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == ["train", "validation"]
     assert all(METRIC_LINE.match(line) for line in lines), lines
     model_dir = opt_ml / "model"
-    model = Model.load(model_dir)
-    assert model.hyperparameters.C == 0.5
-    assert len(model.feature_names) == 30 and "target" not in model.feature_names
-    assert model.metrics["validation_roc_auc"] > 0.95
+    predictor = Predictor.load(model_dir)
+    assert predictor.hyperparameters[NUMERIC.name] == value
+    train = read_csv(sample_data["train"])
+    assert predictor.feature_names == [c for c in train.columns if c != LABEL_COLUMN]
+    assert predictor.problem_type == PROBLEM_TYPE and predictor.library == model.LIBRARY
+    assert sorted(p.name for p in model_dir.iterdir()) == sorted(
+        ["metadata.json", "profile.json", model.MODEL_FILE]
+    )
+    assert set(predictor.metrics) == {
+        f"{s}_{m}" for s in ("train", "validation") for m in METRICS[PROBLEM_TYPE]
+    }
     assert not (opt_ml / "output" / "failure").exists()
     holdout = read_csv(sample_data["holdout"])
-    assert model.predict_proba(holdout.matrix(model.feature_names)).shape == (holdout.n_rows,)
-    if (model_dir / "profile.json").exists():
-        assert json.loads((model_dir / "profile.json").read_text())
-    else:  # TODO: drop once drift/profile.py has landed (another piece writes it)
-        pytest.skip("drift.profile not available yet: profile.json not checked")
+    predictions = predictor.predict(predictor.features(holdout))
+    if PROBLEM_TYPE == "regression":
+        assert predictions.values.shape == (holdout.n_rows,) and predictions.labels is None
+    else:
+        assert predictions.probabilities.shape == (holdout.n_rows, len(predictor.classes))
+    profile = json.loads((model_dir / "profile.json").read_text())
+    assert profile["label"]["type"] == ("numeric" if PROBLEM_TYPE == "regression" else "categorical")
+    assert profile["prediction"]["n"] == train.n_rows
 
 
 def test_missing_train_channel(opt_ml, capsys):
@@ -100,9 +131,12 @@ def test_malformed_csv(opt_ml, capsys):
     assert re.fullmatch(r"channel 'train': .*part\.csv:3: expected 3 fields, got 2", fail(opt_ml, capsys))
 
 
-def test_non_numeric_feature(opt_ml, capsys):
-    write_channel(opt_ml, "train", "a,b,target\n1,x,0\n3,4,1\n")
-    assert fail(opt_ml, capsys) == "channel 'train': column 'b' is not numeric (value 'x')"
+def test_text_feature_is_categorical(opt_ml):
+    write_channel(opt_ml, "train", "a,b,target\n1,x,0\n3,y,1\n2,x,0\n4,,1\n")
+    assert training.main() == 0
+    predictor = Predictor.load(opt_ml / "model")
+    assert predictor.feature_kinds == ["numeric", "categorical"]
+    assert predictor.categories == {"b": ["x", "y"]}
 
 
 def test_infinite_feature(opt_ml, capsys):
@@ -123,18 +157,31 @@ def test_missing_label_value(opt_ml, capsys):
     )
 
 
+@pytest.mark.skipif(PROBLEM_TYPE == "regression", reason="a regression target has no classes")
 def test_one_class_label(opt_ml, capsys):
     write_channel(opt_ml, "train", "a,b,target\n1,2,1\n3,4,1\n")
+    needs = "exactly two" if PROBLEM_TYPE == "binary" else "at least two"
     assert fail(opt_ml, capsys) == (
-        "channel 'train': label column 'target' has 1 class(es) [1.0]; a binary classifier needs exactly two"
+        f"channel 'train': label column 'target' has 1 class(es) ['1']; a {PROBLEM_TYPE} model needs {needs}"
+    )
+
+
+@pytest.mark.skipif(PROBLEM_TYPE != "regression", reason="classification labels may be text")
+def test_text_regression_target(opt_ml, capsys):
+    write_channel(opt_ml, "train", "a,b,target\n1,2,high\n3,4,1\n")
+    assert fail(opt_ml, capsys) == (
+        "channel 'train': label column 'target' is not numeric (value 'high'); regression needs numbers"
     )
 
 
 @pytest.mark.parametrize(
     ("hyperparameters", "reason"),
     [
-        ({"C": "-1"}, "hyperparameter C=-1.0: must be between 1e-06 and 1e+06"),
-        ({"max_depth": "3"}, "unknown hyperparameter 'max_depth' (known: C, max_iter, class_weight)"),
+        (
+            {NUMERIC.name: str(NUMERIC.low - 1)},
+            f"hyperparameter {NUMERIC.name}={NUMERIC.low - 1!r}: must be between {NUMERIC.low:g} and {NUMERIC.high:g}",
+        ),
+        ({"no_such_name": "3"}, f"unknown hyperparameter 'no_such_name' (known: {KNOWN})"),
     ],
 )
 def test_bad_hyperparameter(opt_ml, capsys, hyperparameters, reason):
@@ -142,18 +189,31 @@ def test_bad_hyperparameter(opt_ml, capsys, hyperparameters, reason):
     assert fail(opt_ml, capsys) == reason
 
 
+@pytest.mark.skipif(PROBLEM_TYPE != "binary", reason="positive class and threshold are binary settings")
+def test_positive_class_and_threshold_are_recorded(opt_ml, sample_data, capsys):
+    write_config(opt_ml, "hyperparameters", {"positive_class": "0", "threshold": "0.7"})
+    assert training.main() == 0
+    predictor = Predictor.load(opt_ml / "model")
+    assert (predictor.positive_class, predictor.threshold) == (0, 0.7)
+    predictions = predictor.predict(predictor.features(read_csv(sample_data["holdout"])))
+    assert ((predictions.scores >= 0.7) == (predictions.labels == 0)).all()
+    write_config(opt_ml, "hyperparameters", {"positive_class": "maybe"})
+    assert (
+        fail(opt_ml, capsys)
+        == "hyperparameter positive_class='maybe': not a class of the label (classes: 0, 1)"
+    )
+
+
 def test_missing_cells_are_imputed(opt_ml, capsys):
     write_channel(opt_ml, "train", "a,b,target\n1,,0\n2,5,0\n8,,1\n9,7,1\n")
     assert training.main() == 0
-    assert Model.load(opt_ml / "model").feature_names == ["a", "b"]
+    assert Predictor.load(opt_ml / "model").feature_names == ["a", "b"]
 
 
 @pytest.mark.parametrize(("host", "leader"), [("algo-1", True), ("algo-2", False)])
 def test_hosts_train_on_their_shard_and_only_the_leader_saves(opt_ml, sample_data, monkeypatch, host, leader):
     write_config(opt_ml, "resourceconfig", {"current_host": host, "hosts": ["algo-2", "algo-1"]})
-    fitted: list[int] = []
-    original = Model.fit
-    monkeypatch.setattr(Model, "fit", lambda self, X, y: fitted.append(len(X)) or original(self, X, y))
+    fitted = spy_on_fit(monkeypatch)
     assert training.main() == 0
     n_rows = read_csv(sample_data["train"]).n_rows
     assert fitted == [len(range(0 if leader else 1, n_rows, 2))]
@@ -163,13 +223,11 @@ def test_hosts_train_on_their_shard_and_only_the_leader_saves(opt_ml, sample_dat
 def test_sharded_by_s3_key_channels_are_not_split_again(opt_ml, sample_data, monkeypatch):
     write_config(opt_ml, "resourceconfig", {"current_host": "algo-1", "hosts": ["algo-1", "algo-2"]})
     write_config(opt_ml, "inputdataconfig", {"train": {"S3DistributionType": "ShardedByS3Key"}})
-    fitted: list[int] = []
-    original = Model.fit
-    monkeypatch.setattr(Model, "fit", lambda self, X, y: fitted.append(len(X)) or original(self, X, y))
+    fitted = spy_on_fit(monkeypatch)
     assert training.main() == 0
     assert fitted == [read_csv(sample_data["train"]).n_rows]
 
 
 def test_unexpected_errors_still_write_a_reason(opt_ml, capsys, monkeypatch):
-    monkeypatch.setattr(Model, "save", lambda self, path: (_ for _ in ()).throw(OSError("disk full")))
+    monkeypatch.setattr(Predictor, "save", lambda self, path: (_ for _ in ()).throw(OSError("disk full")))
     assert fail(opt_ml, capsys) == "unexpected OSError: disk full"

@@ -15,7 +15,7 @@ import pytest
 from {{ cookiecutter.package_name }} import data
 from {{ cookiecutter.package_name }}.drift import validate
 from {{ cookiecutter.package_name }}.drift.profile import PROFILE_FILE, build_profile, save_profile
-from {{ cookiecutter.package_name }}.model import Model
+from {{ cookiecutter.package_name }}.predictor import Predictor
 from {{ cookiecutter.package_name }}.sample_data import DRIFTED_FEATURES
 from {{ cookiecutter.package_name }}.settings import LABEL_COLUMN
 
@@ -38,7 +38,7 @@ def reference_model(sample_data: dict[str, Path], tmp_path_factory: pytest.TempP
     table = data.read_csv(sample_data["train"])
     features = [c for c in table.columns if c != LABEL_COLUMN]
     folder = tmp_path_factory.mktemp("reference") / "model"
-    Model(features).fit(table.matrix(features), table.data[LABEL_COLUMN]).save(folder)
+    Predictor.fit(table, {}).save(folder)
     save_profile(build_profile(table, features), folder / PROFILE_FILE)
     return folder
 

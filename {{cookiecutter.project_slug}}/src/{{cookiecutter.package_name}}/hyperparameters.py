@@ -1,10 +1,15 @@
-"""Hyperparameters from SageMaker's hyperparameters.json into a typed ``model.Hyperparameters``.
+"""Hyperparameters: the spec in ``model.HYPERPARAMETERS`` plus the generic ones, parsed from strings.
 
 SageMaker passes every hyperparameter as a string (the CreateTrainingJob API only takes
-string-to-string maps), so types come from the dataclass fields and ranges from
-``model.HYPERPARAMETER_RULES``. Absent names keep their defaults; unknown names and bad values fail
-with a message that names the parameter, so a typo cannot silently train with a default.
+string-to-string maps), so each value is converted to the type its ``Param`` declares and checked
+against its range. Absent names keep their defaults; unknown names and bad values fail with a
+message that names the parameter, so a typo cannot silently train with a default.
 https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-running-container.html
+
+The same spec feeds the tuning job's ``ParameterRanges`` (``tuning_ranges``) and the state
+machine's check of execution-input overrides (``spec``), so nothing outside ``model.py`` names a
+model hyperparameter. Generic ones (``GENERIC``) are added per problem type: binary models get the
+``positive_class`` and the decision ``threshold``, recorded in the model's metadata.
 """
 
 from __future__ import annotations
@@ -12,15 +17,73 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Literal
 
-from .model import HYPERPARAMETER_RULES, Hyperparameters
+Kind = Literal["float", "int", "categorical"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One hyperparameter: its type, default, range and search scale.
+
+    ``categorical`` with empty ``values`` takes any text (e.g. a class label). ``tune=False`` keeps
+    a parameter out of the tuning job's search space (it is still settable per run).
+    """
+
+    name: str
+    kind: Kind
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    scale: Literal["linear", "log"] = "linear"
+    values: tuple[str, ...] = ()
+    tune: bool = True
+    help: str = ""
+
+
+# Added for every model of a binary problem; "" means "the second class in sorted order".
+GENERIC: dict[str, tuple[Param, ...]] = {
+    "binary": (
+        Param(
+            "positive_class",
+            "categorical",
+            "",
+            tune=False,
+            help="label value scored as positive (blank: the second class in sorted order)",
+        ),
+        Param(
+            "threshold",
+            "float",
+            0.5,
+            0.0,
+            1.0,
+            tune=False,
+            help="positive-class score at or above which the positive class is predicted",
+        ),
+    ),
+    "multiclass": (),
+    "regression": (),
+}
 
 
 class HyperparameterError(ValueError):
     """A hyperparameter that is unknown, of the wrong type or out of range."""
+
+
+def all_params(problem_type: str | None = None) -> tuple[Param, ...]:
+    """The model's own parameters followed by the generic ones for ``problem_type``."""
+    from . import model, settings  # lazy: model.py imports Param from here
+
+    return (*model.HYPERPARAMETERS, *GENERIC[problem_type or settings.PROBLEM_TYPE])
+
+
+def model_names() -> set[str]:
+    """Names that go to ``model.build_estimator`` (the generic ones stay with the Predictor)."""
+    from . import model
+
+    return {p.name for p in model.HYPERPARAMETERS}
 
 
 def is_reserved(name: str) -> bool:
@@ -39,66 +102,57 @@ def _unquote(value: Any) -> str:
     return text
 
 
-def _convert(name: str, text: str, kind: type) -> Any:
-    if kind is bool:
-        if text.lower() in {"true", "1", "yes"}:
-            return True
-        if text.lower() in {"false", "0", "no"}:
-            return False
-        raise HyperparameterError(f"hyperparameter {name}={text!r}: expected true or false")
-    if kind is int:
-        try:
-            number = float(text)
-        except ValueError:
-            number = math.nan
-        if not math.isfinite(number) or number != int(number):
-            raise HyperparameterError(f"hyperparameter {name}={text!r}: expected a whole number")
-        return int(number)
-    if kind is float:
-        try:
-            number = float(text)
-        except ValueError:
-            number = math.nan
-        if not math.isfinite(number):
-            raise HyperparameterError(f"hyperparameter {name}={text!r}: expected a finite number")
-        return number
-    return text
+def _number(param: Param, text: str) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise HyperparameterError(f"hyperparameter {param.name}={text!r}: expected a finite number")
+    return number
 
 
-def _check_rule(name: str, value: Any) -> None:
-    rule = HYPERPARAMETER_RULES.get(name)
-    if rule is None:
-        return
-    if all(isinstance(r, str) for r in rule):
-        if value not in rule:
+def convert(param: Param, raw: Any) -> Any:
+    """One value from its string form, typed and range-checked."""
+    text = _unquote(raw)
+    if param.kind == "categorical":
+        if param.values and text not in param.values:
             raise HyperparameterError(
-                f"hyperparameter {name}={value!r}: must be one of {', '.join(map(str, rule))}"
+                f"hyperparameter {param.name}={text!r}: must be one of {', '.join(param.values)}"
             )
-        return
-    low, high = rule
+        return text
+    number = _number(param, text)
+    value: float | int = number
+    if param.kind == "int":
+        if number != int(number):
+            raise HyperparameterError(f"hyperparameter {param.name}={text!r}: expected a whole number")
+        value = int(number)
+    low = -math.inf if param.low is None else param.low
+    high = math.inf if param.high is None else param.high
     if not low <= value <= high:
-        raise HyperparameterError(f"hyperparameter {name}={value!r}: must be between {low:g} and {high:g}")
+        raise HyperparameterError(
+            f"hyperparameter {param.name}={value!r}: must be between {low:g} and {high:g}"
+        )
+    return value
 
 
-def parse(raw: Mapping[str, Any]) -> Hyperparameters:
-    """Typed, range-checked hyperparameters from SageMaker's string map."""
-    types = get_type_hints(Hyperparameters)
-    known = [f.name for f in fields(Hyperparameters)]
-    values: dict[str, Any] = {}
+def parse(raw: Mapping[str, Any], problem_type: str | None = None) -> dict[str, Any]:
+    """Typed, range-checked hyperparameters (every known name, defaults filled in)."""
+    params = {p.name: p for p in all_params(problem_type)}
+    values = {name: p.default for name, p in params.items()}
     for name, value in raw.items():
         if is_reserved(name):
             continue
-        if name not in types:
-            raise HyperparameterError(f"unknown hyperparameter {name!r} (known: {', '.join(known)})")
-        values[name] = _convert(name, _unquote(value), types[name])
-        _check_rule(name, values[name])
-    return Hyperparameters(**values)
+        if name not in params:
+            raise HyperparameterError(f"unknown hyperparameter {name!r} (known: {', '.join(params)})")
+        values[name] = convert(params[name], value)
+    return values
 
 
-def load(path: Path) -> Hyperparameters:
+def load(path: Path) -> dict[str, Any]:
     """Hyperparameters from a hyperparameters.json file; defaults when the file does not exist."""
     if not path.exists():
-        return Hyperparameters()
+        return parse({})
     try:
         raw = json.loads(path.read_text(encoding="utf-8") or "{}")
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -108,3 +162,56 @@ def load(path: Path) -> Hyperparameters:
             f"{path}: expected a JSON object of name -> value, got {type(raw).__name__}"
         )
     return parse(raw)
+
+
+def _text(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def defaults(problem_type: str | None = None) -> dict[str, str]:
+    """The string map for CreateTrainingJob.HyperParameters (blank defaults left out)."""
+    return {p.name: _text(p.default) for p in all_params(problem_type) if _text(p.default) != ""}
+
+
+def spec(problem_type: str | None = None) -> list[dict[str, Any]]:
+    """The spec as JSON-ready dicts, for the state machine's check of execution-input overrides."""
+    return [
+        {
+            "name": p.name,
+            "kind": p.kind,
+            "default": p.default,
+            "low": p.low,
+            "high": p.high,
+            "scale": p.scale,
+            "values": list(p.values),
+        }
+        for p in all_params(problem_type)
+    ]
+
+
+SCALING = {"linear": "Linear", "log": "Logarithmic"}
+
+
+def tuning_ranges(problem_type: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """SageMaker's ``ParameterRanges`` for the tunable parameters.
+
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ParameterRanges.html
+    """
+    ranges: dict[str, list[dict[str, Any]]] = {
+        "ContinuousParameterRanges": [],
+        "IntegerParameterRanges": [],
+        "CategoricalParameterRanges": [],
+    }
+    for p in all_params(problem_type):
+        if not p.tune:
+            continue
+        if p.kind == "categorical":
+            if p.values:
+                ranges["CategoricalParameterRanges"].append({"Name": p.name, "Values": list(p.values)})
+            continue
+        key = "ContinuousParameterRanges" if p.kind == "float" else "IntegerParameterRanges"
+        low, high = (p.low, p.high) if p.kind == "float" else (int(p.low or 0), int(p.high or 0))
+        ranges[key].append(
+            {"Name": p.name, "MinValue": str(low), "MaxValue": str(high), "ScalingType": SCALING[p.scale]}
+        )
+    return ranges

@@ -1,124 +1,206 @@
-"""The algorithm behind a small interface: fit, predict, save, load.
+"""The algorithm: the one file to edit when you swap it.
 
 # ---- REPLACE THIS WITH YOUR OWN MODEL ----
-Swap the estimator in ``_build`` and the ``Hyperparameters`` fields; training, serving, drift and
-the gate only use the methods of ``Model``. Models are stored with skops, not pickle: loading
-refuses any type outside scikit-learn, numpy and scipy, so a tampered artifact cannot run code.
+Everything else (training, evaluate and the gate, serving, prediction drift, the tuning job's
+ranges) goes through ``predictor.Predictor``, which only uses what this file defines:
+
+- ``HYPERPARAMETERS``: each hyperparameter's type, default, range and search scale;
+- ``build_estimator()``: a scikit-learn-API estimator (``fit``, ``predict``, ``predict_proba``);
+- ``save_native()`` / ``load_native()``: the library's own file format, read as data, never code.
+
+The estimator sees a float64 matrix: numeric columns as they are (NaN = missing) and each
+categorical column as integer codes 0..n-1 of its training categories (NaN = missing, or a
+category never seen in training), listed in ``categorical``. Labels are class indices 0..k-1
+for classification and numbers for regression.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
-
-import numpy as np
-import skops.io as sio
+{% if cookiecutter.model_library == "scikit-learn" %}
+from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from . import native
+from .hyperparameters import Param
+
+LIBRARY = "scikit-learn"
 MODEL_FILE = "model.skops"
-METADATA_FILE = "metadata.json"
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.")
+
+HYPERPARAMETERS: tuple[Param, ...] = (
+    Param("C", "float", 1.0, 1e-4, 1e4, scale="log", help="inverse regularisation (Ridge: alpha = 1/C)"),
+    Param("max_iter", "int", 1000, 10, 100_000, tune=False, help="solver iterations"),
+{%- if cookiecutter.problem_type != "regression" %}
+    Param("class_weight", "categorical", "none", values=("none", "balanced"), help="reweight rare classes"),
+{%- endif %}
+)
+
+# The exact types a skops file of this pipeline may contain (see native.load_skops). Swapping the
+# estimator? Train once, run `skops.io.get_untrusted_types(file=...)` on the file, and add the
+# estimator's own class here: classes, never functions.
+SKOPS_TYPES = frozenset(
+    {
+        "builtins.dict",
+        "builtins.list",
+        "builtins.slice",
+        "builtins.str",
+        "builtins.tuple",
+        "numpy.dtype",
+        "numpy.float64",
+        "numpy.ndarray",
+        "sklearn.compose._column_transformer.ColumnTransformer",
+        "sklearn.impute._base.SimpleImputer",
+        "sklearn.linear_model._logistic.LogisticRegression",
+        "sklearn.linear_model._ridge.Ridge",
+        "sklearn.pipeline.Pipeline",
+        "sklearn.preprocessing._data.StandardScaler",
+        "sklearn.preprocessing._encoders.OneHotEncoder",
+    }
+)
 
 
-@dataclass(frozen=True)
-class Hyperparameters:
-    """Typed hyperparameters with defaults; ``hyperparameters.parse`` fills them from strings."""
+def build_estimator(
+    hyperparameters: dict[str, Any], problem_type: str, categorical: list[int], n_features: int
+) -> Pipeline:
+    """Impute and scale numbers, one-hot encode categories, then a linear model."""
+    numeric = [i for i in range(n_features) if i not in categorical]
+    prepare = ColumnTransformer(
+        [
+            (
+                "numeric",
+                Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+                numeric,
+            ),
+            # Codes seen in training get a column each; NaN (missing, unseen) gets none or its own.
+            ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical),
+        ]
+    )
+    hp = hyperparameters
+    if problem_type == "regression":
+        final: Any = Ridge(alpha=1.0 / hp["C"], max_iter=hp["max_iter"])
+    else:
+        weight = None if hp["class_weight"] == "none" else hp["class_weight"]
+        final = LogisticRegression(C=hp["C"], max_iter=hp["max_iter"], class_weight=weight)
+    return Pipeline([("prepare", prepare), ("estimate", final)])
 
-    C: float = 1.0  # inverse regularisation strength, > 0
-    max_iter: int = 1000  # solver iterations, 10..100000
-    class_weight: str = "none"  # "none" or "balanced"
+
+def save_native(estimator: Pipeline, directory: Path) -> str:
+    import skops.io as sio
+
+    sio.dump(estimator, directory / MODEL_FILE)
+    return MODEL_FILE
 
 
-# Valid ranges, checked by hyperparameters.parse: name -> (min, max) or allowed values.
-HYPERPARAMETER_RULES: dict[str, tuple[float, float] | tuple[str, ...]] = {
-    "C": (1e-6, 1e6),
-    "max_iter": (10, 100_000),
-    "class_weight": ("none", "balanced"),
-}
+def load_native(directory: Path, file_name: str) -> Pipeline:
+    estimator = native.load_skops(directory / file_name, SKOPS_TYPES)
+    native.pin_threads()
+    return estimator
+{%- elif cookiecutter.model_library == "xgboost" %}
+import numpy as np
+
+from . import native
+from .hyperparameters import Param
+
+LIBRARY = "xgboost"
+# UBJSON, XGBoost's own binary JSON: https://xgboost.readthedocs.io/en/stable/tutorials/saving_model.html
+MODEL_FILE = "model.ubj"
+
+HYPERPARAMETERS: tuple[Param, ...] = (
+    Param("n_estimators", "int", 200, 10, 2000, help="boosting rounds"),
+    Param("max_depth", "int", 4, 1, 12, help="depth of each tree"),
+    Param("learning_rate", "float", 0.1, 1e-3, 1.0, scale="log", help="shrinkage per round"),
+    Param("subsample", "float", 1.0, 0.5, 1.0, help="share of rows per tree"),
+    Param("reg_lambda", "float", 1.0, 1e-3, 100.0, scale="log", help="L2 regularisation of leaf weights"),
+)
 
 
-class Model:
-    """A binary classifier over a fixed, ordered list of numeric features."""
+def build_estimator(
+    hyperparameters: dict[str, Any], problem_type: str, categorical: list[int], n_features: int
+) -> Any:
+    """Gradient-boosted trees; categorical codes split natively, NaN goes the learned default way."""
+    import xgboost as xgb
 
-    def __init__(self, feature_names: list[str], hyperparameters: Hyperparameters | None = None):
-        self.feature_names = list(feature_names)
-        self.hyperparameters = hyperparameters or Hyperparameters()
-        self.estimator: Pipeline | None = None
-        self.classes: list[Any] = []
-        self.metrics: dict[str, float] = {}
+    settings = {
+        **hyperparameters,
+        "tree_method": "hist",
+        "enable_categorical": bool(categorical),
+        "feature_types": ["c" if i in categorical else "q" for i in range(n_features)],
+        "random_state": 0,
+    }
+    if problem_type == "regression":
+        return xgb.XGBRegressor(**settings)
+    return xgb.XGBClassifier(**settings)
 
-    @property
-    def n_features(self) -> int:
-        return len(self.feature_names)
 
-    def _build(self) -> Pipeline:
-        hp = self.hyperparameters
-        return Pipeline(
-            [
-                ("impute", SimpleImputer(strategy="median")),
-                ("scale", StandardScaler()),
-                (
-                    "classify",
-                    LogisticRegression(
-                        C=hp.C,
-                        max_iter=hp.max_iter,
-                        class_weight=None if hp.class_weight == "none" else hp.class_weight,
-                    ),
-                ),
-            ]
-        )
+def save_native(estimator: Any, directory: Path) -> str:
+    estimator.get_booster().save_model(str(directory / MODEL_FILE))
+    return MODEL_FILE
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> Model:
-        if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
-            y = y.astype(np.int64)  # CSV labels arrive as floats; keep 0/1 classes integral
-        classes = np.unique(y)
-        if len(classes) != 2:
-            raise ValueError(
-                f"the label must have exactly two classes, found {len(classes)}: {classes[:5].tolist()}"
-            )
-        self.estimator = self._build().fit(X, y)
-        self.classes = [c.item() if hasattr(c, "item") else c for c in classes]
-        return self
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Score of the positive (second) class for each row."""
-        if self.estimator is None:
-            raise RuntimeError("model is not fitted")
-        return self.estimator.predict_proba(X)[:, 1]
+def load_native(directory: Path, file_name: str) -> native.BoosterModel:
+    path = directory / file_name
+    native.check_prefix(path, (b"{",), "an XGBoost UBJSON or JSON model")
+    import xgboost as xgb
 
-    def predict(self, X: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-        scores = self.predict_proba(X)
-        return np.where(scores >= threshold, self.classes[1], self.classes[0])
+    booster = xgb.Booster(params={"nthread": 1}, model_file=str(path))
+    native.pin_threads()
 
-    def save(self, model_dir: Path) -> None:
-        model_dir.mkdir(parents=True, exist_ok=True)
-        sio.dump(self.estimator, model_dir / MODEL_FILE)
-        metadata = {
-            "feature_names": self.feature_names,
-            "classes": self.classes,
-            "hyperparameters": asdict(self.hyperparameters),
-            "metrics": self.metrics,
-        }
-        (model_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+    def raw(X: np.ndarray) -> np.ndarray:
+        return booster.inplace_predict(X)
 
-    @classmethod
-    def load(cls, model_dir: Path) -> Model:
-        model_dir = Path(model_dir)
-        metadata = json.loads((model_dir / METADATA_FILE).read_text())
-        known = {f.name for f in fields(Hyperparameters)}
-        hp = Hyperparameters(**{k: v for k, v in metadata["hyperparameters"].items() if k in known})
-        model = cls(metadata["feature_names"], hp)
-        path = model_dir / MODEL_FILE
-        untrusted = sio.get_untrusted_types(file=path)
-        refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
-        if refused:
-            raise ValueError(f"{path}: refusing to load untrusted types {refused}")
-        model.estimator = sio.load(path, trusted=untrusted)
-        model.classes = metadata["classes"]
-        model.metrics = metadata.get("metrics", {})
-        return model
+    return native.BoosterModel(raw, booster)
+{%- elif cookiecutter.model_library == "lightgbm" %}
+import numpy as np
+
+from . import native
+from .hyperparameters import Param
+
+LIBRARY = "lightgbm"
+# LightGBM's text model format: https://lightgbm.readthedocs.io/en/stable/Python-API.html
+MODEL_FILE = "model.txt"
+
+HYPERPARAMETERS: tuple[Param, ...] = (
+    Param("n_estimators", "int", 200, 10, 2000, help="boosting rounds"),
+    Param("num_leaves", "int", 15, 2, 256, help="leaves per tree"),
+    Param("learning_rate", "float", 0.1, 1e-3, 1.0, scale="log", help="shrinkage per round"),
+    Param("min_child_samples", "int", 10, 1, 200, help="rows a leaf needs at least"),
+    Param("reg_lambda", "float", 1e-3, 1e-3, 100.0, scale="log", help="L2 regularisation of leaf weights"),
+)
+
+
+def build_estimator(
+    hyperparameters: dict[str, Any], problem_type: str, categorical: list[int], n_features: int
+) -> Any:
+    """Gradient-boosted trees with leaf-wise growth; categorical codes split natively."""
+    import lightgbm as lgb
+
+    # "categorical_column" is the alias LightGBM's C++ side reads from the estimator's params
+    # (the Python "categorical_feature" one is a fit() argument only).
+    settings = {**hyperparameters, "categorical_column": categorical, "random_state": 0, "verbose": -1}
+    if problem_type == "regression":
+        return lgb.LGBMRegressor(**settings)
+    return lgb.LGBMClassifier(**settings)
+
+
+def save_native(estimator: Any, directory: Path) -> str:
+    estimator.booster_.save_model(str(directory / MODEL_FILE))
+    return MODEL_FILE
+
+
+def load_native(directory: Path, file_name: str) -> native.BoosterModel:
+    path = directory / file_name
+    native.check_prefix(path, (b"tree\n", b"tree\r\n"), "a LightGBM text model")
+    import lightgbm as lgb
+
+    booster = lgb.Booster(model_file=str(path), params={"num_threads": 1})
+    native.pin_threads()
+
+    def raw(X: np.ndarray) -> np.ndarray:
+        return booster.predict(X, num_threads=1)
+
+    return native.BoosterModel(raw, booster)
+{%- endif %}

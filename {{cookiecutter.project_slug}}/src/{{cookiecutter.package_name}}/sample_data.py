@@ -1,11 +1,13 @@
-"""Write the sample dataset: scikit-learn's bundled breast-cancer table (no download), as CSV.
+"""Write the sample dataset for the project's problem type, as CSV (bundled with scikit-learn, no download).
 
     python -m {{ cookiecutter.package_name }}.sample_data --out data [--drift]
 
-Writes train/train.csv (80%) and holdout/holdout.csv (20%), split with a fixed seed. ``--drift``
-also writes drifted/train.csv: the same rows with data drift (features shifted and scaled) and
-concept drift (labels flipped in one region), so `--inject-drift` shows validation flag the data and
-the gate block the retrained model.
+binary: breast cancer (569 rows, 30 features); multiclass: wine (178 rows, 13 features, 3
+classes); regression: diabetes (442 rows, 10 features, a disease-progression score). Writes
+train/train.csv (80%) and holdout/holdout.csv (20%), split with a fixed seed, the label in
+``settings.LABEL_COLUMN``. ``--drift`` also writes drifted/train.csv: the same rows with data
+drift (features shifted and widened) and concept drift (the label relation broken in one region),
+so `--inject-drift` shows validation flag the data and the gate block the retrained model.
 """
 
 from __future__ import annotations
@@ -14,18 +16,29 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from sklearn.datasets import load_breast_cancer
+from sklearn import datasets
 
 from .data import Table, write_csv
-from .settings import LABEL_COLUMN
+from .settings import LABEL_COLUMN, PROBLEM_TYPE
 
-DRIFTED_FEATURES = ("mean_radius", "mean_texture", "worst_area", "mean_smoothness")
-CONCEPT_FEATURE = "worst_concave_points"
+LOADERS = {
+    "binary": datasets.load_breast_cancer,
+    "multiclass": datasets.load_wine,
+    "regression": datasets.load_diabetes,
+}
+# Features shifted in the drifted copy, and the one whose high values get their labels broken.
+DRIFTED = {
+    "binary": ("mean_radius", "mean_texture", "worst_area", "mean_smoothness"),
+    "multiclass": ("alcohol", "malic_acid", "color_intensity", "proline"),
+    "regression": ("age", "bmi", "bp", "s3"),
+}
+CONCEPT = {"binary": "worst_concave_points", "multiclass": "flavanoids", "regression": "s5"}
+DRIFTED_FEATURES = DRIFTED[PROBLEM_TYPE]
 
 
-def load_table() -> Table:
-    bunch = load_breast_cancer()
-    names = [n.replace(" ", "_") for n in bunch.feature_names]
+def load_table(problem_type: str | None = None) -> Table:
+    bunch = LOADERS[problem_type or PROBLEM_TYPE]()
+    names = [n.replace(" ", "_").replace("/", "_") for n in bunch.feature_names]
     data = {n: bunch.data[:, i].astype(np.float64) for i, n in enumerate(names)}
     data[LABEL_COLUMN] = bunch.target.astype(np.float64)
     return Table([*names, LABEL_COLUMN], data)
@@ -34,18 +47,26 @@ def load_table() -> Table:
 def drift(table: Table, seed: int = 7) -> Table:
     """Data drift and concept drift together, as when an upstream source changes.
 
-    Data drift: a few features shifted and widened. Concept drift: where ``worst_concave_points``
-    is high, 60% of the labels are flipped, so a model trained on this copy is clearly worse on
-    the clean holdout and the gate blocks it even when the drift policy lets training go on.
+    Data drift: ``DRIFTED_FEATURES`` shifted and widened. Concept drift: where a strongly
+    label-related feature is high, 60% of the labels are broken (the next class, or the target
+    mirrored), so a model trained on this copy is clearly worse on the clean holdout and the gate
+    blocks it even when the drift policy lets training go on.
     """
     rng = np.random.default_rng(seed)
     out = table.take(slice(None))
     for name in DRIFTED_FEATURES:
         column = out.data[name]
         out.data[name] = column * 1.6 + column.std() * (1.0 + 0.3 * rng.standard_normal(len(column)))
-    concave = out.data[CONCEPT_FEATURE]
-    flip = (concave > np.median(concave)) & (rng.random(len(concave)) < 0.6)
-    out.data[LABEL_COLUMN] = np.where(flip, 1.0 - out.data[LABEL_COLUMN], out.data[LABEL_COLUMN])
+    label = table.data[LABEL_COLUMN]
+    concept = table.data[CONCEPT[PROBLEM_TYPE]]
+    region = concept > np.median(concept)
+    broken = region & (rng.random(len(label)) < 0.6)
+    if PROBLEM_TYPE == "regression":
+        replaced = label.max() + label.min() - label  # high becomes low: the relation inverts
+    else:
+        classes = np.unique(label)
+        replaced = classes[(np.searchsorted(classes, label) + 1) % len(classes)]  # the next class
+    out.data[LABEL_COLUMN] = np.where(broken, replaced, label)
     return out
 
 

@@ -30,17 +30,24 @@ KS_PVALUE = {{ cookiecutter.ks_pvalue }}
 # "retrain": drift is reported and training goes on; "block": drift stops the run.
 DRIFT_POLICY = "{{ cookiecutter.drift_policy }}"
 
-# Model gate: promote when metric >= GATE_MINIMUM and >= production - GATE_TOLERANCE.
+# What the model predicts ("binary", "multiclass" or "regression") and the library model.py uses.
+PROBLEM_TYPE = "{{ cookiecutter.problem_type }}"
+MODEL_LIBRARY = "{{ cookiecutter.model_library }}"
+
+# Model gate: promote when metric >= GATE_MINIMUM and >= production - GATE_TOLERANCE. For a metric
+# where lower is better (rmse, mae, mape, log_loss) GATE_MINIMUM is a maximum and the candidate may
+# be at most GATE_TOLERANCE above production.
 GATE_METRIC = "{{ cookiecutter.gate_metric }}"
 GATE_MINIMUM = {{ cookiecutter.gate_minimum }}
 GATE_TOLERANCE = {{ cookiecutter.gate_tolerance }}
+GATE_HIGHER_IS_BETTER = {{ "False" if cookiecutter.gate_metric in ["rmse", "mae", "mape", "log_loss"] else "True" }}
 
 ENABLE_HPO = {{ "True" if cookiecutter.enable_hpo == "y" else "False" }}
 NOTIFICATION_EMAIL = "{{ cookiecutter.notification_email }}"
 GITLAB_PROJECT_PATH = "{{ cookiecutter.gitlab_project_path }}"
 
 # The data contract: CSV with a header row; this column holds the label, all others are features.
-LABEL_COLUMN = "target"
+LABEL_COLUMN = "{{ cookiecutter.label_column }}"
 
 # Model tarballs (model.tar.gz) are refused before extraction above these caps (tarballs.extract):
 # a small archive can unpack to gigabytes, or hold enough members to exhaust inodes.

@@ -2,15 +2,15 @@
 
 Reads /opt/ml/input/config/{hyperparameters,inputdataconfig,resourceconfig}.json and the CSV
 channels ``train`` (required) and ``validation`` (optional); writes the model, its metadata and the
-drift reference profile to /opt/ml/model and metrics to stdout (``train:roc_auc=0.99;``) for
+drift reference profile to /opt/ml/model and metrics to stdout (``train:<metric>=0.99;``) for
 MetricDefinitions and tuning. On any failure the reason goes to /opt/ml/output/failure (SageMaker
 shows its start as FailureReason), the traceback to stderr, and the exit code is 1.
 https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-output.html
 
 Several hosts: SageMaker starts this on every host. Each host trains on its shard of the rows
 (rows i with i % n_hosts == host index, unless the channel is already ShardedByS3Key) and logs
-its metrics; only the leader (first of the sorted host names) writes the model. A linear model
-gains nothing from this, but the contract stays honest when you swap in a distributed one.
+its metrics; only the leader (first of the sorted host names) writes the model. The default
+models gain nothing from this, but the contract stays honest when you swap in a distributed one.
 """
 
 from __future__ import annotations
@@ -44,12 +44,12 @@ signal.signal(signal.SIGTERM, _stopped)
 
 import numpy as np  # noqa: E402
 
+from . import metrics  # noqa: E402
 from .data import DataError, Table, read_csv  # noqa: E402
-from .drift.profile import build_profile, save_profile  # noqa: E402
+from .drift.profile import PROFILE_FILE, build_profile, save_profile  # noqa: E402
 from .hyperparameters import HyperparameterError, load  # noqa: E402
-from .metrics import compute_all, format_for_logs  # noqa: E402
-from .model import Model  # noqa: E402
-from .settings import LABEL_COLUMN  # noqa: E402
+from .predictor import Predictor  # noqa: E402
+from .settings import LABEL_COLUMN, PROBLEM_TYPE  # noqa: E402
 
 REQUIRED_CHANNEL = "train"
 OPTIONAL_CHANNEL = "validation"
@@ -118,31 +118,32 @@ def read_channel(name: str) -> Table:
         raise TrainingError(f"channel {name!r}: {error}") from None
 
 
-def features_and_labels(
-    table: Table, channel: str, feature_names: list[str]
-) -> tuple[np.ndarray, np.ndarray]:
+def check_table(table: Table, channel: str, feature_names: list[str] | None = None) -> None:
+    """The label is present and complete; numeric features hold no infinity.
+
+    Missing feature cells (empty, NaN) are imputed or routed by the model, in training and serving
+    alike; an infinite value is a broken upstream computation, so it is refused in both.
+    """
     if LABEL_COLUMN not in table.data:
         raise TrainingError(
             f"channel {channel!r} has no label column {LABEL_COLUMN!r} (columns: {', '.join(table.columns)})"
         )
-    try:
-        X = table.matrix(feature_names)
-    except DataError as error:
-        raise TrainingError(f"channel {channel!r}: {error}") from None
-    # Missing cells (empty, NaN) are imputed by the model, in training and serving alike; an
-    # infinite value is a broken upstream computation, so it is refused in both.
-    rows, cols = np.nonzero(np.isinf(X))
-    if len(rows):
-        raise TrainingError(
-            f"channel {channel!r}: column {feature_names[cols[0]]!r} has an infinite value (data row {rows[0] + 1})"
-        )
+    absent = [c for c in feature_names or [] if c not in table.data]
+    if absent:
+        raise TrainingError(f"channel {channel!r}: missing column(s): {', '.join(absent)}")
+    for name in feature_names or [c for c in table.columns if c != LABEL_COLUMN]:
+        column = table.data[name]
+        if column.dtype.kind == "f" and np.isinf(column).any():
+            row = int(np.flatnonzero(np.isinf(column))[0])
+            raise TrainingError(
+                f"channel {channel!r}: column {name!r} has an infinite value (data row {row + 1})"
+            )
     y = table.data[LABEL_COLUMN]
     missing = np.flatnonzero(np.isnan(y)) if y.dtype.kind == "f" else np.flatnonzero(y == "")
     if len(missing):
         raise TrainingError(
             f"channel {channel!r}: label column {LABEL_COLUMN!r} has {len(missing)} missing value(s), first in data row {missing[0] + 1}"
         )
-    return X, y
 
 
 def shard(table: Table, cluster: Cluster, channel_config: dict[str, Any]) -> Table:
@@ -156,55 +157,62 @@ def shard(table: Table, cluster: Cluster, channel_config: dict[str, Any]) -> Tab
     return part
 
 
-def _positive(y: np.ndarray, model: Model) -> np.ndarray:
-    return (y == np.asarray(model.classes[1], dtype=y.dtype)).astype(int)
+def score(predictor: Predictor, table: Table, channel: str) -> tuple[dict[str, float], np.ndarray]:
+    """All metrics of the problem type on a channel, and the per-row drift scores."""
+    try:
+        predictions = predictor.predict(predictor.features(table))
+        values = metrics.compute(
+            PROBLEM_TYPE,
+            table.data[LABEL_COLUMN],
+            predictions,
+            predictor.classes,
+            predictor.positive_class,
+        )
+    except ValueError as error:  # DataError, unknown labels
+        raise TrainingError(f"channel {channel!r}: {error}") from None
+    return values, predictor.drift_scores(predictions)
 
 
-def train() -> Model:
+def train() -> Predictor:
     hyperparameters = load(paths.hyperparameters_file())
     channels = read_channel_config()
     cluster = read_cluster()
 
     table = shard(read_channel(REQUIRED_CHANNEL), cluster, channels.get(REQUIRED_CHANNEL, {}))
-    feature_names = [c for c in table.columns if c != LABEL_COLUMN]
-    if not feature_names:
-        raise TrainingError(f"channel {REQUIRED_CHANNEL!r} has no feature columns besides {LABEL_COLUMN!r}")
-    X, y = features_and_labels(table, REQUIRED_CHANNEL, feature_names)
-    classes = np.unique(y)
-    if len(classes) != 2:
-        raise TrainingError(
-            f"channel {REQUIRED_CHANNEL!r}: label column {LABEL_COLUMN!r} has {len(classes)} class(es) "
-            f"{classes[:5].tolist()}; a binary classifier needs exactly two"
-        )
-
-    model = Model(feature_names, hyperparameters).fit(X, y)
-    scores = model.predict_proba(X)  # once: the train metrics and the prediction-drift reference
-    results = {"train": compute_all(_positive(y, model), scores)}
+    check_table(table, REQUIRED_CHANNEL)
+    try:
+        predictor = Predictor.fit(table, hyperparameters)
+    except DataError as error:
+        raise TrainingError(f"channel {REQUIRED_CHANNEL!r}: {error}") from None
+    # Scored once: the train metrics and the prediction-drift reference.
+    train_metrics, drift_scores = score(predictor, table, REQUIRED_CHANNEL)
+    results = {"train": train_metrics}
     if OPTIONAL_CHANNEL in channels or paths.channel(OPTIONAL_CHANNEL).is_dir():
-        X_val, y_val = features_and_labels(read_channel(OPTIONAL_CHANNEL), OPTIONAL_CHANNEL, feature_names)
-        results["validation"] = compute_all(_positive(y_val, model), model.predict_proba(X_val))
+        validation = read_channel(OPTIONAL_CHANNEL)
+        check_table(validation, OPTIONAL_CHANNEL, predictor.feature_names)
+        results["validation"] = score(predictor, validation, OPTIONAL_CHANNEL)[0]
     for prefix, values in results.items():
-        print(format_for_logs(values, prefix), flush=True)
-    model.metrics = {
+        print(metrics.format_for_logs(values, prefix), flush=True)
+    predictor.metrics = {
         f"{prefix}_{name}": value for prefix, values in results.items() for name, value in values.items()
     }
 
     if cluster.is_leader:
-        model.save(paths.model_dir())
-        write_profile(table, model, scores, paths.model_dir())
+        predictor.save(paths.model_dir())
+        write_profile(table, predictor, drift_scores, paths.model_dir())
     else:
         print(
             f"host {cluster.current_host} is not the leader; {sorted(cluster.hosts)[0]} writes the model",
             file=sys.stderr,
         )
-    return model
+    return predictor
 
 
-def write_profile(table: Table, model: Model, scores: np.ndarray, model_dir: Path) -> None:
+def write_profile(table: Table, predictor: Predictor, scores: np.ndarray, model_dir: Path) -> None:
     """The drift reference next to the model: the data profile, and the model's own scores on it
     (the reference for prediction drift when this model is production and new data arrives)."""
-    profile = build_profile(table, model.feature_names, scores=scores)
-    save_profile(profile, model_dir / "profile.json")
+    profile = build_profile(table, predictor.feature_names, scores=scores)
+    save_profile(profile, model_dir / PROFILE_FILE)
 
 
 def reason(error: BaseException) -> str:

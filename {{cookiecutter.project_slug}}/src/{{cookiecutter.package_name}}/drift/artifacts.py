@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .. import s3uri, tarballs
-from ..model import METADATA_FILE
+from ..predictor import METADATA_FILE
 from ..settings import AWS_REGION
 
 ARCHIVE = "model.tar.gz"

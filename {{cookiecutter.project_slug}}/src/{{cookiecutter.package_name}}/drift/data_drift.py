@@ -233,7 +233,8 @@ def compare(profile: dict[str, Any], table: data.Table, psi_threshold: float, al
     label = None
     label_profile = profile.get("label")
     if label_profile and label_profile["column"] in table.data:
-        label = categorical_drift(label_profile["column"], label_profile, table.data[label_profile["column"]])
+        # feature_drift picks KS for a numeric (regression) label and chi-squared for classes.
+        label = feature_drift(label_profile["column"], label_profile, table.data[label_profile["column"]])
     tested = [*results, *([label] if label else [])]
     for result, adjusted in zip(tested, holm(np.asarray([r.p_value for r in tested])), strict=True):
         result.p_adjusted = float(adjusted)

@@ -4,23 +4,30 @@
 
 Writes ``decision.json`` (shape in docs/architecture.md) and ``report.html`` to ``--output``.
 Exit 0 whether or not the candidate is promoted; exit 1 with ``/opt/ml/output/failure`` when a
-model or the holdout cannot be read.
+model or the holdout cannot be read. Both models are read through ``Predictor.load`` (checked
+before any library reads them) and scored with the problem type's metrics only.
+
+``candidate_sha256`` is the SHA-256 of the candidate ``model.tar.gz`` exactly as this step read
+it, so the state machine can verify that the copy it promotes is the archive that was gated.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
+import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import data, metrics, settings
-from ..model import Model
+from ..predictor import Predictions, Predictor
 from . import gate, outputs, report
-from .artifacts import ArtifactError, open_model
-from .profile import PROFILE_FILE, ProfileError, category_key, load_profile
+from .artifacts import ARCHIVE, ArtifactError, _download, open_model
+from .profile import PROFILE_FILE, ProfileError, load_profile
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,8 +42,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--production-model", default="none", help="s3://.../model.tar.gz, a local model, or none"
     )
     parser.add_argument("--output", type=Path, required=True, help="folder for decision.json and report.html")
-    parser.add_argument("--metric", choices=metrics.METRICS, default=settings.GATE_METRIC)
-    parser.add_argument("--minimum", type=float, default=settings.GATE_MINIMUM)
+    parser.add_argument(
+        "--metric", choices=metrics.METRICS[settings.PROBLEM_TYPE], default=settings.GATE_METRIC
+    )
+    parser.add_argument(
+        "--minimum", type=float, default=settings.GATE_MINIMUM, help="a maximum when lower is better"
+    )
     parser.add_argument("--tolerance", type=float, default=settings.GATE_TOLERANCE)
     return parser.parse_args(argv)
 
@@ -46,56 +57,100 @@ def _base(args: argparse.Namespace) -> dict[str, Any]:
         "step": "evaluate",
         "decision": "block",
         "promote": False,
+        "problem_type": settings.PROBLEM_TYPE,
         "metric": args.metric,
+        "higher_is_better": metrics.higher_is_better(args.metric),
         "minimum": args.minimum,
         "tolerance": args.tolerance,
         "candidate": None,
         "production": None,
+        "candidate_artifact": str(args.model),
+        "candidate_sha256": None,
         "reasons": [],
         "prediction_drift": None,
     }
 
 
-def _load(model_dir: Path, source: str) -> Model:
+def _load(model_dir: Path, source: str) -> Predictor:
     try:
-        return Model.load(model_dir)
+        return Predictor.load(model_dir)
     except (OSError, KeyError, ValueError) as error:
         raise ArtifactError(f"{source}: cannot load the model ({type(error).__name__}: {error})") from None
 
 
-def _score(model: Model, holdout: data.Table, source: str) -> tuple[np.ndarray, dict[str, float]]:
-    """Positive-class scores and all metrics of ``model`` on the holdout."""
+def _score(predictor: Predictor, holdout: data.Table, source: str) -> tuple[Predictions, dict[str, float]]:
+    """The predictions and all metrics of ``predictor`` on the holdout."""
     labels = holdout.data[settings.LABEL_COLUMN]
-    keys = np.asarray([category_key(v) for v in labels])
-    classes = [category_key(c) for c in model.classes]
-    unknown = sorted(set(keys.tolist()) - set(classes))
-    if unknown:
-        raise data.DataError(
-            f"holdout column {settings.LABEL_COLUMN!r} has value(s) {', '.join(unknown[:5])} "
-            f"that {source} does not know (classes {', '.join(classes)})"
+    try:
+        predictions = predictor.predict(predictor.features(holdout))
+        values = metrics.compute(
+            settings.PROBLEM_TYPE, labels, predictions, predictor.classes, predictor.positive_class
         )
-    scores = model.predict_proba(holdout.matrix(model.feature_names))
-    return scores, metrics.compute_all((keys == classes[1]).astype(int), scores)
+    except ValueError as error:
+        raise data.DataError(f"holdout scored by {source}: {error}") from None
+    return predictions, values
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _local_candidate(uri: str, scratch: Path) -> tuple[Path, Path | None]:
+    """A local path to read the candidate from, and the archive whose bytes are gated (if any)."""
+    local = _download(uri, scratch) if uri.startswith("s3://") else Path(uri)
+    if local.is_dir() and (local / ARCHIVE).is_file():
+        return local, local / ARCHIVE
+    return local, local if local.is_file() else None
+
+
+def details(predictor: Predictor, predictions: Predictions, holdout: data.Table) -> dict[str, Any]:
+    """What the report draws: a confusion matrix (classification) or predicted vs actual values."""
+    truth = holdout.data[settings.LABEL_COLUMN]
+    if settings.PROBLEM_TYPE == "regression":
+        assert predictions.values is not None
+        return {
+            "actual": np.asarray(truth, dtype=np.float64).tolist(),
+            "predicted": predictions.values.tolist(),
+        }
+    assert predictions.labels is not None
+    actual = metrics.class_indices(truth, predictor.classes)
+    predicted = metrics.class_indices(predictions.labels, predictor.classes)
+    k = len(predictor.classes)
+    matrix = np.zeros((k, k), dtype=np.int64)
+    np.add.at(matrix, (actual, predicted), 1)
+    return {"classes": [str(c) for c in predictor.classes], "confusion_matrix": matrix.tolist()}
+
+
+def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The decision and the candidate's plot data for the report."""
     decision = _base(args)
     holdout = data.read_csv(args.holdout)
     if settings.LABEL_COLUMN not in holdout.data:
         raise data.DataError(
             f"{args.holdout}: label column {settings.LABEL_COLUMN!r} missing from the holdout"
         )
-    with open_model(args.model) as model_dir:
-        if model_dir is None:
+    with ExitStack() as stack:
+        if str(args.model).strip().lower() in ("", "none"):
             raise ArtifactError("--model none: the candidate model is required")
-        _, candidate = _score(_load(model_dir, "the candidate"), holdout, "the candidate")
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="candidate-")))
+        local, archive = _local_candidate(str(args.model).strip(), scratch)
+        if archive is not None:
+            decision["candidate_sha256"] = sha256(archive)
+        model_dir = stack.enter_context(open_model(archive or local))
+        candidate_model = _load(model_dir, "the candidate")
+        predictions, candidate = _score(candidate_model, holdout, "the candidate")
+        plot = details(candidate_model, predictions, holdout)
     production = drift = None
     drift_note = "prediction drift not measured: the production profile has no score reference"
     with open_model(args.production_model) as production_dir:
         if production_dir is not None:
-            scores, production = _score(
-                _load(production_dir, args.production_model), holdout, "the production model"
-            )
+            production_model = _load(production_dir, args.production_model)
+            scored, production = _score(production_model, holdout, "the production model")
+            scores = production_model.drift_scores(scored)
             drift, drift_note = _prediction_drift(production_dir / PROFILE_FILE, scores, drift_note)
     result = gate.decide(candidate, production, args.metric, args.minimum, args.tolerance)
     decision.update(
@@ -107,9 +162,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         prediction_drift=drift,
         n_holdout_rows=holdout.n_rows,
     )
+    if "confusion_matrix" in plot:
+        decision["confusion_matrix"] = {"classes": plot["classes"], "counts": plot["confusion_matrix"]}
     if drift is None and production is not None:
         decision["reasons"].append(drift_note)
-    return decision
+    return decision, plot
 
 
 def _prediction_drift(profile_path: Path, scores: np.ndarray, note: str) -> tuple[dict[str, Any] | None, str]:
@@ -130,11 +187,11 @@ def _clean(values: dict[str, float]) -> dict[str, float | None]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        decision = run(args)
+        decision, plot = run(args)
     except Exception as error:  # every failure must reach the failure file, not just a traceback
         reason = f"{'unreadable input' if isinstance(error, ValueError) else 'evaluation crashed'}: {error}"
         return outputs.fail(args.output, reason, _base(args), report.evaluation_page, error)
-    outputs.write(args.output, decision, report.evaluation_page(decision))
+    outputs.write(args.output, decision, report.evaluation_page(decision, plot))
     print(f"evaluate: {'promote' if decision['promote'] else 'block'} ({'; '.join(decision['reasons'])})")
     return 0
 

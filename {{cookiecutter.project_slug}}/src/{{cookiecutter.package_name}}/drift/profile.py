@@ -7,8 +7,10 @@ column it keeps what the drift tests and the schema checks use (a few KB per fea
   (``points`` and ``cum`` = rows <= point, for KS) and decile bin ``edges`` with bin ``counts``
   (for PSI);
 - categorical (text): counts of the ``MAX_CATEGORIES`` most frequent values, the rest as ``other``;
-- the label column's class counts (label drift and the class set), and optionally the model's
-  scores on the same rows (``prediction``: the reference for prediction drift in the gate).
+- the label column: class counts for classification (label drift and the class set), the
+  numeric profile for regression (the target is a number, drift-tested as one), and optionally
+  the model's per-row scores on the same rows (``prediction``: the reference for prediction drift
+  in the gate; the positive-class score, the top-class probability, or the predicted value).
 
 Counts, not shares, are stored: the tests are two-sample tests and need the reference size.
 """
@@ -27,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .. import data
-from ..settings import LABEL_COLUMN
+from ..settings import LABEL_COLUMN, PROBLEM_TYPE
 
 PROFILE_FILE = "profile.json"
 PROFILE_VERSION = 1
@@ -130,19 +132,27 @@ def build_profile(
     *,
     label_column: str = LABEL_COLUMN,
     scores: np.ndarray | None = None,
+    numeric_label: bool | None = None,
 ) -> dict[str, Any]:
     """Profile ``feature_names`` (and the label, if present) of ``table``.
 
-    ``scores``: the trained model's positive-class scores on the same rows; stored as the
-    reference for the gate's prediction drift check (optional, left out when None).
+    ``scores``: the trained model's per-row scores on the same rows; stored as the reference for
+    the gate's prediction drift check (optional, left out when None). ``numeric_label``: profile
+    the label as a number (default: when the project's problem type is regression).
     """
+    if numeric_label is None:
+        numeric_label = PROBLEM_TYPE == "regression"
     missing = [name for name in feature_names if name not in table.data]
     if missing:
         raise data.DataError(f"cannot profile missing column(s): {', '.join(missing)}")
     columns = parallel_map(column_profile, [table.data[name] for name in feature_names])
     label = None
     if label_column in table.data:
-        label = {"column": label_column, **categorical_profile(table.data[label_column])}
+        values = table.data[label_column]
+        if numeric_label and values.dtype.kind != "f":
+            raise data.DataError(f"label column {label_column!r} is not numeric; a regression target must be")
+        profiled = numeric_profile(values) if numeric_label else categorical_profile(values)
+        label = {"column": label_column, **profiled}
     return {
         "version": PROFILE_VERSION,
         "n_rows": table.n_rows,

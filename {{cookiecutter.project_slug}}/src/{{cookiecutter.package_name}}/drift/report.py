@@ -13,6 +13,7 @@ import math
 from html import escape
 from typing import Any
 
+from .. import metrics
 from .data_drift import DriftResult, FeatureDrift
 
 MAX_PLOTS = 6
@@ -184,7 +185,8 @@ def validation_page(decision: dict[str, Any], result: DriftResult | None = None)
         label = decision["label"]
         body.append(
             f"<p>Label {escape(str(label.get('column')))}: PSI {_number(label['psi'])}, "
-            f"chi2 p {_p(label['p_value'])}, {'drifted' if label['drifted'] else 'stable'}.</p>"
+            f"{escape(str(label.get('test', 'chi2')))} p {_p(label['p_value'])}, "
+            f"{'drifted' if label['drifted'] else 'stable'}.</p>"
         )
     if result is not None:
         top = sorted((f for f in result.features.values() if f.drifted), key=lambda f: -f.psi)[:MAX_PLOTS]
@@ -200,29 +202,73 @@ def metric_plot(
     production: dict[str, float | None] | None,
     metric: str,
     minimum: float,
+    higher_is_better: bool = True,
 ) -> str:
+    """One small panel per metric (their scales differ: rmse in target units, AUC in [0, 1])."""
     plt = _pyplot()
     names = list(candidate)
     sides = [
         ("candidate", candidate, "#d9534f"),
         *([("production", production, "#7a9cc6")] if production else []),
     ]
-    width = 0.8 / len(sides)
-    figure, axis = plt.subplots(figsize=(6, 3))
-    for k, (label, values, color) in enumerate(sides):
-        offset = (k - (len(sides) - 1) / 2) * width
-        heights = [math.nan if values[n] is None else values[n] for n in names]
-        bars = axis.bar(
-            [i + offset for i in range(len(names))], heights, width=width, label=label, color=color
-        )
+    figure, axes = plt.subplots(1, len(names), figsize=(2.2 * len(names), 2.8), squeeze=False)
+    for axis, name in zip(axes.flat, names, strict=True):
+        heights = [math.nan if values[name] is None else values[name] for _, values, _ in sides]
+        bars = axis.bar(range(len(sides)), heights, color=[color for *_, color in sides])
         axis.bar_label(bars, fmt="%.3f", fontsize=7)
-    if metric in names:  # the gate's minimum, drawn over the gated metric only
-        at = names.index(metric)
-        axis.hlines(minimum, at - 0.45, at + 0.45, color="black", linestyle="--", label=f"minimum {metric}")
-    axis.set_xticks(range(len(names)), names)
-    axis.set_ylim(0, 1.1)
-    axis.set_title("metrics on the holdout", fontsize=9)
-    axis.legend(fontsize=7, loc="lower right")
+        axis.set_xticks(range(len(sides)), [label for label, *_ in sides], fontsize=7)
+        arrow = "higher is better" if metrics.higher_is_better(name) else "lower is better"
+        axis.set_title(f"{_plain(name)}\n({arrow})", fontsize=8)
+        if name == metric:  # the gate's bound, drawn over the gated metric only
+            bound = "minimum" if higher_is_better else "maximum"
+            axis.axhline(minimum, color="black", linestyle="--", label=f"gate {bound}")
+            axis.legend(fontsize=6, loc="lower right")
+        axis.tick_params(axis="y", labelsize=7)
+    figure.tight_layout()
+    html = _png(figure)
+    plt.close(figure)
+    return html
+
+
+def confusion_plot(classes: list[str], counts: list[list[int]]) -> str:
+    """Rows: actual class; columns: predicted class; each cell's count written in it."""
+    plt = _pyplot()
+    size = max(3.0, 0.6 * len(classes) + 1.5)
+    figure, axis = plt.subplots(figsize=(size + 0.8, size))
+    matrix = [[float(c) for c in row] for row in counts]
+    image = axis.imshow(matrix, cmap="Blues")
+    peak = max((max(row) for row in matrix), default=0.0) or 1.0
+    for i, row in enumerate(counts):
+        for j, count in enumerate(row):
+            color = "white" if count > peak / 2 else "black"
+            axis.text(j, i, str(count), ha="center", va="center", color=color, fontsize=9)
+    labels = [_plain(c) for c in classes]
+    axis.set_xticks(range(len(classes)), labels, rotation=45, ha="right", fontsize=8)
+    axis.set_yticks(range(len(classes)), labels, fontsize=8)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("actual")
+    axis.set_title("candidate on the holdout: confusion matrix", fontsize=9)
+    figure.colorbar(image, ax=axis, fraction=0.046)
+    figure.tight_layout()
+    html = _png(figure)
+    plt.close(figure)
+    return html
+
+
+def predicted_vs_actual_plot(actual: list[float], predicted: list[float]) -> str:
+    """Each holdout row as a point; the diagonal is a perfect prediction."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(4.5, 4.5))
+    axis.scatter(actual, predicted, s=10, alpha=0.6, color="#d9534f")
+    finite = [v for v in (*actual, *predicted) if math.isfinite(v)]
+    if finite:
+        low, high = min(finite), max(finite)
+        axis.plot([low, high], [low, high], color="black", linestyle="--", linewidth=1, label="perfect")
+        axis.legend(fontsize=7, loc="upper left")
+    axis.set_xlabel("actual")
+    axis.set_ylabel("predicted")
+    axis.set_title("candidate on the holdout: predicted vs actual", fontsize=9)
+    figure.tight_layout()
     html = _png(figure)
     plt.close(figure)
     return html
@@ -234,7 +280,12 @@ def _difference(candidate: float | None, production: float | None) -> str:
     return f"{candidate - production:+.4f}"
 
 
-def evaluation_page(decision: dict[str, Any]) -> str:
+def _direction(name: str) -> str:
+    return "higher" if metrics.higher_is_better(name) else "lower"
+
+
+def evaluation_page(decision: dict[str, Any], plot: dict[str, Any] | None = None) -> str:
+    """The gate's page; ``plot`` carries the candidate's confusion matrix or predicted/actual values."""
     if decision.get("decision") == "fail":
         return _page(
             "Model evaluation",
@@ -244,16 +295,19 @@ def evaluation_page(decision: dict[str, Any]) -> str:
             ["<h2>Reasons</h2>", _list(decision.get("reasons", []))],
         )
     metric = decision["metric"]
+    higher = decision.get("higher_is_better", True)
     candidate, production = decision["candidate"], decision.get("production")
     headline = (
         "PROMOTE: candidate passes the gate" if decision["promote"] else "BLOCKED: candidate fails the gate"
     )
+    bound = "minimum" if higher else "maximum"
     summary = (
-        f"gate on {metric}: minimum {decision['minimum']}, tolerance {decision['tolerance']}; candidate {_number(candidate[metric])}"
+        f"gate on {metric} ({'higher' if higher else 'lower'} is better): {bound} {decision['minimum']}, "
+        f"tolerance {decision['tolerance']}; candidate {_number(candidate[metric])}"
         + (f", production {_number(production[metric])}" if production else ", no production model")
     )
     rows = "".join(
-        f"<tr><td>{escape(name)}</td><td>{_number(candidate[name])}</td>"
+        f"<tr><td>{escape(name)}</td><td>{_direction(name)}</td><td>{_number(candidate[name])}</td>"
         f"<td>{_number(production[name]) if production else 'n/a'}</td>"
         f"<td>{_difference(candidate[name], production[name] if production else None)}</td></tr>"
         for name in candidate
@@ -262,9 +316,14 @@ def evaluation_page(decision: dict[str, Any]) -> str:
         "<h2>Reasons</h2>",
         _list(decision.get("reasons", [])),
         "<h2>Metrics on the holdout</h2>",
-        f"<table><tr><th>metric</th><th>candidate</th><th>production</th><th>difference</th></tr>{rows}</table>",
-        metric_plot(candidate, production, metric, decision["minimum"]),
+        "<table><tr><th>metric</th><th>better</th><th>candidate</th><th>production</th>"
+        f"<th>difference</th></tr>{rows}</table>",
+        metric_plot(candidate, production, metric, decision["minimum"], higher),
     ]
+    if plot and "confusion_matrix" in plot:
+        body += ["<h2>Confusion matrix</h2>", confusion_plot(plot["classes"], plot["confusion_matrix"])]
+    elif plot and "actual" in plot:
+        body += ["<h2>Predicted vs actual</h2>", predicted_vs_actual_plot(plot["actual"], plot["predicted"])]
     drift = decision.get("prediction_drift")
     body.append("<h2>Prediction drift of the production model</h2>")
     if drift:

@@ -79,7 +79,16 @@ def _check_missing(name: str, ref: dict[str, Any], missing_rate: float, max_miss
         )
 
 
-def _check_label(name: str, ref: dict[str, Any], values: np.ndarray) -> None:
+def _check_label(name: str, ref: dict[str, Any], values: np.ndarray, margin: float) -> None:
+    if ref["type"] == "numeric":  # a regression target: a number in every row, in a sane range
+        if values.dtype.kind != "f":
+            bad = next((v for v in values if _not_number(v)), values[0])
+            raise SchemaError(name, f"the label must be a number (as in the reference) but found {bad!r}")
+        missing = int(np.count_nonzero(np.isnan(values)))
+        if missing:
+            raise SchemaError(name, f"the label is missing in {missing} row(s)")
+        _check_numeric(name, ref, values, 0.0, margin)
+        return
     counts, missing = count_categories(values)
     if missing:
         raise SchemaError(name, f"the label is missing in {missing} row(s)")
@@ -112,6 +121,6 @@ def check(
             _, missing = count_categories(values)
             _check_missing(name, ref, missing / len(values), max_missing_rate)
     if label:
-        _check_label(label["column"], label, table.data[label["column"]])
+        _check_label(label["column"], label, table.data[label["column"]], range_margin)
     extra = [name for name in table.columns if name not in expected]
     return [f"new column(s) not in the reference, not checked for drift: {', '.join(extra)}"] if extra else []
