@@ -152,14 +152,17 @@ def _feature_rows(decision: dict[str, Any]) -> list[str]:
 
 def validation_page(decision: dict[str, Any], result: DriftResult | None = None) -> str:
     verdict = decision["decision"]
-    tone = {"proceed": "warn" if decision.get("drift_detected") else "ok", "block": "stop"}.get(
-        verdict, "stop"
-    )
+    # A reference model whose profile is unusable: drift was not checked (drift/validate.py).
+    unchecked = decision.get("reference_usable") is False and decision.get("reference") != "none"
+    warn = decision.get("drift_detected") or unchecked
+    tone = {"proceed": "warn" if warn else "ok", "block": "stop"}.get(verdict, "stop")
     headline = {
         "proceed": "PROCEED: drift detected, retraining"
         if decision.get("drift_detected")
+        else "PROCEED: drift NOT checked (reference profile unusable)"
+        if unchecked
         else "PROCEED: no drift",
-        "block": "BLOCKED: data drift",
+        "block": "BLOCKED: reference profile unusable" if unchecked else "BLOCKED: data drift",
         "fail": "FAILED: data rejected",
     }.get(verdict, verdict.upper())
     drifted = decision.get("drifted_features", [])

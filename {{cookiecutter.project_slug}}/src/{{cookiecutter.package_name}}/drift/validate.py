@@ -5,6 +5,13 @@
 Writes ``decision.json`` (shape in docs/architecture.md) and ``report.html`` to ``--output``.
 Exit 0 for "proceed" and for "block" (a drift block is a correct outcome, not an error); exit 1
 with ``/opt/ml/output/failure`` for a schema violation or unreadable input.
+
+Fail closed: a reference model whose profile cannot be used (missing, unparseable, wrong version,
+missing or malformed fields) means drift cannot be checked. Under ``--policy block`` the run is
+blocked with that reason; under ``retrain`` it proceeds, and ``decision.json`` says so
+(``"reference_usable": false`` with ``"reference_problem"``), as does the report's headline.
+Only the first run (``--reference-model none``: no production model to protect) proceeds under
+both policies.
 """
 
 from __future__ import annotations
@@ -18,6 +25,12 @@ from .. import data, settings
 from . import data_drift, outputs, report, schema
 from .artifacts import open_model
 from .profile import PROFILE_FILE, ProfileError, load_profile
+
+FIRST_RUN = "no reference model (first run): drift not checked"
+# What each column profile must hold for the drift tests and schema checks (profile.py builds them).
+NUMERIC_FIELDS = ("n", "missing", "min", "max", "mean", "std")
+NUMERIC_DISTRIBUTION = ("points", "cum", "edges", "counts")
+CATEGORICAL_FIELDS = ("n", "missing", "counts", "other")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,26 +63,95 @@ def _base(args: argparse.Namespace) -> dict[str, Any]:
         "features": {},
         "reasons": [],
         "reference": str(args.reference_model) if str(args.reference_model).lower() != "none" else "none",
+        "reference_usable": True,
+        "reference_problem": None,
         "thresholds": {"psi": args.psi_threshold, "p_value": args.ks_pvalue},
     }
 
 
 def _load_reference(uri: str) -> tuple[dict[str, Any] | None, str | None]:
-    """The reference profile, or None and why drift cannot be checked.
-
-    A model without a usable profile (trained before profiles existed, or by an older template
-    version) skips the drift checks instead of failing: failing would block the very retraining
-    that replaces it. The gate after training still protects production.
-    """
+    """The reference profile, or None and why drift cannot be checked (FIRST_RUN when there is no
+    reference model at all). An unreadable model archive raises: that is unreadable input."""
     with open_model(uri) as model_dir:
         if model_dir is None:
-            return None, "no reference model (first run): drift not checked"
+            return None, FIRST_RUN
         if not (model_dir / PROFILE_FILE).is_file():
-            return None, f"reference model has no {PROFILE_FILE}: drift not checked"
+            return None, f"reference model has no {PROFILE_FILE}"
         try:
-            return load_profile(model_dir / PROFILE_FILE), None
+            profile = load_profile(model_dir / PROFILE_FILE)
         except ProfileError as error:
-            return None, f"reference profile unusable, drift not checked: {error}"
+            return None, str(error)
+        problem = profile_problem(profile)
+        return (None, f"{PROFILE_FILE}: {problem}") if problem else (profile, None)
+
+
+def profile_problem(profile: dict[str, Any]) -> str | None:
+    """The first field the drift checks need that is missing or malformed, or None."""
+    names = profile.get("feature_names")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        return "'feature_names' is not a non-empty list of column names"
+    if not isinstance(profile.get("n_rows"), int) or profile["n_rows"] < 1:
+        return "'n_rows' is not a positive integer"
+    columns = profile.get("columns")
+    if not isinstance(columns, dict):
+        return "'columns' is not an object"
+    for name in names:
+        if name not in columns:
+            return f"column {name!r} has no profile"
+        problem = _column_problem(columns[name])
+        if problem:
+            return f"column {name!r}: {problem}"
+    label = profile.get("label")
+    if label is not None:
+        if not isinstance(label, dict) or not isinstance(label.get("column"), str):
+            return "'label' has no column name"
+        problem = _column_problem(label)
+        if problem:
+            return f"label: {problem}"
+    return None
+
+
+def _column_problem(column: Any) -> str | None:
+    if not isinstance(column, dict):
+        return "not an object"
+    kind = column.get("type")
+    if kind == "numeric":
+        missing = [f for f in NUMERIC_FIELDS if f not in column]
+        if not missing and column["min"] is not None:  # an all-missing column has no distribution
+            missing = [f for f in NUMERIC_DISTRIBUTION if not isinstance(column.get(f), list)]
+            if not missing and (
+                len(column["points"]) != len(column["cum"])
+                or len(column["counts"]) != len(column["edges"]) + 1
+            ):
+                return "inconsistent distribution (points/cum or edges/counts lengths)"
+    elif kind == "categorical":
+        missing = [f for f in CATEGORICAL_FIELDS if f not in column]
+        if not missing and not isinstance(column["counts"], dict):
+            return "'counts' is not an object"
+    else:
+        return f"unknown type {kind!r}"
+    return f"missing field(s) {', '.join(missing)}" if missing else None
+
+
+def _unchecked(decision: dict[str, Any], table: data.Table, note: str, policy: str) -> dict[str, Any]:
+    """Drift cannot be checked: proceed on the first run, else as the policy says (fail closed)."""
+    if settings.LABEL_COLUMN not in table.data:
+        raise schema.SchemaError(settings.LABEL_COLUMN, "label column missing from the data")
+    decision.update(reference_usable=False, reference_problem=note, n_rows=table.n_rows)
+    if note == FIRST_RUN:
+        decision["reasons"].append(note)
+    elif policy == "block":
+        decision["decision"] = "block"
+        decision["reasons"] += [
+            f"reference profile unusable, drift not checked: {note}",
+            "policy block: the run stops here (an unchecked run could ship drifted data)",
+        ]
+    else:
+        decision["reasons"] += [
+            f"reference profile unusable, drift not checked: {note}",
+            "policy retrain: training goes on without a drift check; the gate still compares the models",
+        ]
+    return decision
 
 
 def run(args: argparse.Namespace) -> tuple[dict[str, Any], data_drift.DriftResult | None]:
@@ -78,13 +160,16 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], data_drift.DriftResul
     table = data.read_csv(args.data)
     profile, note = _load_reference(args.reference_model)
     if profile is None:
-        if settings.LABEL_COLUMN not in table.data:
-            raise schema.SchemaError(settings.LABEL_COLUMN, "label column missing from the data")
-        decision["reasons"].append(note)
-        return decision, None
+        return _unchecked(decision, table, note or FIRST_RUN, args.policy), None
 
     notes = schema.check(profile, table, args.max_missing_rate, args.range_margin)
-    result = data_drift.compare(profile, table, args.psi_threshold, args.ks_pvalue)
+    try:
+        result = data_drift.compare(profile, table, args.psi_threshold, args.ks_pvalue)
+    except (KeyError, TypeError, IndexError, ZeroDivisionError) as error:
+        # A profile that passed the field checks but still cannot be compared: unusable, not a crash.
+        return _unchecked(
+            decision, table, f"cannot compare ({type(error).__name__}: {error})", args.policy
+        ), None
     blocked = result.drift_detected and args.policy == "block"
     decision.update(
         decision="block" if blocked else "proceed",
