@@ -1,4 +1,7 @@
-"""Shape the generated project: keep the files of enabled options, set run bits, print next steps.
+"""Shape the generated project: set run bits, print next steps.
+
+One state machine serves every option (train or tune is the execution input's ``tune``), so no
+file is pruned any more.
 
 Runs inside the new project folder. The functions are importable so tests can call them.
 """
@@ -17,21 +20,6 @@ EXECUTABLES = (
     "container/offline/build_base_image.sh",
     "container/offline/build_wheelhouse.sh",
 )
-ASL = Path("pipeline/state_machine.asl.json")
-ASL_HPO = Path("pipeline/state_machine_hpo.asl.json")
-
-
-def use_hpo_state_machine(root: Path, enabled: bool) -> None:
-    """One ASL file ships: the tuning-job variant replaces the training-job one when HPO is on."""
-    hpo = root / ASL_HPO
-    if not hpo.exists():
-        return
-    if enabled:
-        hpo.replace(root / ASL)
-    else:
-        hpo.unlink()
-
-
 def set_run_bits(root: Path) -> None:
     for name in EXECUTABLES:
         path = root / name
@@ -51,7 +39,6 @@ Created {slug}/. Next:
 
 def main() -> None:
     root = Path.cwd()
-    use_hpo_state_machine(root, "{{ cookiecutter.enable_hpo }}" == "y")
     set_run_bits(root)
     print(NEXT_STEPS.format(slug="{{ cookiecutter.project_slug }}"))
 

@@ -1,4 +1,4 @@
-"""The post-generation hook's helpers: option pruning and run bits."""
+"""The post-generation hook's helpers: run bits."""
 
 from __future__ import annotations
 
@@ -10,26 +10,6 @@ from conftest import TEMPLATE
 spec = importlib.util.spec_from_file_location("post_gen_project", TEMPLATE / "hooks" / "post_gen_project.py")
 hook = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(hook)
-
-
-def make_pipeline(root) -> None:
-    (root / "pipeline").mkdir()
-    (root / hook.ASL).write_text('{"plain": true}')
-    (root / hook.ASL_HPO).write_text('{"tuning": true}')
-
-
-def test_hpo_on_ships_the_tuning_state_machine(tmp_path) -> None:
-    make_pipeline(tmp_path)
-    hook.use_hpo_state_machine(tmp_path, enabled=True)
-    assert (tmp_path / hook.ASL).read_text() == '{"tuning": true}'
-    assert not (tmp_path / hook.ASL_HPO).exists()
-
-
-def test_hpo_off_removes_the_tuning_state_machine(tmp_path) -> None:
-    make_pipeline(tmp_path)
-    hook.use_hpo_state_machine(tmp_path, enabled=False)
-    assert (tmp_path / hook.ASL).read_text() == '{"plain": true}'
-    assert not (tmp_path / hook.ASL_HPO).exists()
 
 
 def test_run_bits_set_on_entrypoints(tmp_path) -> None:

@@ -5,7 +5,12 @@ prints one line per problem and exits 1, or prints a summary and exits 0. It cat
 Functions would refuse at deploy time or hit only at run time: dangling transitions, unreachable
 states, dead ends, ``${Name}`` tokens without a DefinitionSubstitutions entry (and unused entries),
 malformed ``.$`` paths or unknown intrinsic functions, and Tasks without Retry or Catch.
+In JSONata states it also checks the workflow variables: every ``$name`` an expression reads must
+be assigned on every path from StartAt to that state (Assign values are visible from the next
+state on), JSONPath-only fields are refused, ``$eval`` is refused, and, when jsonata-python is
+installed (the ``local`` extra), every expression must parse.
 https://states-language.net/spec.html
+https://docs.aws.amazon.com/step-functions/latest/dg/workflow-variables.html
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from .definition import placeholders
+from .definition import MODEL_TOKENS, PLACEHOLDER, placeholders
 
 STATE_TYPES = {"Task", "Pass", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map"}
 TERMINAL_TYPES = {"Succeed", "Fail"}
@@ -113,6 +118,152 @@ def _choice_rules(rule: dict[str, Any], where: str, problems: list[str]) -> None
             _choice_rules(value, f"{where}.Not", problems)
 
 
+# Fields a JSONata state may not have ("Transforming data with JSONata": five JSONPath fields
+# become Arguments and Output).
+JSONPATH_ONLY = ("InputPath", "Parameters", "ResultSelector", "ResultPath", "OutputPath", "ItemsPath")
+# Names an expression may read without an Assign: $states, JSONata's own functions and the ones
+# Step Functions adds (https://docs.jsonata.org/overview.html and the Step Functions guide).
+JSONATA_FUNCTIONS = set(
+    """sum count max min average string substring substringBefore substringAfter lowercase uppercase
+    length trim pad contains split join match replace eval base64encode base64decode
+    encodeUrlComponent encodeUrl decodeUrlComponent decodeUrl formatNumber formatBase formatInteger
+    parseInteger number abs floor ceil power sqrt round random boolean not exists append sort reverse
+    shuffle distinct zip keys lookup spread merge sift each error assert type map filter single reduce
+    now millis fromMillis toMillis clone partition range hash uuid parse""".split()
+)
+RESERVED_VARIABLES = {"states"}
+_STRING_OR_REGEX = re.compile(r"'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"|/(?:\\.|[^/\\\n])+/[a-z]*")
+_VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_LOCAL_BINDING = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)\s*:=")
+_PARAMETERS = re.compile(r"function\s*\(([^)]*)\)")
+
+
+# A JSONata field value: the expression between these delimiters (spelt apart: this file is Jinja).
+OPEN, CLOSE = "{" + "%", "%" + "}"
+
+
+def _is_jsonata(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(OPEN) and value.endswith(CLOSE)
+
+
+def _expressions(node: Any, where: str) -> list[tuple[str, str]]:
+    """(where, expression) of every JSONata string in a JSON value."""
+    if _is_jsonata(node):
+        return [(where, node[2:-2].strip())]
+    if isinstance(node, dict):
+        return [found for key, value in node.items() for found in _expressions(value, f"{where}.{key}")]
+    if isinstance(node, list):
+        return [found for index, value in enumerate(node) for found in _expressions(value, f"{where}[{index}]")]
+    return []
+
+
+def variables_read(expression: str) -> set[str]:
+    """Workflow variables an expression reads: ``$name`` outside string and regex literals, minus
+    names it binds itself (``$x := ...``, function parameters) and the built-in functions."""
+    code = _STRING_OR_REGEX.sub("''", PLACEHOLDER.sub("0", expression))
+    local = set(_LOCAL_BINDING.findall(code))
+    for parameters in _PARAMETERS.findall(code):
+        local.update(_VARIABLE.findall(parameters))
+    return set(_VARIABLE.findall(code)) - local - JSONATA_FUNCTIONS - RESERVED_VARIABLES
+
+
+def _compile_problem(expression: str) -> str | None:
+    """The engine's syntax error for an expression, or None (also None without the engine)."""
+    try:
+        import jsonata  # the local extra's jsonata-python
+    except ImportError:
+        return None
+    try:
+        jsonata.Jsonata(PLACEHOLDER.sub("0", expression))
+    except Exception as error:  # JException: the engine's syntax errors
+        return str(error)
+    return None
+
+
+def _assign_edges(state: dict[str, Any]) -> list[tuple[str, set[str]]]:
+    """(target, variables assigned on the way) for every transition of a JSONata state.
+
+    Next and Default carry the state's own Assign; a Choice rule its rule's Assign; a Catch its
+    catcher's Assign only (the state failed, its own Assign did not apply).
+    """
+    own = set(state.get("Assign") or {})
+    edges = []
+    if "Next" in state:
+        edges.append((state["Next"], own))
+    if "Default" in state:
+        edges.append((state["Default"], own))
+    for rule in state.get("Choices", []):
+        if "Next" in rule:
+            edges.append((rule["Next"], set(rule.get("Assign") or {})))
+    for catch in state.get("Catch", []):
+        if "Next" in catch:
+            edges.append((catch["Next"], set(catch.get("Assign") or {})))
+    return edges
+
+
+def check_variables(machine: dict[str, Any], scope: str = "", outer: frozenset[str] = frozenset()) -> list[str]:
+    """Every variable a JSONata expression reads is assigned on every path from StartAt to it.
+
+    A must-analysis over the graph: the variables definitely assigned on entry to a state are
+    the intersection, over its incoming transitions, of what the source had plus what that
+    transition assigns. ``outer`` holds the enclosing scope's (Parallel and Map branches).
+    """
+    states = machine.get("States") or {}
+    start = machine.get("StartAt")
+    universe = set(outer)
+    for state in states.values():
+        for _, assigned in _assign_edges(state):
+            universe |= assigned
+    entry: dict[str, set[str]] = {name: set(universe) for name in states}
+    if start in entry:
+        entry[start] = set(outer)
+    changed = True
+    while changed:
+        changed = False
+        incoming: dict[str, set[str] | None] = {name: None for name in states}
+        if start in incoming:
+            incoming[start] = set(outer)
+        for name, state in states.items():
+            for target, assigned in _assign_edges(state):
+                if target in incoming:
+                    arriving = entry[name] | assigned
+                    current = incoming[target]
+                    incoming[target] = arriving if current is None else current & arriving
+        for name in states:
+            new = incoming[name] if incoming[name] is not None else set(universe)
+            if new != entry[name]:
+                entry[name], changed = new, True
+    problems = []
+    for name, state in states.items():
+        for where, expression in _expressions(state, f"{scope}{name}"):
+            for variable in sorted(variables_read(expression) - entry[name]):
+                if variable in universe:
+                    problems.append(f"{where}: ${variable} is not assigned on every path from StartAt to here")
+                else:
+                    problems.append(f"{where}: ${variable} is never assigned (no Assign sets it)")
+        for index, branch in enumerate(state.get("Branches", [])):
+            problems += check_variables(branch, f"{scope}{name}.Branches[{index}].", frozenset(entry[name]))
+        for field in ("Iterator", "ItemProcessor"):
+            if field in state:
+                problems += check_variables(state[field], f"{scope}{name}.{field}.", frozenset(entry[name]))
+    return problems
+
+
+def _check_jsonata_state(where: str, state: dict[str, Any], problems: list[str]) -> None:
+    for field in JSONPATH_ONLY:
+        if field in state:
+            problems.append(f"{where}.{field}: not allowed in a JSONata state (use Arguments, Output, Assign)")
+    for place, expression in _expressions(state, where):
+        if re.search(r"\$eval\s*\(", _STRING_OR_REGEX.sub("''", expression)):
+            problems.append(f"{place}: $eval is not available in Step Functions (use $parse)")
+        error = _compile_problem(expression)
+        if error:
+            problems.append(f"{place}: JSONata syntax error: {error}")
+    for key in state.get("Arguments") or {}:
+        if isinstance(key, str) and key.endswith(".$"):
+            problems.append(f"{where}.Arguments.{key}: JSONata states take no .$ keys")
+
+
 def _transitions(state: dict[str, Any]) -> list[tuple[str, str]]:
     """(field, target) pairs of every transition a state can take."""
     targets = []
@@ -129,9 +280,12 @@ def _transitions(state: dict[str, Any]) -> list[tuple[str, str]]:
     return targets
 
 
-def check_graph(machine: dict[str, Any], scope: str = "") -> list[str]:
+def check_graph(machine: dict[str, Any], scope: str = "", language: str = "JSONPath") -> list[str]:
     """Structure, transitions, reachability, dead ends and paths of one (possibly nested) machine."""
     problems: list[str] = []
+    language = machine.get("QueryLanguage", language)
+    if language not in ("JSONPath", "JSONata"):
+        problems.append(f"{scope}QueryLanguage: {language!r} is not JSONPath or JSONata")
     states = machine.get("States")
     if not isinstance(states, dict) or not states:
         return [f"{scope}States: missing or empty"]
@@ -164,22 +318,28 @@ def check_graph(machine: dict[str, Any], scope: str = "") -> list[str]:
                 problems.append(f"{where}: a Task needs Retry (throttling and transient errors)")
             if not any("States.ALL" in catch.get("ErrorEquals", []) for catch in state.get("Catch", [])):
                 problems.append(f"{where}: a Task needs a Catch on States.ALL (failure notification)")
-        for field in PATH_FIELDS:
+        state_language = state.get("QueryLanguage", language)
+        if state_language == "JSONata":
+            _check_jsonata_state(where, state, problems)
+        for field in PATH_FIELDS if state_language == "JSONPath" else ():
             value = state.get(field)
             if field in ("ErrorPath", "CausePath") and isinstance(value, str) and value.startswith("States."):
                 _check_intrinsic(f"{where}.{field}", value, problems)  # a Fail state may use intrinsics here
             elif value is not None:
                 _check_path(f"{where}.{field}", value, problems)
-        for field in ("Parameters", "ResultSelector", "ItemSelector"):
+        for field in ("Parameters", "ResultSelector", "ItemSelector") if state_language == "JSONPath" else ():
             if field in state:
                 _check_dynamic(f"{where}.{field}", state[field], problems)
-        for index, rule in enumerate(state.get("Choices", [])):
+        for index, rule in enumerate(state.get("Choices", []) if state_language == "JSONPath" else ()):
             _choice_rules(rule, f"{where}.Choices[{index}]", problems)
+        for index, rule in enumerate(state.get("Choices", []) if state_language == "JSONata" else ()):
+            if not _is_jsonata(rule.get("Condition")):
+                problems.append(f"{where}.Choices[{index}]: a JSONata rule needs a Condition expression")
         for index, branch in enumerate(state.get("Branches", [])):
-            problems += check_graph(branch, f"{where}.Branches[{index}].")
+            problems += check_graph(branch, f"{where}.Branches[{index}].", state_language)
         for field in ("Iterator", "ItemProcessor"):
             if field in state:
-                problems += check_graph(state[field], f"{where}.{field}.")
+                problems += check_graph(state[field], f"{where}.{field}.", state_language)
 
     # Reachable from StartAt (forward search)...
     seen, queue = set(), deque([start] if start in states else [])
@@ -256,8 +416,14 @@ def check(asl_text: str, template_text: str | None = None) -> list[str]:
     if not isinstance(machine, dict):
         return ["the definition must be a JSON object"]
     problems = check_graph(machine)
+    if isinstance(machine.get("States"), dict):
+        problems += check_variables(machine)
     if template_text is not None:
-        problems += check_substitutions(asl_text, set(definition_substitutions(template_text)))
+        # The model's tokens are filled before upload (definition.render_model_tokens), the rest by
+        # CloudFormation.
+        problems += check_substitutions(
+            asl_text, set(definition_substitutions(template_text)) | set(MODEL_TOKENS) & placeholders(asl_text)
+        )
     return problems
 
 
