@@ -139,13 +139,13 @@ def check_float(field: str, value: str, low: float, high: float, *, open_low: bo
         _fail(field, value, f"must be a number in {bracket}{low}, {high}]")
 
 
-def check_schedule(value: str) -> None:
+def check_schedule(value: str, field: str = "schedule_expression") -> None:
     rate = RATE.match(value)
     if rate:
         amount, unit = int(rate.group(1)), rate.group(2)
         if amount < 1 or (amount == 1) != (not unit.endswith("s")):
             _fail(
-                "schedule_expression",
+                field,
                 value,
                 "rate() takes a positive number and a singular unit for 1 (rate(1 day)) and plural otherwise (rate(7 days))",
             )
@@ -154,19 +154,19 @@ def check_schedule(value: str) -> None:
         fields = value[5:-1].split(" ")
         if len(fields) != 6 or not all(CRON_FIELD.match(f) for f in fields):
             _fail(
-                "schedule_expression",
+                field,
                 value,
                 "cron() takes six fields: minutes hours day-of-month month day-of-week year",
             )
         day_of_month, day_of_week = fields[2], fields[4]
         if (day_of_month == "?") == (day_of_week == "?"):
             _fail(
-                "schedule_expression",
+                field,
                 value,
                 "cron() needs '?' in exactly one of day-of-month and day-of-week",
             )
         return
-    _fail("schedule_expression", value, "must be cron(six fields) or rate(N unit)")
+    _fail(field, value, "must be cron(six fields) or rate(N unit)")
 
 
 def check_email(value: str) -> None:
@@ -233,6 +233,8 @@ def validate(answers: dict) -> None:
     check_instance("inference_instance_type", answers["inference_instance_type"])
     check_int("initial_instance_count", answers["initial_instance_count"], 1, 20)
     check_schedule(answers["schedule_expression"])
+    if answers.get("tuning_schedule_expression", ""):  # blank: no tuning schedule
+        check_schedule(answers["tuning_schedule_expression"], "tuning_schedule_expression")
     check_float("psi_threshold", answers["psi_threshold"], 0.0, 10.0)
     check_float("ks_pvalue", answers["ks_pvalue"], 0.0, 1.0)
     check_choice("drift_policy", answers["drift_policy"], ("retrain", "block"))

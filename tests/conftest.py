@@ -24,6 +24,8 @@ ROTATED = {
     "drift_policy": DEFAULTS["drift_policy"],
     "notification_email": ["", "ml-team@example.com"],
     "initial_instance_count": ["1", "2"],
+    # Blank: one schedule (train); set: a second rule whose input is {"tune": true}.
+    "tuning_schedule_expression": ["", "cron(0 4 1 * ? *)"],
 }
 # Choice lists cookiecutter itself enforces (a value outside them never reaches the hook).
 CHOICE_LISTS = {name for name, value in DEFAULTS.items() if isinstance(value, list)}
@@ -84,6 +86,7 @@ INVALID_ANSWERS = [
     ("schedule_expression", "cron(0 3 * * MON *)", "'?' in exactly one"),
     ("schedule_expression", "rate(1 days)", "singular unit"),
     ("schedule_expression", "rate(0 hours)", "positive number"),
+    ("tuning_schedule_expression", "cron(0 3 * * *)", "six fields"),
     ("psi_threshold", "-0.1", "(0.0, 10.0]"),
     ("psi_threshold", "abc", "(0.0, 10.0]"),
     ("ks_pvalue", "1.5", "(0.0, 1.0]"),

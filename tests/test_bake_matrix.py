@@ -8,6 +8,7 @@ and ruff is clean. cfn-lint runs once over all baked templates.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -127,7 +128,8 @@ def test_answers_reach_the_project(baked, combo) -> None:
     assert f'GATE_METRIC = "{combo["gate_metric"]}"' in settings
     assert f"ENABLE_HPO = {combo['enable_hpo'] == 'y'}" in settings
     asl = (project / "pipeline" / "state_machine.asl.json").read_text()
-    assert ("createHyperParameterTuningJob" in asl) == (combo["enable_hpo"] == "y")
+    # One state machine for every option: train or tune is the execution input's choice.
+    assert "createHyperParameterTuningJob" in asl and "createTrainingJob" in asl
     template = (project / "infra" / "template.yaml").read_text()
     assert (combo["notification_email"] or "NotificationEmail") in template
 
@@ -140,6 +142,23 @@ def test_ruff_clean(baked, combo) -> None:
             [sys.executable, "-m", "ruff", *args], cwd=project, capture_output=True, text=True
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=combo_id)
+def test_asl_check(baked, combo) -> None:
+    """The project's own static ASL check (JSONata states, variables, transitions, Catch coverage,
+    DefinitionSubstitutions both ways) passes on every bake."""
+    project = baked[combo_id(combo)]
+    package = project.name.replace("-", "_")
+    result = subprocess.run(
+        [sys.executable, "-m", f"{package}.asl_check", "pipeline/state_machine.asl.json", "infra/template.yaml"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(project / "src")},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK (" in result.stdout
 
 
 def test_cfn_lint_all_templates(baked) -> None:
