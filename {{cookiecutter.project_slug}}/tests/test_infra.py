@@ -166,14 +166,19 @@ def test_optional_parts_have_conditions(resources):
 
 def test_stack_deploys_into_moto(project_root):
     moto = pytest.importorskip("moto")
-    args = deploy._parser().parse_args(
-        ["deploy-infra", "--image-uri", "local/image:latest", "--poll-seconds", "0.05",
-         "--parameter", "NotificationEmail=ops@example.com", "--parameter", "EnableEndpointAutoscaling=false"]
-    )  # fmt: skip
-    with warnings.catch_warnings(record=True) as caught, moto.mock_aws():
+    request = deploy.InfraRequest(
+        project_root,
+        image_uri="local/image:latest",
+        poll_seconds=0.05,
+        parameters={"NotificationEmail": "ops@example.com", "EnableEndpointAutoscaling": "false"},
+    )
+    from {{ cookiecutter.package_name }}.local.integrations import s3_corrections
+
+    # s3_corrections: moto denies TLS requests under a TLS-only bucket policy; AWS does not.
+    with warnings.catch_warnings(record=True) as caught, moto.mock_aws(), s3_corrections():
         warnings.simplefilter("always")
         aws = deploy.Aws(region=settings.AWS_REGION)
-        outputs = deploy.deploy_infra(aws, project_root, args, progress=lambda _: None)
+        outputs = deploy.deploy_infra(aws, request, progress=lambda _: None)
         cfn = aws.client("cloudformation")
         created = {
             r["LogicalResourceId"]: r["ResourceType"]
@@ -190,14 +195,73 @@ def test_stack_deploys_into_moto(project_root):
     }
     assert skipped == MOTO_SKIPS
     assert {"DataBucket", "ImageRepository", "NotificationTopic", "CheckEndpointFunction", "StateMachine",
-            "ScheduleRule", "CiRole", "SageMakerExecutionRole"} <= set(created)  # fmt: skip
+            "ScheduleRule", "CiRole", "TrainingRole", "ProcessingRole", "HostingRole",
+            "PermissionsBoundary"} <= set(created)  # fmt: skip
     assert set(outputs) >= {
         "DataBucketName", "ArtifactBucketName", "ImageRepositoryUri", "StateMachineArn", "NotificationTopicArn",
         "SageMakerExecutionRoleArn", "StateMachineRoleArn", "CheckEndpointFunctionName", "CheckEndpointFunctionArn",
         "EndpointName", "EndpointErrorsAlarmName", "EndpointLatencyAlarmName", "CiRoleArn", "CloudFormationRoleArn",
+        "TrainingRoleArn", "ProcessingRoleArn", "HostingRoleArn", "PermissionsBoundaryArn",
     }  # fmt: skip
     assert outputs["DataBucketName"] == settings.S3_BUCKET
     assert outputs["EndpointErrorsAlarmName"] == f"{settings.STACK_NAME}-endpoint-5xx"
     assert lambda_config["Configuration"]["Handler"] == "handler.handler"
     # Known moto gap: DefinitionS3Location is not read; the harness renders and sets the definition.
     assert machine["name"] == f"{settings.STACK_NAME}-pipeline"
+
+
+# ---------------------------------------------------------------- the auto-rollback alarm
+
+
+def _metric_math(expression: str, values: dict[str, float | None]) -> float | None:
+    """CloudWatch's IF/FILL over one datapoint per metric (None = no datapoint), for this expression only.
+    https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/using-metric-math.html"""
+    python = re.sub(r"\bIF\(", "_if(", re.sub(r"\bFILL\(", "_fill(", expression))
+    if re.search(r"[^\w\s()*/+<>=.,-]", python):
+        raise NotImplementedError(expression)
+
+    def _if(condition, yes, no):
+        return yes if condition else no
+
+    def _fill(value, default):
+        return default if value is None else value
+
+    try:
+        return eval(
+            python, {"__builtins__": {}, "_if": _if, "_fill": _fill}, dict(values)
+        )  # only names, numbers, IF/FILL
+    except TypeError:  # arithmetic on a missing datapoint: no result for that minute
+        return None
+
+
+@pytest.mark.parametrize(
+    ("errors", "invocations", "breaching"),
+    [
+        pytest.param(1, 2, False, id="one-5xx-in-two-calls-is-too-few-to-judge"),
+        pytest.param(3, 19, False, id="below-the-minimum-invocations"),
+        pytest.param(None, 500, False, id="no-5xx-datapoint-means-no-errors"),
+        pytest.param(20, 1000, False, id="2-percent"),
+        pytest.param(60, 1000, True, id="6-percent"),
+        pytest.param(2, 20, True, id="10-percent-at-the-minimum"),
+        pytest.param(None, None, False, id="no-traffic"),
+    ],
+)
+def test_rollback_alarm_is_an_error_rate_over_a_minimum_of_invocations(
+    template, errors, invocations, breaching
+):
+    params = template["Parameters"]
+    alarm = template["Resources"]["EndpointErrorsAlarm"]["Properties"]
+    (rate,) = [m for m in alarm["Metrics"] if m.get("ReturnData")]
+    stats = {m["Id"]: m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m}
+    assert {s["Metric"]["MetricName"] for s in stats.values()} == {"Invocation5XXErrors", "Invocations"}
+    assert {s["Stat"] for s in stats.values()} == {"Sum"}
+    expression = rate["Expression"]["Sub"].replace(
+        "${ErrorRateMinInvocations}", str(params["ErrorRateMinInvocations"]["Default"])
+    )
+    threshold = float(params["ErrorRatePercent"]["Default"])
+    assert alarm["Threshold"] == {"Ref": "ErrorRatePercent"}
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == 2  # two bad minutes in a row
+    value = _metric_math(expression, {"errors": errors, "invocations": invocations})
+    assert (value is not None and value > threshold) is breaching
