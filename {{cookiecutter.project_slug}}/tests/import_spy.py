@@ -75,7 +75,9 @@ def _bodies(predictor) -> list[tuple[str, bytes, int]]:
     """Request shapes of every kind: CSV and JSON, 1 and 100 rows, missing and unseen cells, a 400."""
     row = list(predictor.example)
     holes = [None if i % 3 == 0 else v for i, v in enumerate(row)]
-    unseen = ["never-seen" if k == "categorical" else v for k, v in zip(predictor.feature_kinds, row, strict=True)]
+    unseen = [
+        "never-seen" if k == "categorical" else v for k, v in zip(predictor.feature_kinds, row, strict=True)
+    ]
 
     def csv_line(cells: list) -> str:
         return ",".join("" if v is None else str(v) for v in cells) + "\n"
@@ -86,7 +88,11 @@ def _bodies(predictor) -> list[tuple[str, bytes, int]]:
         ("text/csv", (csv_line(row) * 100).encode(), 200),
         ("text/csv", csv_line(holes).encode(), 200),
         ("application/json", json.dumps([row, unseen]).encode(), 200),
-        ("application/json", json.dumps({"instances": [dict(zip(names, row, strict=True))] * 10}).encode(), 200),
+        (
+            "application/json",
+            json.dumps({"instances": [dict(zip(names, row, strict=True))] * 10}).encode(),
+            200,
+        ),
         ("application/json", json.dumps([[*row, 1]]).encode(), 400),
     ] * 5
 

@@ -17,7 +17,10 @@ from {{ cookiecutter.package_name }}.settings import MODEL_LIBRARY
 
 
 def spy(project_root, model_dir, *flags: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(project_root / "src"), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(project_root / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
     result = subprocess.run(
         [sys.executable, str(project_root / "tests" / "import_spy.py"), str(model_dir), *flags],
         capture_output=True,
@@ -35,7 +38,9 @@ def test_no_import_search_reaches_the_file_system_per_request(project_root, serv
     assert counts["per_request"] == 0, counts["names"]
 
 
-@pytest.mark.skipif(MODEL_LIBRARY != "scikit-learn", reason="scikit-learn's imputer is what probes for pandas")
+@pytest.mark.skipif(
+    MODEL_LIBRARY != "scikit-learn", reason="scikit-learn's imputer is what probes for pandas"
+)
 def test_the_spy_sees_the_probes_without_the_absent_module_cache(project_root, served):
     counts = spy(project_root, served[2], "--no-cache")
     assert counts["per_request"] >= 1 and "pandas" in counts["names"]  # the spy is not blind
@@ -54,7 +59,9 @@ def test_a_miss_is_searched_for_once_then_refused_at_once(monkeypatch):
     monkeypatch.setattr(
         importlib.machinery.PathFinder,
         "find_spec",
-        classmethod(lambda cls, name, path=None, target=None: searched.append(name) or original(name, path, target)),
+        classmethod(
+            lambda cls, name, path=None, target=None: searched.append(name) or original(name, path, target)
+        ),
     )
     with pytest.raises(ModuleNotFoundError, match=name):
         __import__(name)
