@@ -26,7 +26,6 @@ ALLOWED_PASSES = {
     "TrainingRole": {SAGEMAKER},
     "ProcessingRole": {SAGEMAKER},
     "HostingRole": {SAGEMAKER},
-    "SageMakerExecutionRole": {SAGEMAKER},
     "StateMachineRole": {STATES},
     "CheckEndpointRole": {LAMBDA},
     "VerifyArtifactRole": {LAMBDA},

@@ -179,15 +179,23 @@ def test_hosting_writes_nothing_and_only_the_state_machine_writes_models(roles):
 
 
 def test_bucket_policy_denies_models_writes_to_everyone_else(template, stack):
-    statements = stack.resolve(template["Resources"]["DataBucketPolicy"]["Properties"]["PolicyDocument"])[
-        "Statement"
-    ]
-    (deny,) = [s for s in statements if s.get("Sid") == "OnlyThePipelinePromotesModels"]
-    parsed = iam_rules.Statement.parse({k: v for k, v in deny.items() if k != "Principal"})
-    model = f"{BUCKET}/models/ab12/model.tar.gz"
+    document = template["Resources"]["DataBucketPolicy"]["Properties"]["PolicyDocument"]
+    statements = {s["Sid"]: s for s in stack.resolve(document)["Statement"]}
+
+    def denied(sid: str, action: str, role: str) -> bool:
+        statement = {k: v for k, v in statements[sid].items() if k not in ("Principal", "Sid")}
+        model = f"{BUCKET}/models/ab12/model.tar.gz"
+        return iam_rules.Statement.parse(statement).matches(
+            action, model, {"aws:PrincipalArn": role_arn(role)}
+        )
+
+    for name in ("training", "processing", "hosting", "ci", "cloudformation", "verify-artifact"):
+        assert denied("OnlyThePipelinePromotesModels", "s3:PutObject", name), name
+    assert not denied("OnlyThePipelinePromotesModels", "s3:PutObject", "state-machine")
     for name in ("training", "processing", "hosting", "ci", "cloudformation"):
-        assert parsed.matches("s3:PutObject", model, {"aws:PrincipalArn": role_arn(name)}), name
-    assert not parsed.matches("s3:PutObject", model, {"aws:PrincipalArn": role_arn("state-machine")})
+        assert denied("OnlyThePipelineDeletesModels", "s3:DeleteObject", name), name
+    for name in ("state-machine", "verify-artifact"):  # a promoted copy whose digest does not match
+        assert not denied("OnlyThePipelineDeletesModels", "s3:DeleteObject", name), name
 
 
 def test_condition_keys_apply_to_their_actions(roles):

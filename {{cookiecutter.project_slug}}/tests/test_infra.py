@@ -84,8 +84,8 @@ def test_image_repository_scans_and_expires(resources):
 
 def test_pass_role_only_for_the_sagemaker_roles_to_sagemaker(resources):
     expected = {
-        "StateMachineRole": {"TrainingRole.Arn", "ProcessingRole.Arn", "HostingRole.Arn", "SageMakerExecutionRole.Arn"},
-        "CiRole": {"HostingRole.Arn", "SageMakerExecutionRole.Arn"},
+        "StateMachineRole": {"TrainingRole.Arn", "ProcessingRole.Arn", "HostingRole.Arn"},
+        "CiRole": {"HostingRole.Arn"},
     }  # fmt: skip
     for name, roles in expected.items():
         passes = [s for s in statements(resources[name]) if s["Action"] == "iam:PassRole"]
@@ -199,7 +199,7 @@ def test_stack_deploys_into_moto(project_root):
             "PermissionsBoundary"} <= set(created)  # fmt: skip
     assert set(outputs) >= {
         "DataBucketName", "ArtifactBucketName", "ImageRepositoryUri", "StateMachineArn", "NotificationTopicArn",
-        "SageMakerExecutionRoleArn", "StateMachineRoleArn", "CheckEndpointFunctionName", "CheckEndpointFunctionArn",
+        "StateMachineRoleArn", "CheckEndpointFunctionName", "CheckEndpointFunctionArn",
         "EndpointName", "EndpointErrorsAlarmName", "EndpointLatencyAlarmName", "CiRoleArn", "CloudFormationRoleArn",
         "TrainingRoleArn", "ProcessingRoleArn", "HostingRoleArn", "PermissionsBoundaryArn",
     }  # fmt: skip

@@ -65,13 +65,15 @@ def test_state_machine_runs_the_rendered_definition(deployed, project_root: Path
         == stack.outputs["NotificationTopicArn"]
     )
     assert states["ValidateData"]["Parameters"]["AppSpecification"]["ImageUri"] == LOCAL_IMAGE_URI
-    assert states["ValidateData"]["Parameters"]["RoleArn"] == stack.outputs["SageMakerExecutionRoleArn"]
+    assert states["ValidateData"]["Parameters"]["RoleArn"] == stack.outputs["ProcessingRoleArn"]
     asl = (project_root / "pipeline" / "state_machine.asl.json").read_text()
     substitutions = {
         "DataBucket": settings.S3_BUCKET,
         "ImageUri": LOCAL_IMAGE_URI,
         "Region": settings.AWS_REGION,
-        "SageMakerRoleArn": stack.outputs["SageMakerExecutionRoleArn"],
+        "TrainingRoleArn": stack.outputs["TrainingRoleArn"],
+        "ProcessingRoleArn": stack.outputs["ProcessingRoleArn"],
+        "HostingRoleArn": stack.outputs["HostingRoleArn"],
         "CheckEndpointFunctionArn": function_arn,
         "NotificationTopicArn": topic_arn,
         "EndpointName": settings.ENDPOINT_NAME,
@@ -159,7 +161,7 @@ def _best_training_job(deployed) -> None:
         cp, stack = deployed
         cp.client("sagemaker").create_training_job(
             TrainingJobName="FakeTrainingJobName",
-            RoleArn=stack.outputs["SageMakerExecutionRoleArn"],
+            RoleArn=stack.outputs["TrainingRoleArn"],
             AlgorithmSpecification={"TrainingImage": LOCAL_IMAGE_URI, "TrainingInputMode": "File"},
             OutputDataConfig={"S3OutputPath": f"s3://{settings.S3_BUCKET}/runs/hpo/training"},
             ResourceConfig={"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 10},

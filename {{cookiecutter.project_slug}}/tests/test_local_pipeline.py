@@ -141,7 +141,7 @@ def test_failed_update_keeps_the_previous_model_serving(pipeline: tuple[Harness,
     s3.put_object(Bucket=settings.S3_BUCKET, Key="broken/model.tar.gz", Body=b"not a tarball")
     sm.create_model(
         ModelName="broken",
-        ExecutionRoleArn=harness.stack.outputs["SageMakerExecutionRoleArn"],
+        ExecutionRoleArn=harness.stack.outputs["HostingRoleArn"],
         PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{settings.S3_BUCKET}/broken/model.tar.gz"},
     )
     sm.create_endpoint_config(
