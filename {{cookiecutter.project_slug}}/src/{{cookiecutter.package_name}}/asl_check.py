@@ -124,12 +124,78 @@ JSONPATH_ONLY = ("InputPath", "Parameters", "ResultSelector", "ResultPath", "Out
 # Names an expression may read without an Assign: $states, JSONata's own functions and the ones
 # Step Functions adds (https://docs.jsonata.org/overview.html and the Step Functions guide).
 JSONATA_FUNCTIONS = set(
-    """sum count max min average string substring substringBefore substringAfter lowercase uppercase
-    length trim pad contains split join match replace eval base64encode base64decode
-    encodeUrlComponent encodeUrl decodeUrlComponent decodeUrl formatNumber formatBase formatInteger
-    parseInteger number abs floor ceil power sqrt round random boolean not exists append sort reverse
-    shuffle distinct zip keys lookup spread merge sift each error assert type map filter single reduce
-    now millis fromMillis toMillis clone partition range hash uuid parse""".split()
+    [
+        "sum",
+        "count",
+        "max",
+        "min",
+        "average",
+        "string",
+        "substring",
+        "substringBefore",
+        "substringAfter",
+        "lowercase",
+        "uppercase",
+        "length",
+        "trim",
+        "pad",
+        "contains",
+        "split",
+        "join",
+        "match",
+        "replace",
+        "eval",
+        "base64encode",
+        "base64decode",
+        "encodeUrlComponent",
+        "encodeUrl",
+        "decodeUrlComponent",
+        "decodeUrl",
+        "formatNumber",
+        "formatBase",
+        "formatInteger",
+        "parseInteger",
+        "number",
+        "abs",
+        "floor",
+        "ceil",
+        "power",
+        "sqrt",
+        "round",
+        "random",
+        "boolean",
+        "not",
+        "exists",
+        "append",
+        "sort",
+        "reverse",
+        "shuffle",
+        "distinct",
+        "zip",
+        "keys",
+        "lookup",
+        "spread",
+        "merge",
+        "sift",
+        "each",
+        "error",
+        "assert",
+        "type",
+        "map",
+        "filter",
+        "single",
+        "reduce",
+        "now",
+        "millis",
+        "fromMillis",
+        "toMillis",
+        "clone",
+        "partition",
+        "range",
+        "hash",
+        "uuid",
+        "parse",
+    ]
 )
 RESERVED_VARIABLES = {"states"}
 _STRING_OR_REGEX = re.compile(r"'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"|/(?:\\.|[^/\\\n])+/[a-z]*")
@@ -153,7 +219,9 @@ def _expressions(node: Any, where: str) -> list[tuple[str, str]]:
     if isinstance(node, dict):
         return [found for key, value in node.items() for found in _expressions(value, f"{where}.{key}")]
     if isinstance(node, list):
-        return [found for index, value in enumerate(node) for found in _expressions(value, f"{where}[{index}]")]
+        return [
+            found for index, value in enumerate(node) for found in _expressions(value, f"{where}[{index}]")
+        ]
     return []
 
 
@@ -201,7 +269,9 @@ def _assign_edges(state: dict[str, Any]) -> list[tuple[str, set[str]]]:
     return edges
 
 
-def check_variables(machine: dict[str, Any], scope: str = "", outer: frozenset[str] = frozenset()) -> list[str]:
+def check_variables(
+    machine: dict[str, Any], scope: str = "", outer: frozenset[str] = frozenset()
+) -> list[str]:
     """Every variable a JSONata expression reads is assigned on every path from StartAt to it.
 
     A must-analysis over the graph: the variables definitely assigned on entry to a state are
@@ -238,7 +308,9 @@ def check_variables(machine: dict[str, Any], scope: str = "", outer: frozenset[s
         for where, expression in _expressions(state, f"{scope}{name}"):
             for variable in sorted(variables_read(expression) - entry[name]):
                 if variable in universe:
-                    problems.append(f"{where}: ${variable} is not assigned on every path from StartAt to here")
+                    problems.append(
+                        f"{where}: ${variable} is not assigned on every path from StartAt to here"
+                    )
                 else:
                     problems.append(f"{where}: ${variable} is never assigned (no Assign sets it)")
         for index, branch in enumerate(state.get("Branches", [])):
@@ -252,7 +324,9 @@ def check_variables(machine: dict[str, Any], scope: str = "", outer: frozenset[s
 def _check_jsonata_state(where: str, state: dict[str, Any], problems: list[str]) -> None:
     for field in JSONPATH_ONLY:
         if field in state:
-            problems.append(f"{where}.{field}: not allowed in a JSONata state (use Arguments, Output, Assign)")
+            problems.append(
+                f"{where}.{field}: not allowed in a JSONata state (use Arguments, Output, Assign)"
+            )
     for place, expression in _expressions(state, where):
         if re.search(r"\$eval\s*\(", _STRING_OR_REGEX.sub("''", expression)):
             problems.append(f"{place}: $eval is not available in Step Functions (use $parse)")
@@ -422,7 +496,8 @@ def check(asl_text: str, template_text: str | None = None) -> list[str]:
         # The model's tokens are filled before upload (definition.render_model_tokens), the rest by
         # CloudFormation.
         problems += check_substitutions(
-            asl_text, set(definition_substitutions(template_text)) | set(MODEL_TOKENS) & placeholders(asl_text)
+            asl_text,
+            set(definition_substitutions(template_text)) | set(MODEL_TOKENS) & placeholders(asl_text),
         )
     return problems
 

@@ -163,6 +163,10 @@ FUNCTIONS = {
 }
 
 
+def _short(expression: str, limit: int = 120) -> str:
+    return expression if len(expression) <= limit else expression[: limit - 3] + "..."
+
+
 @functools.lru_cache(maxsize=1024)
 def _compile(expression: str) -> Any:
     try:
@@ -187,9 +191,13 @@ def evaluate(expression: str, bindings: dict[str, Any]) -> Any:
     except QueryEvaluationError:
         raise
     except Exception as error:
-        raise QueryEvaluationError(f"The JSONata expression '{expression}' failed: {error}") from error
+        if getattr(error, "error", None) == "D3137":  # $error(message): the message is the cause
+            raise QueryEvaluationError(str(error)) from error
+        raise QueryEvaluationError(f"{error} (in the JSONata expression '{_short(expression)}')") from error
     if result is None:
-        raise QueryEvaluationError(f"The JSONata expression '{expression}' returned nothing (undefined).")
+        raise QueryEvaluationError(
+            f"The JSONata expression '{_short(expression)}' returned nothing (undefined)."
+        )
     return _from_engine(result)
 
 
@@ -425,6 +433,50 @@ def _fix_string_literals() -> None:
     PATCHES.replace(utils, "from_string_literal", from_string_literal)
 
 
+def _fix_aws_sdk_casing() -> None:
+    """aws-sdk tasks take and give PascalCase member names, whatever the service's own casing.
+
+    "AWS SDK service integrations": Step Functions maps the task's parameter names onto the API
+    (``aws-sdk:sfn:listExecutions`` takes ``StateMachineArn``, which Step Functions' own API spells
+    ``stateMachineArn``) and returns the response with PascalCase keys (``Executions[].StartDate``).
+    https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html
+    moto's port leaves both steps out (``_normalise_parameters``/``_normalise_response`` are empty),
+    so a camelCase service such as Step Functions refuses the call. The mapping uses the botocore
+    service model, as LocalStack's interpreter (which moto's is a port of) does.
+    """
+    aws_sdk = importlib.import_module(
+        f"{_SFN}.component.state.exec.state_task.service.state_task_service_aws_sdk"
+    ).StateTaskServiceAwsSdk
+    botocore_session = importlib.import_module("botocore.session")
+
+    @functools.lru_cache(maxsize=128)
+    def operation(service: str, action: str) -> Any:
+        model = botocore_session.get_session().get_service_model(service)
+        name = next(op for op in model.operation_names if op.lower() == action.replace("_", "").lower())
+        return model.operation_model(name)
+
+    def normalise_parameters(
+        self: Any, parameters: dict, boto_service_name=None, service_action_name=None
+    ) -> None:
+        model = operation(
+            self._get_boto_service_name(boto_service_name), self._get_boto_service_action(service_action_name)
+        )
+        if model.input_shape is not None:
+            self._to_boto_request(parameters, model.input_shape)
+
+    def normalise_response(
+        self: Any, response: Any, boto_service_name=None, service_action_name=None
+    ) -> None:
+        model = operation(
+            self._get_boto_service_name(boto_service_name), self._get_boto_service_action(service_action_name)
+        )
+        if model.output_shape is not None:
+            self._from_boto_response(response, model.output_shape)
+
+    PATCHES.replace(aws_sdk, "_normalise_parameters", normalise_parameters)
+    PATCHES.replace(aws_sdk, "_normalise_response", normalise_response)
+
+
 def install() -> None:
     """Install the engine and every correction (through ``patches.install(jsonata)``, after
     ``integrations``: the Choice correction here supersedes its JSONPath one)."""
@@ -436,6 +488,7 @@ def install() -> None:
     _fix_assign_output_order()
     _fix_parser_scope_state()
     _fix_string_literals()
+    _fix_aws_sdk_casing()
 
 
 def uninstall() -> None:
