@@ -16,16 +16,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from rich.console import Console
 
 from {{ cookiecutter.package_name }} import settings
-from {{ cookiecutter.package_name }}.local import report
+from {{ cookiecutter.package_name }}.local import answers, report, scenarios
 from {{ cookiecutter.package_name }}.local.run import (
     Harness,
     PipelineResult,
-    drift_problems,
-    holdout_rows,
     one_class_copy,
     parse_args,
     run_pipeline,
@@ -179,7 +178,8 @@ def test_drift_is_reported_and_production_follows_the_policy(
         harness.upload_training_file(data / "train" / "train.csv")
     assert outcome.status == "SUCCEEDED"  # a blocked run is a correct outcome, not a failure
     assert outcome.validation["drift_detected"] is True
-    assert {"mean_radius", "worst_area"} <= set(outcome.validation["drifted_features"])
+    # drift_injection shifts the first numeric features (a third of them): the first is among the drifted.
+    assert harness.dataset.train.read_text().split(",", 1)[0] in outcome.validation["drifted_features"]
     notes = harness.notifications()
     after = harness.endpoint_state()
     if settings.DRIFT_POLICY == "block":
@@ -191,7 +191,18 @@ def test_drift_is_reported_and_production_follows_the_policy(
     assert "NotifyBlocked" in state_names(outcome) and "CreateModel" not in state_names(outcome)
     assert harness.endpoint_configs() == configs and after == before
     assert [n["Subject"] for n in notes] == ["ML pipeline: run blocked, production unchanged"]
-    assert drift_problems(outcome, harness.endpoint_configs() - configs, before, after, notes) == []
+    observed = scenarios.Observation(
+        outcome.name,
+        outcome.status,
+        validation=outcome.validation,
+        evaluation=outcome.evaluation,
+        before=before,
+        after=after,
+        new_configs=harness.endpoint_configs() - configs,
+        notifications=notes,
+        answers_match=True,
+    )
+    assert scenarios.run_checks(scenarios.SCENARIOS["inject-drift"].steps[1], observed) == []
 
 
 @pytest.mark.slow
@@ -429,11 +440,28 @@ def test_one_class_copy_keeps_the_schema_and_one_label(sample_data: dict[str, Pa
     assert len({row.split(",")[label] for row in changed[1:]}) == 1
 
 
-def test_holdout_rows_drop_the_label(sample_data: dict[str, Path]) -> None:
-    cells, matrix = holdout_rows(sample_data["holdout"], 5)
-    header = sample_data["holdout"].read_text().splitlines()[0].split(",")
-    assert matrix.shape == (5, len(header) - 1) and len(cells) == 5
-    assert all(len(row) == len(header) - 1 for row in cells)
+def test_request_body_drops_the_label_and_keeps_text_cells(tmp_path: Path) -> None:
+    from {{ cookiecutter.package_name }} import data
+
+    table = data.Table(
+        ["colour", settings.LABEL_COLUMN, "size"],
+        {
+            "colour": np.array(["red, dark", "blue"], dtype=object),
+            settings.LABEL_COLUMN: np.array(["yes", "no"], dtype=object),
+            "size": np.array([1.5, np.nan]),
+        },
+    )
+    rows, body = answers.request_body(table, rows=5)
+    assert rows.n_rows == 2
+    assert body == '"red, dark",1.5\nblue,\n'
+
+
+def test_answers_agree_on_labels_by_value_and_scores_within_tolerance() -> None:
+    want = [{"label": "yes", "score": 0.25}, {"label": 1.0, "score": 0.5}]
+    assert answers.agree([{"label": "yes", "score": 0.25 + 1e-12}, {"label": 1, "score": 0.5}], want)
+    assert not answers.agree([{"label": "no", "score": 0.25}, {"label": 1, "score": 0.5}], want)
+    assert not answers.agree([{"label": "yes", "score": 0.26}, {"label": 1, "score": 0.5}], want)
+    assert not answers.agree(want[:1], want)
 
 
 def test_cli_refuses_drift_and_failure_together(capsys: pytest.CaptureFixture[str]) -> None:

@@ -31,13 +31,14 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from . import polling, settings
-from .definition import DefinitionError, placeholders, render_definition
+from .definition import DefinitionError, placeholders, render_definition, render_model_tokens
 
 LAMBDA_DIR = Path("lambdas/check_endpoint")
 ASL_FILE = Path("pipeline/state_machine.asl.json")
 TEMPLATE_FILE = Path("infra/template.yaml")
 DOCKERFILE = Path("container/Dockerfile")
-# CloudFormation's limit for an inline TemplateBody; larger templates would need TemplateURL.
+# CloudFormation's limit for an inline TemplateBody; a larger template goes to the artifacts bucket
+# and is passed as TemplateURL (limit 1 MB), "CloudFormation quotas".
 MAX_TEMPLATE_BODY = 51_200
 ENDPOINT_BUSY = {"Creating", "Updating", "SystemUpdating", "RollingBack"}
 STACK_FAILED = {
@@ -255,7 +256,9 @@ def upload_artifacts(
     """Upload the Lambda zip and the ASL file under content-hash keys; returns the stack parameters."""
     root = Path(project_root)
     code = package_lambda(root)
-    definition = (root / ASL_FILE).read_bytes()
+    # The model spec's tokens (tuning ranges, metric definitions, the Init state's checks) are
+    # filled here from model.py; CloudFormation fills the rest (definition.render_model_tokens).
+    definition = render_model_tokens((root / ASL_FILE).read_text()).encode()
     keys = {
         "LambdaCodeKey": content_key("lambda", "check_endpoint", code, ".zip"),
         "DefinitionKey": content_key("pipeline", "state_machine", definition, ".asl.json"),
@@ -321,13 +324,18 @@ def deploy_stack(
     role_arn: str | None = None,
     progress: Progress = _say,
     poll_seconds: float = 5,
+    template_url: str | None = None,
 ) -> dict[str, str]:
-    """Create or update the stack, wait for the end, return its outputs (OutputKey -> OutputValue)."""
-    if len(template_body.encode()) > MAX_TEMPLATE_BODY:
+    """Create or update the stack, wait for the end, return its outputs (OutputKey -> OutputValue).
+
+    ``template_url`` (an uploaded copy of the template) replaces the inline body, which
+    CloudFormation limits to MAX_TEMPLATE_BODY bytes."""
+    if template_url is None and len(template_body.encode()) > MAX_TEMPLATE_BODY:
         raise DeployError(f"template is over {MAX_TEMPLATE_BODY} bytes: upload it and use TemplateURL")
+    source = {"TemplateURL": template_url} if template_url else {"TemplateBody": template_body}
     kwargs: dict[str, Any] = {
         "StackName": stack_name,
-        "TemplateBody": template_body,
+        **source,
         "Parameters": [{"ParameterKey": k, "ParameterValue": str(v)} for k, v in sorted(parameters.items())],
         "Capabilities": ["CAPABILITY_IAM"],
     }
@@ -388,6 +396,11 @@ def deploy_infra(aws: Aws, request: InfraRequest, progress: Progress = _say) -> 
         **request.parameters,
     }
     template = (root / TEMPLATE_FILE).read_text()
+    template_url = None
+    if len(template.encode()) > MAX_TEMPLATE_BODY:
+        key = content_key("infra", "template", template.encode(), ".yaml")
+        s3.put_object(Bucket=bucket, Key=key, Body=template.encode(), **_owner(owner))
+        template_url = template_https_url(bucket, key, aws.region)
     return deploy_stack(
         aws.client("cloudformation"),
         template,
@@ -396,7 +409,15 @@ def deploy_infra(aws: Aws, request: InfraRequest, progress: Progress = _say) -> 
         role_arn=request.cfn_role_arn,
         progress=progress,
         poll_seconds=request.poll_seconds,
+        template_url=template_url,
     )
+
+
+def template_https_url(bucket: str, key: str, region: str | None) -> str:
+    """The virtual-hosted S3 URL CloudFormation reads a TemplateURL from."""
+    region = region or settings.AWS_REGION
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://{bucket}.s3.{region}.{suffix}/{key}"
 
 
 def _key_value(item: str, flag: str = "--parameter") -> tuple[str, str]:

@@ -193,12 +193,12 @@ class ControlPlane:
             )
         return f"http://{docker_host_address()}:{self.port}"
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, config: Config | None = None) -> Any:
         return boto3.client(
             service,
             endpoint_url=self.endpoint_url,
             region_name=self.region,
-            config=Config(retries={"max_attempts": 2}),
+            config=config or Config(retries={"max_attempts": 2}),
             **DUMMY_CREDENTIALS,
         )
 

@@ -9,8 +9,10 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from .. import settings
+
 if TYPE_CHECKING:
-    from .run import ExecutionOutcome, PipelineResult
+    from .run import ExecutionOutcome, Failure, PipelineResult
 
 FAILURE_EVENTS = ("Failed", "TimedOut", "Aborted")
 STATUS_STYLE = {
@@ -130,6 +132,29 @@ def decisions_table(result: PipelineResult) -> Table:
     return table
 
 
+def render_failures(console: Console, failures: list[Failure]) -> None:
+    """Each failed job, endpoint or invocation: its name, the container's reason, its last log lines."""
+    for failure in failures:
+        console.print(f"[red bold]{failure.kind} {failure.name} failed:[/] {failure.reason}")
+        if failure.log_tail:
+            where = f" (full log: {failure.log_file})" if failure.log_file else ""
+            console.print(f"[dim]--- last log lines{where} ---[/]\n{failure.log_tail}")
+
+
+def render_keep(console: Console, moto_url: str, env: str, serving_url: str, state_machine_arn: str) -> None:
+    aws = f"{env} aws --endpoint-url {moto_url}"
+    console.print(f"moto: {moto_url}   serving container/process: {serving_url}")
+    console.print(f"  {aws} sagemaker describe-endpoint --endpoint-name {settings.ENDPOINT_NAME}")
+    console.print(
+        f"  {aws} sagemaker-runtime invoke-endpoint --endpoint-name {settings.ENDPOINT_NAME} "
+        "--content-type text/csv --body fileb://row.csv out.json"
+    )
+    console.print(f"  {aws} stepfunctions list-executions --state-machine-arn {state_machine_arn}")
+    console.print(f"  {aws} logs tail /aws/sagemaker/TrainingJobs")
+    console.print(f"  {aws} s3 ls --recursive s3://{settings.S3_BUCKET}/runs/")
+    console.print("Press Ctrl-C to stop and clean up.")
+
+
 def render_summary(console: Console, result: PipelineResult) -> None:
     for outcome in result.executions:
         console.print(execution_table(outcome))
@@ -138,7 +163,7 @@ def render_summary(console: Console, result: PipelineResult) -> None:
     checks = Table(
         title="Endpoint checks (sagemaker-runtime InvokeEndpoint through moto)", title_justify="left"
     )
-    for column in ("after", "endpoint config", "model", "rows", "matches local model"):
+    for column in ("after", "endpoint config", "model", "rows", "matches local model", "error"):
         checks.add_column(column)
     for check in result.invocations:
         checks.add_row(
@@ -147,6 +172,7 @@ def render_summary(console: Console, result: PipelineResult) -> None:
             check.model_data_url,
             str(check.rows),
             Text(str(check.matches), style="green" if check.matches else "red"),
+            check.error,
         )
     console.print(checks)
 
@@ -168,7 +194,7 @@ def render_summary(console: Console, result: PipelineResult) -> None:
     phases = " | ".join(f"{name} {seconds:.1f} s" for name, seconds in result.phases.items())
     console.print(
         Group(
-            Text(f"Runtime: {result.runtime}   Phases: {phases}"),
+            Text(f"Runtime: {result.runtime}   Data: {result.data_source}   Phases: {phases}"),
             Text(f"Reports and histories: {result.run_dir}"),
         )
     )

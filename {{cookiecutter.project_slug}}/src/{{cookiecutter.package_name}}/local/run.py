@@ -1,18 +1,19 @@
 """``make local-pipeline``: the whole pipeline offline, with the artifacts that go to AWS.
 
-    python -m <package>.local.run [--runtime docker|process] [--inject-drift | --fail-training] [--keep]
+    python -m <package>.local.run [--runtime docker|process] [--data PATH [--label-column NAME]]
+        [--inject-drift | --fail-training] [--keep] [execution input flags: --tune, --max-jobs N, ...]
 
-Starts moto with the real stack (``control_plane``), attaches a data-plane runtime to its SageMaker
-backend, runs the state machine twice through ``stepfunctions.start_execution`` (create path, then
-update path), checks the endpoint's answers against the model after each, and prints a summary.
-``--inject-drift`` uploads the drifted training set before the second run (expected: blocked by
-the drift policy or the gate, production unchanged). ``--fail-training`` makes the first run's
-training fail (a one-class label: the schema accepts it, training cannot fit it), to show the
-Catch and the failure notification; the second run then creates the endpoint. ``--keep`` leaves
-moto and the endpoint up until Ctrl-C. The exit code is 1 when an expected outcome did not happen.
+Prepares the data first (``dataset.prepare``: the built-in sample or ``--data``, refused with one
+line when unusable), then starts moto with the real stack (``control_plane``), attaches a
+data-plane runtime to its SageMaker backend and runs a scenario (``scenarios.SCENARIOS``): two
+executions through ``stepfunctions.start_execution`` (create path, then update path; or the drift
+block; or a failed training first), each followed by its checks. ``--keep`` leaves moto and the
+endpoint up until Ctrl-C (then exits 0 after cleaning up). The exit code is 1 when an expected
+outcome did not happen, 2 when the data or the runtime is refused.
 
-Outputs go to ``.local-pipeline/<run>/``: each execution's history (GetExecutionHistory events),
-the decision files and reports downloaded from S3, and the job logs.
+Outputs go to ``.local-pipeline/<run>/``: each execution's history, the decision files and reports
+downloaded from S3, the job logs, and ``harness.log`` (moto's and the harness's own log lines).
+What is shown lives in ``report``; this module orchestrates.
 """
 
 from __future__ import annotations
@@ -20,12 +21,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import io
 import json
 import logging
 import signal
 import sys
-import tarfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -33,20 +32,34 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.live import Live
 
-from .. import sample_data, settings
-from ..model import Model
-from . import report
-from .control_plane import LOCAL_IMAGE_URI, ControlPlane
+from .. import data, deploy, polling, s3uri, settings, tarballs
+from . import answers, report, sagemaker_backend
+from .control_plane import DUMMY_CREDENTIALS, LOCAL_IMAGE_URI, ControlPlane
+from .dataset import DataRefused, DataSet, prepare
 from .runtimes import Runtime, RuntimeUnavailable, default_runtime_name
 from .runtimes.process import ProcessRuntime
 from .sagemaker_backend import DataPlane
+from .scenarios import SCENARIOS, Observation, Scenario, Step, run_checks
 
-INVOKE_ROWS = 20
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+POLL_SECONDS = 0.25
+LOGGERS = ("moto", "werkzeug", __package__.rsplit(".", 1)[0])  # moto's and ours: to the run folder
+
+
+@dataclass
+class Failure:
+    """A failed job or endpoint: what the console shows instead of a traceback."""
+
+    kind: str  # training job, processing job, tuning job, endpoint, invocation
+    name: str
+    reason: str
+    log_tail: str = ""
+    log_file: Path | None = None
 
 
 @dataclass
@@ -60,6 +73,7 @@ class ExecutionOutcome:
     validation: dict[str, Any] | None = None
     evaluation: dict[str, Any] | None = None
     error: str = ""
+    failures: list[Failure] = field(default_factory=list)
 
 
 @dataclass
@@ -69,6 +83,7 @@ class InvokeCheck:
     model_data_url: str
     rows: int
     matches: bool
+    error: str = ""
 
 
 @dataclass
@@ -76,6 +91,7 @@ class PipelineResult:
     runtime: str
     run_dir: Path
     bucket: str = settings.S3_BUCKET
+    data_source: str = "built-in sample"
     executions: list[ExecutionOutcome] = field(default_factory=list)
     invocations: list[InvokeCheck] = field(default_factory=list)
     notifications: list[dict[str, Any]] = field(default_factory=list)
@@ -97,32 +113,53 @@ def make_runtime(name: str, cp: ControlPlane, work: Path, image: str = LOCAL_IMA
 
 
 class Harness:
-    """One local-pipeline run: control plane, data plane, executions, checks. Always call close()."""
+    """One local-pipeline run: data, control plane, data plane, executions, checks. Always call close()."""
 
     def __init__(
-        self, runtime: str, run_dir: Path, console: Console | None = None, image: str = LOCAL_IMAGE_URI
+        self,
+        runtime: str,
+        run_dir: Path,
+        console: Console | None = None,
+        image: str = LOCAL_IMAGE_URI,
+        *,
+        data_source: Path | None = None,
+        label_column: str = settings.LABEL_COLUMN,
+        execution_input: dict[str, Any] | None = None,
     ):
         self.runtime_name = runtime
         self.run_dir = run_dir
         self.console = console or Console()
         self.image = image
+        self.data_source, self.label_column = data_source, label_column
+        self.execution_input = dict(execution_input or {})
         self.cp = ControlPlane(host="0.0.0.0" if runtime == "docker" else "127.0.0.1")
         self.plane: DataPlane | None = None
+        self.dataset: DataSet | None = None
         self.queue_url = ""
         self.last_event = ""
         self.result = PipelineResult(runtime, run_dir)
+        self._log_handler: logging.Handler | None = None
+        self._reported: set[tuple[str, str]] = set()
 
     # -- set-up and tear-down ----------------------------------------------------------------------
+    def prepare_data(self) -> DataSet:
+        """Validate and lay out the data (before moto starts: bad data costs no start-up)."""
+        if self.dataset is None:
+            self.dataset = prepare(self.data_source, self.run_dir / "data", self.label_column)
+            self.result.data_source = self.dataset.source
+        return self.dataset
+
     def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        dataset = self.prepare_data()
+        self._log_handler = route_logs(self.run_dir / "harness.log")
         self.cp.start()
         self.stack = self.cp.deploy(image_uri=self.image)
         runtime = make_runtime(self.runtime_name, self.cp, self.run_dir / "work", self.image)
         self.plane = DataPlane(runtime, on_event=self._event).attach()
         self._subscribe_queue()
-        self.cp.upload_sample_data(self.run_dir / "data")
-        # The same files again, plus drifted/ for --inject-drift.
-        sample_data.write(self.run_dir / "data", with_drift=True)
+        self.upload_training_file(dataset.train)
+        self.cp.client("s3").upload_file(str(dataset.holdout), settings.S3_BUCKET, "data/holdout/holdout.csv")
 
     def close(self) -> None:
         """Stop executions, endpoints, containers and moto; safe after a failure or Ctrl-C, and twice."""
@@ -133,6 +170,9 @@ class Harness:
                 self.plane = None
         finally:
             self.cp.stop()
+            if self._log_handler is not None:
+                unroute_logs(self._log_handler)
+                self._log_handler = None
 
     def _abort_running_executions(self) -> None:
         """After Ctrl-C an execution may still run in moto's interpreter: stop it before moto goes."""
@@ -157,10 +197,12 @@ class Harness:
         self.queue_url = sqs.create_queue(QueueName=f"{settings.PROJECT_SLUG}-local-notifications")[
             "QueueUrl"
         ]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        sns.subscribe(TopicArn=self.stack.outputs["NotificationTopicArn"], Protocol="sqs", Endpoint=queue_arn)
+        attributes = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
+        sns.subscribe(
+            TopicArn=self.stack.outputs["NotificationTopicArn"],
+            Protocol="sqs",
+            Endpoint=attributes["Attributes"]["QueueArn"],
+        )
 
     def notifications(self) -> list[dict[str, Any]]:
         """Drain the queue: the SNS envelopes (Subject, Message) published since the last call."""
@@ -176,21 +218,33 @@ class Harness:
                 sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     # -- executions --------------------------------------------------------------------------------
-    def execute(self, name: str, timeout: float = 1800) -> ExecutionOutcome:
+    def execute(
+        self, name: str, execution_input: dict[str, Any] | None = None, timeout: float = 1800
+    ) -> ExecutionOutcome:
         sfn = self.cp.client("stepfunctions")
-        arn = self.cp.start_execution(name)
+        given = self.execution_input if execution_input is None else execution_input
+        arn = self.cp.start_execution(name, execution_input=given)
         start = time.monotonic()
-        status, events = "RUNNING", []
         with Live(console=self.console, refresh_per_second=4, transient=True) as live:
-            while True:
-                status = sfn.describe_execution(executionArn=arn)["status"]
-                events = self.cp.history(arn)
-                live.update(report.live_view(name, status, events, time.monotonic() - start, self.last_event))
-                if status in TERMINAL:
-                    break
-                if time.monotonic() - start > timeout:
-                    raise TimeoutError(f"execution {name} still {status} after {timeout:.0f} s")
-                time.sleep(0.5)  # history calls cost moto CPU that the jobs need
+
+            def show(status: str) -> None:
+                view = report.live_view(
+                    name, status, self.cp.history(arn), time.monotonic() - start, self.last_event
+                )
+                live.update(view)
+
+            try:
+                status = polling.wait_until(
+                    lambda: sfn.describe_execution(executionArn=arn)["status"],
+                    lambda s: s in TERMINAL,
+                    timeout,
+                    POLL_SECONDS,
+                    what=f"execution {name}",
+                    on_poll=show,
+                )
+            except polling.WaitTimeout as error:
+                raise TimeoutError(str(error)) from None
+        events = self.cp.history(arn)
         outcome = ExecutionOutcome(
             name, arn, status, time.monotonic() - start, events, report.state_rows(events)
         )
@@ -204,10 +258,63 @@ class Harness:
         outcome.validation = self._read_json(f"runs/{name}/validation/decision.json")
         outcome.evaluation = self._read_json(f"runs/{name}/evaluation/decision.json")
         self._download_reports(name)
-        if status != "SUCCEEDED":
-            self._print_failed_job_logs()
+        outcome.failures = self.failures()
+        if outcome.failures:
+            report.render_failures(self.console, outcome.failures)
         self.result.executions.append(outcome)
         return outcome
+
+    def failures(self) -> list[Failure]:
+        """Failed jobs and endpoints not reported yet, with the container's reason and log tail."""
+        sm, found = self.cp.client("sagemaker"), []
+        listings = (
+            (
+                "training job",
+                "list_training_jobs",
+                "TrainingJobSummaries",
+                "TrainingJobName",
+                "describe_training_job",
+            ),
+            (
+                "processing job",
+                "list_processing_jobs",
+                "ProcessingJobSummaries",
+                "ProcessingJobName",
+                "describe_processing_job",
+            ),
+            (
+                "tuning job",
+                "list_hyper_parameter_tuning_jobs",
+                "HyperParameterTuningJobSummaries",
+                "HyperParameterTuningJobName",
+                "describe_hyper_parameter_tuning_job",
+            ),
+        )
+        for kind, lister, key, name_field, describer in listings:
+            for summary in getattr(sm, lister)(StatusEquals="Failed").get(key, []):
+                name = summary[name_field]
+                if (kind, name) not in self._reported:
+                    reason = getattr(sm, describer)(**{name_field: name}).get("FailureReason", "")
+                    found.append(self._failure(kind, name, reason))
+        with contextlib.suppress(ClientError):
+            endpoint = sm.describe_endpoint(EndpointName=settings.ENDPOINT_NAME)
+            reason = endpoint.get("FailureReason", "")
+            if reason and ("endpoint", reason) not in self._reported:
+                self._reported.add(("endpoint", reason))
+                found.append(self._failure("endpoint", settings.ENDPOINT_NAME, reason, mark=False))
+        return found
+
+    def _failure(self, kind: str, name: str, reason: str, mark: bool = True) -> Failure:
+        if mark:
+            self._reported.add((kind, name))
+        logs = self.plane.job_logs.get(name, "") if self.plane else ""
+        log_file = None
+        if logs:
+            log_file = self.run_dir / f"{name}.log"
+            log_file.write_text(logs)
+        return Failure(
+            kind, name, reason or "no FailureReason", "\n".join(logs.strip().splitlines()[-15:]), log_file
+        )
 
     def _read_json(self, key: str) -> dict[str, Any] | None:
         s3 = self.cp.client("s3")
@@ -218,23 +325,14 @@ class Harness:
 
     def _download_reports(self, execution: str) -> None:
         s3 = self.cp.client("s3")
-        for item in s3.list_objects_v2(Bucket=settings.S3_BUCKET, Prefix=f"runs/{execution}/").get(
+        listed = s3.list_objects_v2(Bucket=settings.S3_BUCKET, Prefix=f"runs/{execution}/").get(
             "Contents", []
-        ):
+        )
+        for item in listed:
             if item["Key"].endswith((".html", ".json")):
                 target = self.run_dir / item["Key"].removeprefix("runs/")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 s3.download_file(settings.S3_BUCKET, item["Key"], str(target))
-
-    def _print_failed_job_logs(self) -> None:
-        assert self.plane is not None
-        for job, logs in self.plane.job_logs.items():
-            (self.run_dir / f"{job}.log").write_text(logs)
-            tail = "\n".join(logs.strip().splitlines()[-15:])
-            self.console.print(
-                f"[red]--- logs of failed job {job} (last lines; full log in {self.run_dir / (job + '.log')}) ---[/]\n{tail}"
-            )
-        self.plane.job_logs.clear()
 
     # -- the endpoint ------------------------------------------------------------------------------
     def endpoint_state(self) -> tuple[str, str] | None:
@@ -247,36 +345,47 @@ class Harness:
         model = sm.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"][0]["ModelName"]
         return config, sm.describe_model(ModelName=model)["PrimaryContainer"]["ModelDataUrl"]
 
+    def runtime_client(self) -> Any:
+        """sagemaker-runtime with no retry and a read timeout just above the invocation timeout, so a
+        hung model surfaces as the ModelError that names the endpoint, once."""
+        timeout = sagemaker_backend.INVOKE_TIMEOUT + 5
+        config = Config(read_timeout=timeout, retries={"total_max_attempts": 1})
+        return self.cp.client("sagemaker-runtime", config=config)
+
     def check_endpoint(self, after: str) -> InvokeCheck | None:
-        """Send holdout rows through sagemaker-runtime and compare with the model's own scores."""
+        """Send holdout rows through sagemaker-runtime and compare with the model's own predictions."""
         state = self.endpoint_state()
         if state is None:
             return None
         config, model_url = state
-        features, matrix = holdout_rows(self.run_dir / "data" / "holdout" / "holdout.csv", INVOKE_ROWS)
-        body = "\n".join(",".join(row) for row in features)
-        reply = self.cp.client("sagemaker-runtime").invoke_endpoint(
-            EndpointName=settings.ENDPOINT_NAME,
-            Body=body.encode(),
-            ContentType="text/csv",
-            Accept="application/json",
-        )
-        predictions = json.loads(reply["Body"].read())["predictions"]
-        model = self._load_model(model_url)
-        expected = model.predict_proba(matrix)
-        got = np.array([p["score"] for p in predictions])
-        matches = len(got) == len(expected) and bool(np.allclose(got, expected, atol=1e-9))
-        check = InvokeCheck(after, config, model_url, len(got), matches)
+        assert self.dataset is not None
+        rows, body = answers.request_body(data.read_csv(self.dataset.holdout))
+        try:
+            reply = self.runtime_client().invoke_endpoint(
+                EndpointName=settings.ENDPOINT_NAME,
+                Body=body.encode(),
+                ContentType="text/csv",
+                Accept="application/json",
+            )
+            got = json.loads(reply["Body"].read())["predictions"]
+        except (ClientError, BotoCoreError) as error:
+            check = InvokeCheck(
+                after, config, model_url, 0, False, f"endpoint {settings.ENDPOINT_NAME}: {error}"
+            )
+            report.render_failures(self.console, [Failure("invocation", settings.ENDPOINT_NAME, str(error))])
+        else:
+            want = answers.expected(self._model_dir(model_url), rows)
+            check = InvokeCheck(after, config, model_url, len(got), answers.agree(got, want))
         self.result.invocations.append(check)
         return check
 
-    def _load_model(self, uri: str) -> Model:
-        bucket, key = uri.removeprefix("s3://").split("/", 1)
-        body = self.cp.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-        target = self.run_dir / "models" / key.replace("/", "_")
-        with tarfile.open(fileobj=io.BytesIO(body)) as tar:
-            tar.extractall(target, filter="data")
-        return Model.load(target)
+    def _model_dir(self, uri: str) -> Path:
+        bucket, key = s3uri.split(uri, key_required=True)
+        folder = self.run_dir / "models" / key.replace("/", "_")
+        archive = folder.with_suffix(".download")
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        self.cp.client("s3").download_file(bucket, key, str(archive))
+        return tarballs.extract(archive, folder)
 
     def endpoint_configs(self) -> set[str]:
         sm = self.cp.client("sagemaker")
@@ -292,20 +401,8 @@ class Harness:
         return found
 
 
-def holdout_rows(path: Path, count: int) -> tuple[list[list[str]], np.ndarray]:
-    """The first ``count`` holdout rows without the label: as CSV cells and as a float matrix."""
-    with path.open(newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader)
-        label = header.index(settings.LABEL_COLUMN)
-        rows = [
-            [v for i, v in enumerate(row) if i != label] for row, _ in zip(reader, range(count), strict=False)
-        ]
-    return rows, np.array([[float(v) for v in row] for row in rows])
-
-
 def one_class_copy(train_csv: Path, target: Path) -> Path:
-    """The training set with every label set to the first class: valid data, untrainable model."""
+    """The training set with every label set to the first row's: valid data, untrainable model."""
     with train_csv.open(newline="") as handle:
         rows = list(csv.reader(handle))
     label = rows[0].index(settings.LABEL_COLUMN)
@@ -320,11 +417,48 @@ def _json_default(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
+def training_sets(harness: Harness) -> dict[str, Path]:
+    dataset = harness.prepare_data()
+    one_class = harness.run_dir / "data" / "one-class" / "train.csv"
+    return {
+        "train": dataset.train,
+        "drifted": dataset.drifted,
+        "one-class": one_class_copy(dataset.train, one_class),
+    }
+
+
+def run_step(harness: Harness, step: Step, name: str, training_file: Path) -> Observation:
+    """Upload the step's training set, run one execution, observe what changed."""
+    before, configs = harness.endpoint_state(), harness.endpoint_configs()
+    harness.upload_training_file(training_file)
+    outcome = harness.execute(name)
+    notes = harness.notifications()
+    harness.result.notifications += notes
+    check = harness.check_endpoint(name)
+    return Observation(
+        name=name,
+        status=outcome.status,
+        error=outcome.error,
+        validation=outcome.validation,
+        evaluation=outcome.evaluation,
+        states=[row["name"] for row in outcome.states],
+        before=before,
+        after=harness.endpoint_state(),
+        new_configs=harness.endpoint_configs() - configs,
+        notifications=notes,
+        answers_match=None if check is None else check.matches,
+    )
+
+
+def scenario_for(inject_drift: bool, fail_training: bool) -> Scenario:
+    return SCENARIOS["inject-drift" if inject_drift else "fail-training" if fail_training else "normal"]
+
+
 def run_pipeline(
     harness: Harness, *, inject_drift: bool = False, fail_training: bool = False, stamp: str | None = None
 ) -> PipelineResult:
-    """Both executions with their checks; fills ``harness.result`` (phases, problems) and returns it."""
-    result = harness.result
+    """The scenario's executions with their checks; fills ``harness.result`` (phases, problems)."""
+    result, scenario = harness.result, scenario_for(inject_drift, fail_training)
     stamp = stamp or datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     clock = time.monotonic()
 
@@ -335,62 +469,13 @@ def run_pipeline(
         clock = now
 
     harness.start()
-    data = harness.run_dir / "data"
-    if fail_training:
-        harness.upload_training_file(
-            one_class_copy(data / "train" / "train.csv", data / "one-class" / "train.csv")
-        )
+    files = training_sets(harness)
     phase("moto start+deploy")
-
-    first = harness.execute(f"create-{stamp}")
-    phase("execution 1")
-    if fail_training:
-        if first.status != "FAILED":
-            result.problems.append(
-                f"{first.name}: expected FAILED (training cannot fit one class), got {first.status}"
-            )
-        notes = harness.notifications()
-        result.notifications += notes
-        if not any("failed" in n.get("Subject", "").lower() for n in notes):
-            result.problems.append(f"{first.name}: no failure notification was published to the SNS topic")
-        if harness.endpoint_state() is not None:
-            result.problems.append(f"{first.name}: an endpoint exists although the run failed")
-        harness.upload_training_file(data / "train" / "train.csv")
-    elif first.status != "SUCCEEDED":
-        result.problems.append(f"{first.name}: expected SUCCEEDED, got {first.status} {first.error}")
-    else:
-        result.notifications += harness.notifications()
-    check = harness.check_endpoint(f"{first.name}")
-    if not fail_training and (check is None or not check.matches):
-        result.problems.append(
-            f"after {first.name}: the endpoint does not answer with the trained model's scores"
-        )
-    phase("invoke")
-
-    before = harness.endpoint_state()
-    configs_before = harness.endpoint_configs()
-    if inject_drift:
-        harness.upload_training_file(data / "drifted" / "train.csv")
-    second = harness.execute(
-        f"{'drift' if inject_drift else 'update' if not fail_training else 'create'}-{stamp}-2"
-    )
-    phase("execution 2")
-    notes = harness.notifications()
-    result.notifications += notes
-    after = harness.endpoint_state()
-    check = harness.check_endpoint(second.name)
-    if second.status != "SUCCEEDED":
-        result.problems.append(f"{second.name}: expected SUCCEEDED, got {second.status} {second.error}")
-    elif inject_drift:
-        result.problems += drift_problems(
-            second, harness.endpoint_configs() - configs_before, before, after, notes
-        )
-    elif after is None or after == before:
-        result.problems.append(
-            f"{second.name}: the endpoint was not created or updated (before {before}, after {after})"
-        )
-    if check is None or not check.matches:
-        result.problems.append(f"after {second.name}: the endpoint does not answer with its model's scores")
+    for index, step in enumerate(scenario.steps, start=1):
+        name = f"{step.prefix}-{stamp}" + ("" if index == 1 else f"-{index}")
+        result.problems += run_checks(step, run_step(harness, step, name, files[step.training_set]))
+        phase(f"execution {index}")
+    harness.upload_training_file(files["train"])
     result.artifacts = harness.list_artifacts()
     keys = [key for key, _ in result.artifacts]
     for suffix in ("model.tar.gz", "validation/decision.json", "evaluation/decision.json"):
@@ -400,28 +485,24 @@ def run_pipeline(
     return result
 
 
-def drift_problems(
-    outcome: ExecutionOutcome, new_configs: set[str], before: Any, after: Any, notes: list[dict[str, Any]]
-) -> list[str]:
-    """What must hold after a run on drifted data, given the baked drift policy.
+def route_logs(path: Path) -> logging.Handler:
+    """moto's and the harness's log lines to the run folder, not the console."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+    return handler
 
-    ``block``: the run stops at validation. ``retrain``: drift is reported and training goes on,
-    and the gate must block the candidate: the drifted sample carries concept drift too, so a
-    model trained on it is clearly worse on the clean holdout. Either way production is unchanged.
-    """
-    problems, validation = [], outcome.validation or {}
-    if validation.get("drift_detected") is not True:
-        problems.append(f"{outcome.name}: the drifted training set was not reported as drifted")
-    blocked_by_gate = outcome.evaluation is not None and not outcome.evaluation.get("promote")
-    if settings.DRIFT_POLICY == "retrain" and not blocked_by_gate:
-        problems.append(f"{outcome.name}: the gate promoted a model trained on concept-drifted data")
-    if new_configs or after != before:
-        problems.append(
-            f"{outcome.name}: the run should have been blocked, but it deployed {sorted(new_configs)}"
-        )
-    if not any("blocked" in n.get("Subject", "").lower() for n in notes):
-        problems.append(f"{outcome.name}: no 'blocked' notification was published")
-    return problems
+
+def unroute_logs(handler: logging.Handler) -> None:
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        logger.removeHandler(handler)
+        logger.propagate = True
+    handler.close()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -431,39 +512,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=("docker", "process"),
         help="default: docker if a daemon answers and the image exists",
     )
-    what = parser.add_mutually_exclusive_group()
-    what.add_argument(
-        "--inject-drift", action="store_true", help="upload drifted training data before the second run"
+    parser.add_argument(
+        "--data", type=Path, default=None, help="a folder with train/ and holdout/ CSVs, or one CSV to split"
     )
+    parser.add_argument("--label-column", default=settings.LABEL_COLUMN, help="the label's column in --data")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--inject-drift", action="store_true", help="drifted training data for the second run")
     what.add_argument("--fail-training", action="store_true", help="make the first run's training fail")
     parser.add_argument(
         "--keep", action="store_true", help="leave moto and the endpoint running until Ctrl-C"
     )
     parser.add_argument(
-        "--image", default=LOCAL_IMAGE_URI, help="image for the docker runtime (built by make build-offline)"
+        "--image", default=LOCAL_IMAGE_URI, help="image for the docker runtime (make build-offline)"
     )
     parser.add_argument("--out", type=Path, default=Path(".local-pipeline"))
+    deploy.add_execution_input_flags(parser)
     return parser.parse_args(argv)
 
 
 def keep_serving(harness: Harness, console: Console) -> None:
+    """Until Ctrl-C (a normal way to end a --keep session: the caller cleans up and exits 0)."""
     endpoint = harness.plane.endpoint_for(settings.ENDPOINT_NAME) if harness.plane else None
-    env = f"AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={harness.cp.region}"
-    aws = f"{env} aws --endpoint-url {harness.cp.endpoint_url}"
-    console.print(
-        f"moto: {harness.cp.endpoint_url}   serving container/process: {endpoint.url if endpoint else '-'}"
+    env = " ".join(f"{k.upper()}={v}" for k, v in DUMMY_CREDENTIALS.items())
+    report.render_keep(
+        console,
+        harness.cp.endpoint_url,
+        f"{env} AWS_DEFAULT_REGION={harness.cp.region}",
+        endpoint.url if endpoint else "-",
+        harness.stack.state_machine_arn,
     )
-    console.print(f"  {aws} sagemaker describe-endpoint --endpoint-name {settings.ENDPOINT_NAME}")
-    console.print(
-        f"  {aws} sagemaker-runtime invoke-endpoint --endpoint-name {settings.ENDPOINT_NAME} --content-type text/csv --body fileb://row.csv out.json"
-    )
-    console.print(
-        f"  {aws} stepfunctions list-executions --state-machine-arn {harness.stack.state_machine_arn}"
-    )
-    console.print(f"  {aws} s3 ls --recursive s3://{settings.S3_BUCKET}/runs/")
-    console.print("Press Ctrl-C to stop and clean up.")
-    while True:
-        time.sleep(3600)
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(3600)
 
 
 def quiet_moto() -> None:
@@ -476,13 +556,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_moto()
     console = Console()
+    try:
+        execution_input = deploy.execution_input_from(args).to_json()
+    except deploy.DeployError as error:
+        console.print(f"[red]{error}[/]")
+        return 2
     runtime = args.runtime or default_runtime_name(args.image)
     if runtime == "process" and not args.runtime:
         console.print(
             f"[yellow]No Docker daemon or no image {args.image}: using the process runtime (make build-offline for Docker).[/]"
         )
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    harness = Harness(runtime, args.out / stamp, console, args.image)
+    harness = Harness(
+        runtime,
+        args.out / stamp,
+        console,
+        args.image,
+        data_source=args.data,
+        label_column=args.label_column,
+        execution_input=execution_input,
+    )
+    try:
+        harness.prepare_data()  # before anything starts: bad data is refused in one line
+    except DataRefused as error:
+        console.print(f"[red]Refused: {error}[/]")
+        return 2
 
     def on_term(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")

@@ -508,8 +508,18 @@ class DataPlane:
             reply = requests.post(
                 f"{endpoint.url}/invocations", data=body, headers=headers, timeout=INVOKE_TIMEOUT
             )
+        except requests.Timeout:
+            # SageMaker's limit for a real-time invocation is 60 s; the caller sees which endpoint hung.
+            return _rest_error(
+                424,
+                "ModelError",
+                f"Endpoint {name}: the model container did not answer /invocations within "
+                f"{INVOKE_TIMEOUT:g} s (SageMaker's invocation timeout)",
+            )
         except requests.RequestException as error:
-            return _rest_error(424, "ModelError", f"Received no response from primary: {error}")
+            return _rest_error(
+                424, "ModelError", f"Endpoint {name}: received no response from primary: {error}"
+            )
         if reply.status_code >= 400:
             # AWS wraps container errors as ModelError (HTTP 424) with the original status.
             message = (
