@@ -8,14 +8,16 @@
 #
 # The mirror is read at run time from the apt sources of this machine, never written in a file:
 # the `URIs:` field of /etc/apt/sources.list.d/*.sources (deb822) or the `deb` lines of
-# /etc/apt/sources.list. The image holds Python 3.11 with venv, nginx-light and CA certificates,
-# which is what container/Dockerfile needs from its base.
+# /etc/apt/sources.list. The image holds Python 3.11 with venv, nginx-light, CA certificates and
+# libgomp1 (the OpenMP runtime LightGBM's wheel links against), which is what container/Dockerfile
+# needs from its base. Documentation, man pages, translations and apt's caches are removed, and a
+# dpkg filter keeps later `apt-get install`s from bringing them back (as the debian:*-slim images do).
 set -eu
 
 NAME=${1:?usage: $0 IMAGE_NAME (e.g. my-project-base:bookworm) | --print-mirror}
 SUITE=bookworm
 APT_DIR=${APT_DIR:-/etc/apt}  # tests point this at a fake apt configuration
-PACKAGES=python3,python3-venv,nginx-light,ca-certificates
+PACKAGES=python3,python3-venv,nginx-light,ca-certificates,libgomp1
 
 die() {
     echo "build_base_image: $*" >&2
@@ -72,6 +74,35 @@ fi
 command -v debootstrap >/dev/null 2>&1 ||
     die "debootstrap is not installed: apt-get update && apt-get install -y debootstrap"
 
+# What a server never reads: package caches and lists (apt-get update refills them), docs and man
+# pages (the copyright files stay), translations. Sizes are printed so each step can be weighed.
+slim() {
+    root=$1
+    echo "build_base_image: $(du -sm "$root" | cut -f1) MB after debootstrap"
+    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin "$root"/var/lib/apt/lists/* \
+        "$root"/debootstrap
+    echo "build_base_image: $(du -sm "$root" | cut -f1) MB without apt caches and lists"
+    find "$root"/usr/share/doc -mindepth 1 -not -name copyright -not -type d -delete
+    find "$root"/usr/share/doc -mindepth 1 -type d -empty -delete
+    rm -rf "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/lintian \
+        "$root"/usr/share/linda "$root"/var/cache/man
+    echo "build_base_image: $(du -sm "$root" | cut -f1) MB without docs and man pages"
+    find "$root"/usr/share/locale -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} +
+    echo "build_base_image: $(du -sm "$root" | cut -f1) MB without translations"
+    rm -rf "$root"/var/log/*.log "$root"/var/log/apt/* "$root"/var/cache/debconf/*-old "$root"/tmp/*
+    # Later apt-get installs (a user's Dockerfile) skip the same paths.
+    cat > "$root"/etc/dpkg/dpkg.cfg.d/slim <<'DPKG'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+path-exclude /usr/share/lintian/*
+DPKG
+    echo 'APT::Install-Recommends "false"; APT::Install-Suggests "false";' > "$root"/etc/apt/apt.conf.d/99slim
+}
+
 ROOTFS=$(mktemp -d "${TMPDIR:-/var/tmp}/base-rootfs.XXXXXX")
 trap 'rm -rf "$ROOTFS"' EXIT INT TERM
 
@@ -81,8 +112,7 @@ if ! debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOTFS" "$MI
     die "debootstrap failed; see $ROOTFS/debootstrap/debootstrap.log"
 fi
 
-# Package caches and lists only make the image bigger; apt-get update refills them when needed.
-rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/debootstrap
+slim "$ROOTFS"
 
 tar --numeric-owner -C "$ROOTFS" -c . | docker import \
     -c 'ENV LANG=C.UTF-8' \

@@ -1,18 +1,30 @@
 """The ``serve`` entrypoint: nginx on the public port in front of gunicorn on a unix socket.
 
-    python -m <package>.serving.server [--no-nginx] [--host H] [--port P] [--workers N] [--timeout S]
+    python -m <package>.serving.server [--host H] [--port P] [--workers N] [--timeout S]
+    python -m <package>.serving.server --no-nginx [--host 127.0.0.1] [--port P]   (process runtime)
 
 Settings come from SageMaker's environment: SAGEMAKER_BIND_TO_PORT (default 8080),
-MODEL_SERVER_WORKERS (default: CPU count), MODEL_SERVER_TIMEOUT (default 60 s). Without nginx on
-PATH, or with --no-nginx / SERVE_NO_NGINX=1, gunicorn binds the TCP port itself (the process
-runtime on a laptop). gunicorn --preload loads the model once, before it opens its socket, so
-/ping cannot succeed before the model is in memory, and workers share it copy-on-write.
+MODEL_SERVER_WORKERS (default: CPU count), MODEL_SERVER_TIMEOUT (default 60 s).
 https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-inference-code.html
+
+The image always serves through nginx: nginx reads whole requests (headers and body) before it
+hands them to a gunicorn sync worker, so a slow or lying client holds an nginx connection, never a
+worker. Without nginx the launcher refuses to start, unless ``--no-nginx`` asks for the process
+runtime's server: waitress on loopback only, which also buffers whole requests in its event loop
+before a thread sees them and drops a connection idle for ``--client-timeout`` seconds
+(issue 15: two slow-header clients blocked every bare gunicorn sync worker).
+
+gunicorn runs with --preload: the master imports the app and loads the model once, and the
+workers share it copy-on-write. Anything that may start a library thread pool runs after fork:
+the ``post_worker_init`` hook below (this module is also gunicorn's config module) calls the app's
+``warm_up()`` in each worker before that worker accepts a connection, so /ping cannot answer
+before the model has made one prediction. BLAS/OpenMP pools are pinned to one thread per worker.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import shutil
 import signal
@@ -22,33 +34,64 @@ import tempfile
 import time
 from pathlib import Path
 
-from gunicorn import config as gunicorn_config
-
 from . import MAX_PAYLOAD_BYTES
 
 APP = f"{__package__}.app:create_app()"
 NGINX_CONF = Path(os.environ.get("NGINX_CONF_TEMPLATE", "/opt/program/nginx.conf"))
+# One prediction at a time per worker process: library thread pools would only oversubscribe the
+# CPUs the workers already share (and a pool started before fork would not survive it).
+SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# Exit status gunicorn's arbiter reads as "the worker cannot boot": it stops instead of respawning.
+WORKER_BOOT_ERROR = 3
+
+
+class LaunchError(Exception):
+    """A configuration the launcher refuses, with a one-line reason."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ
     parser = argparse.ArgumentParser(description="Serve the model on SageMaker's inference contract.")
-    parser.add_argument("--no-nginx", action="store_true", default=env.get("SERVE_NO_NGINX") == "1")
-    # All interfaces by default, as a container must; the process runtime passes 127.0.0.1.
-    parser.add_argument("--host", default=env.get("SAGEMAKER_BIND_HOST", "0.0.0.0"))
+    parser.add_argument(
+        "--no-nginx",
+        action="store_true",
+        default=env.get("SERVE_NO_NGINX") == "1",
+        help="process runtime only: waitress on loopback instead of nginx + gunicorn",
+    )
+    parser.add_argument("--host", default=None, help="nginx: 0.0.0.0; --no-nginx: 127.0.0.1 (loopback only)")
     parser.add_argument("--port", type=int, default=int(env.get("SAGEMAKER_BIND_TO_PORT", "8080")))
     parser.add_argument(
         "--workers", type=int, default=int(env.get("MODEL_SERVER_WORKERS") or os.cpu_count() or 1)
     )
     parser.add_argument("--timeout", type=int, default=int(env.get("MODEL_SERVER_TIMEOUT", "60")))
+    parser.add_argument(
+        "--client-timeout",
+        type=int,
+        default=10,
+        help="--no-nginx: seconds a connection may send nothing before it is closed",
+    )
+    # The WSGI app gunicorn loads; benchmarks/ceiling swaps in a constant handler on the same stack.
+    parser.add_argument("--app", default=APP, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
-def gunicorn_command(bind: str, workers: int, timeout: int) -> list[str]:
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def gunicorn_command(bind: str, workers: int, timeout: int, app: str = APP) -> list[str]:
     return [
         sys.executable, "-m", "gunicorn",
+        # This module is the config module too: it holds the post_worker_init hook.
+        "--config", f"python:{__package__}.server",
         "--preload",
         "--bind", bind,
+        "--worker-class", "sync",
         "--workers", str(workers),
         "--timeout", str(timeout),
         "--graceful-timeout", "10",
@@ -57,9 +100,31 @@ def gunicorn_command(bind: str, workers: int, timeout: int) -> list[str]:
         "--error-logfile", "-",
         "--log-level", "info",
         # gunicorn >= 27 opens a control socket under $HOME by default; nothing here uses it.
-        *(["--no-control-socket"] if hasattr(gunicorn_config, "ControlSocketDisable") else []),
-        APP,
+        *(["--no-control-socket"] if _has_control_socket() else []),
+        app,
     ]  # fmt: skip
+
+
+def _has_control_socket() -> bool:
+    from gunicorn import config
+
+    return hasattr(config, "ControlSocketDisable")
+
+
+def post_worker_init(worker) -> None:  # gunicorn hook: the name is gunicorn's
+    """In each worker, after fork and before it accepts: the app's warm-up prediction."""
+    try:
+        warm_up(worker.wsgi)
+    except Exception as error:  # a model that cannot predict its own example row must not serve
+        worker.log.exception("warm-up failed: %s", error)
+        sys.exit(WORKER_BOOT_ERROR)
+
+
+def warm_up(app: object) -> None:
+    """Call the app's ``warm_up()`` when it has one (app.py defines it; the ceiling has none)."""
+    hook = getattr(app, "warm_up", None)
+    if callable(hook):
+        hook()
 
 
 def render_nginx(template: Path, run_dir: Path, port: int, socket: Path, timeout: int) -> Path:
@@ -83,8 +148,9 @@ def serve_with_nginx(args: argparse.Namespace, nginx: str) -> int:
     run_dir = Path(tempfile.mkdtemp(prefix="serve-"))
     socket = run_dir / "gunicorn.sock"
     config = render_nginx(NGINX_CONF, run_dir, args.port, socket, args.timeout)
-    env = {**os.environ, "MODEL_SERVER_WORKERS": str(args.workers)}
-    children = [subprocess.Popen(gunicorn_command(f"unix:{socket}", args.workers, args.timeout), env=env)]
+    env = {**SINGLE_THREADED, **os.environ, "MODEL_SERVER_WORKERS": str(args.workers)}
+    command = gunicorn_command(f"unix:{socket}", args.workers, args.timeout, args.app)
+    children = [subprocess.Popen(command, env=env)]
     children.append(subprocess.Popen([nginx, "-c", str(config), "-p", str(run_dir), "-e", "stderr"]))
 
     def stop(signum: int = signal.SIGTERM, _frame: object = None) -> None:
@@ -95,27 +161,78 @@ def serve_with_nginx(args: argparse.Namespace, nginx: str) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     while all(child.poll() is None for child in children):
-        time.sleep(0.2)
+        time.sleep(0.05)
     stop()
     codes = [child.wait() for child in children]
     shutil.rmtree(run_dir, ignore_errors=True)
     return next((code for code in codes if code), 0)
 
 
+def serve_without_nginx(args: argparse.Namespace) -> int:
+    """The process runtime's server: waitress, loopback only, whole requests before any thread."""
+    import waitress
+
+    from .app import create_app
+
+    os.environ["MODEL_SERVER_WORKERS"] = str(args.workers)
+    app = create_app()
+    warm_up(app)
+    waitress.serve(
+        app,
+        host=args.host,
+        port=args.port,
+        threads=args.workers,
+        # Idle connections (a stalled header or a body shorter than its Content-Length) are closed
+        # after this many seconds; until then they hold a socket in the event loop, not a thread.
+        channel_timeout=args.client_timeout,
+        cleanup_interval=max(1, args.client_timeout // 2),
+        # The app refuses bodies over SageMaker's limit itself; this bounds what waitress buffers.
+        max_request_body_size=MAX_PAYLOAD_BYTES + 1,
+        ident=None,
+        _quiet=True,
+    )
+    return 0
+
+
+def check(args: argparse.Namespace) -> str | None:
+    """The nginx binary to use, or None for the no-nginx server; LaunchError for what is refused."""
+    if args.no_nginx:
+        args.host = args.host or "127.0.0.1"
+        if not is_loopback(args.host):
+            raise LaunchError(
+                f"--no-nginx serves on loopback only (got --host {args.host}); "
+                "anything reachable from outside must go through nginx"
+            )
+        return None
+    args.host = args.host or "0.0.0.0"
+    nginx = shutil.which("nginx")
+    if nginx is None or not NGINX_CONF.is_file():
+        raise LaunchError(
+            f"nginx or its config template ({NGINX_CONF}) is missing: the image always serves through "
+            "nginx; for a local process use --no-nginx (loopback only)"
+        )
+    return nginx
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    nginx = None if args.no_nginx else shutil.which("nginx")
-    if nginx and NGINX_CONF.is_file():
+    try:
+        nginx = check(args)
+    except LaunchError as error:
+        print(f"serve: {error}", file=sys.stderr)
+        return 2
+    if nginx is None:
         print(
-            f"serve: nginx :{args.port} -> gunicorn ({args.workers} workers, timeout {args.timeout}s)",
+            f"serve: waitress on {args.host}:{args.port} ({args.workers} threads, no nginx, "
+            f"client timeout {args.client_timeout}s)",
             file=sys.stderr,
         )
-        return serve_with_nginx(args, nginx)
-    print(f"serve: gunicorn on {args.host}:{args.port} ({args.workers} workers, no nginx)", file=sys.stderr)
-    os.environ["MODEL_SERVER_WORKERS"] = str(args.workers)
-    command = gunicorn_command(f"{args.host}:{args.port}", args.workers, args.timeout)
-    os.execv(command[0], command)  # gunicorn becomes this process and gets SageMaker's signals
-    return 0  # not reached
+        return serve_without_nginx(args)
+    print(
+        f"serve: nginx :{args.port} -> gunicorn ({args.workers} workers, timeout {args.timeout}s)",
+        file=sys.stderr,
+    )
+    return serve_with_nginx(args, nginx)
 
 
 if __name__ == "__main__":
