@@ -49,6 +49,38 @@ def load(path: Path) -> dict[str, Any]:
     return yaml.load(Path(path).read_text(), Loader=_GitLabLoader)
 
 
+def resolve(config: dict[str, Any], value: Any, depth: int = 0) -> Any:
+    """``!reference [job, key, ...]`` replaced by what it names, nested references included (GitLab
+    allows 10 levels); a reference inside a list is spliced into it, as GitLab does for scripts."""
+    if depth > 10:
+        raise NotImplementedError("more than 10 levels of !reference")
+    if isinstance(value, dict) and set(value) == {"!reference"}:
+        target: Any = config
+        for key in value["!reference"]:
+            target = target[key]
+        return resolve(config, target, depth + 1)
+    if isinstance(value, list):
+        out: list[Any] = []
+        for item in value:
+            resolved = resolve(config, item, depth)
+            is_reference = isinstance(item, dict) and set(item) == {"!reference"}
+            out.extend(resolved if is_reference and isinstance(resolved, list) else [resolved])
+        return out
+    return value
+
+
+def job_setting(config: dict[str, Any], job: str, key: str) -> Any:
+    """A job's own ``key``, else the first of its ``extends`` that has it (later extends win, as in GitLab)."""
+    if key in config[job]:
+        return resolve(config, config[job][key])
+    extends = config[job].get("extends", [])
+    for parent in reversed(extends if isinstance(extends, list) else [extends]):
+        found = job_setting(config, parent, key)
+        if found is not None:
+            return found
+    return None
+
+
 @dataclass
 class Pipeline:
     """What GitLab knows when it creates a pipeline."""
