@@ -54,8 +54,11 @@ SKOPS_TYPES = frozenset(
         "numpy.ndarray",
         "sklearn.compose._column_transformer.ColumnTransformer",
         "sklearn.impute._base.SimpleImputer",
-        "sklearn.linear_model._logistic.LogisticRegression",
+{%- if cookiecutter.problem_type == "regression" %}
         "sklearn.linear_model._ridge.Ridge",
+{%- else %}
+        "sklearn.linear_model._logistic.LogisticRegression",
+{%- endif %}
         "sklearn.pipeline.Pipeline",
         "sklearn.preprocessing._data.StandardScaler",
         "sklearn.preprocessing._encoders.OneHotEncoder",
@@ -196,7 +199,7 @@ def load_native(directory: Path, file_name: str) -> native.BoosterModel:
     native.check_prefix(path, (b"tree\n", b"tree\r\n"), "a LightGBM text model")
     import lightgbm as lgb
 
-    booster = lgb.Booster(model_file=str(path), params={"num_threads": 1})
+    booster = lgb.Booster(model_file=str(path))  # threads: per predict call below
     native.pin_threads()
 
     def raw(X: np.ndarray) -> np.ndarray:

@@ -108,14 +108,12 @@ def load_skops(path: Path, allowed_types: frozenset[str]) -> Any:
     """Load a skops file whose every type and loader is on the allow-lists; refuse it otherwise."""
     schema = skops_schema(path)
     types, loaders = skops_types(schema)
-    refused_loaders = sorted(loaders - SKOPS_LOADERS)
-    if refused_loaders:
-        raise UnsafeModelError(f"{path}: refusing skops node kind(s) {refused_loaders}")
     refused = sorted(types - allowed_types)
-    if refused:
+    refused_loaders = sorted(loaders - SKOPS_LOADERS)
+    if refused or refused_loaders:
         raise UnsafeModelError(
-            f"{path}: refusing type(s) {refused} (not in model.SKOPS_TYPES; add a type there only if "
-            "your own estimator needs it and it cannot run code)"
+            f"{path}: refusing type(s) {refused} and skops node kind(s) {refused_loaders} (types must be "
+            "in model.SKOPS_TYPES: add one there only if your own estimator needs it and it cannot run code)"
         )
     import skops.io as sio  # only now: the file has been checked
 

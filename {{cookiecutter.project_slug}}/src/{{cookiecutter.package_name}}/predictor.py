@@ -183,6 +183,8 @@ class Predictor:
                 values=np.asarray(self.estimator.predict(encoded), dtype=np.float64).reshape(-1)
             )
         probabilities = np.asarray(self.estimator.predict_proba(encoded), dtype=np.float64)
+        # Boosters compute in float32: rows sum to 1 within 1e-7 only; make them exact for callers.
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
         labels = np.asarray(self.classes, dtype=object)
         if self.problem_type == "binary":
             assert self._positive_index is not None and self.threshold is not None
