@@ -20,8 +20,9 @@ from {{ cookiecutter.package_name }}.local import jsonata, patches
 from {{ cookiecutter.package_name }}.local.control_plane import ControlPlane
 from {{ cookiecutter.package_name }}.local.lambda_runner import zip_sources
 
+{% raw -%}
 # The ASL examples below use JSONata's own delimiters: Jinja leaves the rest of this file alone.
-{% raw %}
+
 
 ROLE = "arn:aws:iam::123456789012:role/local-harness"
 _names = itertools.count()
@@ -286,4 +287,4 @@ def test_a_refused_definition_does_not_change_how_later_ones_parse(cp: ControlPl
     jsonpath = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"a.$": "$.a"}, "End": True}}}
     described = cp.run_definition(jsonpath, {"a": 5}, name=f"jsonpath-after-refusal-{next(_names)}")
     assert output(described) == {"a": 5}
-{% endraw %}
+{%- endraw %}

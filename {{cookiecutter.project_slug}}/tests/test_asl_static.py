@@ -9,7 +9,14 @@ import re
 import pytest
 
 from {{ cookiecutter.package_name }} import asl_check, metrics, settings
-from {{ cookiecutter.package_name }}.definition import DefinitionError, placeholders, render_definition
+from {{ cookiecutter.package_name }}.asl_check import CLOSE, OPEN
+from {{ cookiecutter.package_name }}.definition import (
+    DefinitionError,
+    embedded_json,
+    placeholders,
+    render_definition,
+    render_model_tokens,
+)
 
 SAGEMAKER_NAME_LIMIT = 63
 TUNING_NAME_LIMIT = 32
@@ -75,61 +82,93 @@ def test_checker_cli_exit_codes(project_root, tmp_path, capsys):
     template = project_root / "infra" / "template.yaml"
     assert asl_check.main([str(asl), str(template)]) == 0
     broken = tmp_path / "broken.asl.json"
-    broken.write_text(asl.read_text().replace('"Next": "ReadValidation"', '"Next": "ReadValidaton"'))
+    broken.write_text(asl.read_text().replace('"Next": "ReadValidation"', '"Next": "ReadValidaton"', 1))
     assert asl_check.main([str(broken), str(template)]) == 1
     assert "'ReadValidaton' is not a state" in capsys.readouterr().out
 
 
 def test_moto_interpreter_parses_the_rendered_definition(asl_text):
     parser = pytest.importorskip("moto.stepfunctions.parser.asl.parse.asl_parser")
-    rendered = render_definition(asl_text, dict.fromkeys(placeholders(asl_text), "1"))
+    text = render_model_tokens(asl_text)
+    rendered = render_definition(text, dict.fromkeys(placeholders(text), "1"))
     parser.AmazonStateLanguageParser.parse(rendered)
+
+
+def rendered_machine(asl_text: str) -> dict:
+    """The definition as deployed: model tokens from this project's model spec, CloudFormation's
+    tokens with stand-ins."""
+    text = render_model_tokens(asl_text)
+    stand_ins = {"DataBucket": "bucket", "TrainingInstanceType": "ml.m5.large"}
+    return json.loads(render_definition(text, {t: stand_ins.get(t, "1") for t in placeholders(text)}))
+
+
+def expression(value: str) -> str:
+    assert value.startswith(OPEN) and value.endswith(CLOSE), value
+    return value[2:-2].strip()
+
+
+def test_one_jsonata_machine_with_variables(machine):
+    assert machine["QueryLanguage"] == "JSONata"
+    jsonpath_fields = {"Parameters", "ResultPath", "ResultSelector", "InputPath", "OutputPath"}
+    for name, state in machine["States"].items():
+        assert not jsonpath_fields & set(state), name
+        assert "QueryLanguage" not in state, name  # one language for the whole file
 
 
 def test_flow_follows_the_architecture(machine):
     states = machine["States"]
+    nxt = {name: state.get("Next") for name, state in states.items()}
     assert machine["StartAt"] == "Init"
-    assert states["Init"]["Next"] == "FindProduction"
+    chain = ["Init", "CheckOtherRuns", "OnlyRun"]
+    assert [nxt[a] for a in chain[:-1]] == chain[1:]
+    assert states["OnlyRun"]["Choices"][0]["Next"] == "FindProduction"
+    assert states["OnlyRun"]["Default"] == "AnotherRunInProgress"
+    assert nxt["FindProduction"] == "ValidateData" and nxt["ValidateData"] == "ReadValidation"
     assert states["FindProduction"]["Resource"] == "arn:aws:states:::lambda:invoke"
-    validate = states["ValidateData"]
-    assert validate["Resource"] == "arn:aws:states:::sagemaker:createProcessingJob.sync"
-    assert validate["Parameters"]["AppSpecification"]["ContainerEntrypoint"] == ["validate"]
-    arguments = validate["Parameters"]["AppSpecification"]["ContainerArguments.$"]
-    assert all(
-        flag in arguments
-        for flag in ("'--data'", "'--reference-model'", "$.production.model_data_url", "'--output'")
-    )
-    assert (
-        validate["Parameters"]["ProcessingInputs"][0]["S3Input"]["S3Uri"] == "s3://${DataBucket}/data/train/"
-    )
+    validate = states["ValidateData"]["Arguments"]
+    assert validate["AppSpecification"]["ContainerEntrypoint"] == ["validate"]
     assert states["ReadValidation"]["Resource"] == "arn:aws:states:::aws-sdk:s3:getObject"
-    assert states["ReadValidation"]["ResultSelector"] == {"result.$": "States.StringToJson($.Body)"}
-    train = "Tune" if settings.ENABLE_HPO else "Train"
-    assert {c["StringEquals"]: c["Next"] for c in states["DriftGate"]["Choices"]} == {
-        "proceed": train,
-        "block": "DriftBlocked",
+    assert states["ReadValidation"]["Assign"] == {
+        "validation": OPEN + " $parse($states.result.Body) " + CLOSE
     }
-    evaluate = states["Evaluate"]["Parameters"]
-    assert evaluate["AppSpecification"]["ContainerEntrypoint"] == ["evaluate"]
-    assert {i["InputName"] for i in evaluate["ProcessingInputs"]} == {"model", "holdout"}
-    assert states["ModelGate"]["Choices"][0] == {
-        "Variable": "$.evaluation.result.promote",
-        "BooleanEquals": True,
-        "Next": "CreateModel",
-    }
-    assert states["ModelGate"]["Default"] == "GateBlocked"
-    chain = ["CreateModel", "CreateEndpointConfig", "CheckEndpoint", "EndpointExists"]
-    assert [states[a]["Next"] for a in chain[:-1]] == chain[1:]
-    assert states["EndpointExists"]["Choices"][0]["Next"] == "UpdateEndpoint"
-    assert states["EndpointExists"]["Default"] == "CreateEndpoint"
-    assert states["VerifyEndpointConfig"]["Choices"][0]["StringEqualsPath"] == "$.run.endpoint_config"
-    assert states["VerifyEndpointConfig"]["Default"] == "EndpointRolledBack"
-    assert states["NotifyBlocked"]["Next"] == "Blocked" and states["Blocked"]["Type"] == "Succeed"
-    assert states["NotifySuccess"]["Parameters"]["TopicArn"] == "${NotificationTopicArn}"
+    drift = states["DriftGate"]
+    assert [c["Next"] for c in drift["Choices"]] == ["TrainOrTune", "NotifyBlocked"]
+    assert drift["Default"] == "NotifyFailure" and "failure" in drift["Assign"]
+    assert states["TrainOrTune"]["Choices"][0] == {"Condition": OPEN + " $run.tune " + CLOSE, "Next": "Tune"}
+    assert states["TrainOrTune"]["Default"] == "Train"
+    assert nxt["Train"] == "Evaluate" and nxt["Tune"] == "DescribeBestTrainingJob"
+    assert nxt["DescribeBestTrainingJob"] == "Evaluate"
+    assert states["Evaluate"]["Arguments"]["AppSpecification"]["ContainerEntrypoint"] == ["evaluate"]
+    assert nxt["Evaluate"] == "ReadEvaluation" and nxt["ReadEvaluation"] == "ModelGate"
+    gate = states["ModelGate"]
+    assert [c["Next"] for c in gate["Choices"]] == ["PromoteCandidate", "NotifyFailure"]
+    assert gate["Default"] == "NotifyBlocked"
+    chain = [
+        "PromoteCandidate",
+        "VerifyArtifact",
+        "CreateModel",
+        "CreateEndpointConfig",
+        "DryRun",
+    ]
+    assert [nxt[a] for a in chain[:-1]] == chain[1:]
+    assert states["DryRun"]["Choices"][0]["Next"] == "NotifyDryRun"
+    assert states["DryRun"]["Default"] == "CheckOtherRunsBeforeDeploy"
+    assert nxt["CheckOtherRunsBeforeDeploy"] == "StillOnlyRun"
+    assert states["StillOnlyRun"]["Choices"][0]["Next"] == "CheckProduction"
+    assert nxt["CheckProduction"] == "ProductionUnchanged"
+    unchanged = states["ProductionUnchanged"]
+    assert [c["Next"] for c in unchanged["Choices"]] == ["ProductionChanged", "UpdateEndpoint"]
+    assert unchanged["Default"] == "CreateEndpoint"
+    assert nxt["UpdateEndpoint"] == nxt["CreateEndpoint"] == "WaitForEndpoint"
+    ready = states["EndpointReady"]
+    assert [c["Next"] for c in ready["Choices"]] == ["NotifySuccess", "EndpointRolledBack", "EndpointFailed"]
+    assert nxt["NotifySuccess"] == "Deployed" and states["Deployed"]["Type"] == "Succeed"
+    assert nxt["NotifyBlocked"] == "Blocked" and states["Blocked"]["Type"] == "Succeed"
+    assert nxt["NotifyDryRun"] == "DryRunDone" and states["DryRunDone"]["Type"] == "Succeed"
 
 
 def test_update_endpoint_is_blue_green_with_alarm_rollback(machine):
-    config = machine["States"]["UpdateEndpoint"]["Parameters"]["DeploymentConfig"]
+    config = machine["States"]["UpdateEndpoint"]["Arguments"]["DeploymentConfig"]
     assert config["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"] == "ALL_AT_ONCE"
     assert config["AutoRollbackConfiguration"]["Alarms"] == [
         {"AlarmName": "${ErrorsAlarmName}"},
@@ -147,79 +186,91 @@ def test_every_task_retries_and_reports_failure(machine):
             "States.TaskFailed" not in r["ErrorEquals"] and "States.ALL" not in r["ErrorEquals"]
             for r in state["Retry"]
         ), name
-        catch_targets = {c["Next"] for c in state["Catch"] if "States.ALL" in c["ErrorEquals"]}
-        assert catch_targets == ({"Failed"} if name == "NotifyFailure" else {"NotifyFailure"}), name
-    message = machine["States"]["NotifyFailure"]["Parameters"]["Message.$"]
-    assert "$$.Execution.Name" in message and "$.error.Error" in message and "$.error.Cause" in message
-    # The execution fails as PipelineFailed with "<original error>: <cause>" (ErrorPath may not
-    # carry a States.* name such as States.TaskFailed).
-    assert machine["States"]["Failed"] == {
-        "Type": "Fail",
-        "Error": "PipelineFailed",
-        "CausePath": "States.Format('{}: {}', $.error.Error, $.error.Cause)",
-    }
+        catch = [c for c in state["Catch"] if "States.ALL" in c["ErrorEquals"]]
+        assert [c["Next"] for c in catch] == (["Failed"] if name == "NotifyFailure" else ["NotifyFailure"]), (
+            name
+        )
+        if name != "NotifyFailure":
+            assert set(catch[0]["Assign"]["failure"]) == {"Error", "Cause", "state"}, name
+    message = machine["States"]["NotifyFailure"]["Arguments"]["Message"]
+    assert all(part in message for part in ("Execution.Name", "$failure.Error", "$failure.Cause"))
+    failed = machine["States"]["Failed"]
+    assert (
+        failed["Type"] == "Fail"
+        and "$failure.Error" in failed["Error"]
+        and "$failure.Cause" in failed["Cause"]
+    )
 
 
 def test_names_fit_sagemaker_limits(machine):
-    init = machine["States"]["Init"]["Parameters"]
-    for key in ("validate", "train", "evaluate", "model", "endpoint_config"):
-        kind = re.fullmatch(
-            r"States\.Format\('([a-z]+)-\{\}', States\.Hash\(\$\$\.Execution\.Name, 'MD5'\)\)",
-            init[f"{key}.$"],
-        )
-        assert kind, init[f"{key}.$"]
-        assert len(kind.group(1)) + 1 + HASH_LENGTH <= SAGEMAKER_NAME_LIMIT
-    if settings.ENABLE_HPO:
-        assert init["tuning.$"] == "States.Hash($$.Execution.Name, 'MD5')"
-        assert HASH_LENGTH <= TUNING_NAME_LIMIT
-        assert machine["States"]["Tune"]["Parameters"]["HyperParameterTuningJobName.$"] == "$.run.tuning"
-    jobs = {
-        "ValidateData": "ProcessingJobName.$",
-        "Evaluate": "ProcessingJobName.$",
-        "CreateModel": "ModelName.$",
-    }
-    for state, field in jobs.items():
-        assert machine["States"][state]["Parameters"][field].startswith("$.run."), state
-
-
-def test_metric_definitions_parse_the_training_log_lines(machine):
     states = machine["States"]
-    algorithm = (
-        states["Tune"]["Parameters"]["TrainingJobDefinition"]
-        if settings.ENABLE_HPO
-        else states["Train"]["Parameters"]
-    )["AlgorithmSpecification"]
-    assert algorithm["TrainingImage"] == "${ImageUri}" and algorithm["TrainingInputMode"] == "File"
-    line = metrics.format_for_logs({"roc_auc": 0.991, "accuracy": 0.95, "f1": 0.96}, "train")
-    found = {
-        d["Name"]: float(m.group(1))
-        for d in algorithm["MetricDefinitions"]
-        if (m := re.search(d["Regex"], line))
+    assert states["Init"]["Assign"]["id"] == OPEN + " $hash($states.context.Execution.Name, 'MD5') " + CLOSE
+    names = {
+        ("ValidateData", "ProcessingJobName"): "validate",
+        ("Evaluate", "ProcessingJobName"): "evaluate",
+        ("Train", "TrainingJobName"): "train",
+        ("CreateModel", "ModelName"): "model",
+        ("CreateEndpointConfig", "EndpointConfigName"): "config",
     }
-    assert found == {"train:roc_auc": 0.991, "train:accuracy": 0.95, "train:f1": 0.96}
+    for (state, field), kind in names.items():
+        assert expression(states[state]["Arguments"][field]) == f"'{kind}-' & $id", state
+        assert len(kind) + 1 + HASH_LENGTH <= SAGEMAKER_NAME_LIMIT
+    assert expression(states["Tune"]["Arguments"]["HyperParameterTuningJobName"]) == "$id"
+    assert HASH_LENGTH <= TUNING_NAME_LIMIT
 
 
-@pytest.mark.skipif(not settings.ENABLE_HPO, reason="tuning-job variant only")
-def test_tuning_job_searches_c_on_a_log_scale_against_the_holdout(machine):
-    params = machine["States"]["Tune"]["Parameters"]
-    config = params["HyperParameterTuningJobConfig"]
-    assert config["HyperParameterTuningJobObjective"] == {
-        "Type": "Maximize",
-        "MetricName": "${TuningObjectiveMetric}",
-    }
-    assert config["ParameterRanges"]["ContinuousParameterRanges"][0]["Name"] == "C"
-    assert config["ParameterRanges"]["ContinuousParameterRanges"][0]["ScalingType"] == "Logarithmic"
-    channels = {
-        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
-        for c in params["TrainingJobDefinition"]["InputDataConfig"]
-    }
-    assert channels == {
-        "train": "s3://${DataBucket}/data/train/",
-        "validation": "s3://${DataBucket}/data/holdout/",
-    }
-    assert machine["States"]["DescribeBestTrainingJob"]["Parameters"] == {
-        "TrainingJobName.$": "$.tuning.best_training_job"
-    }
+def test_model_spec_reaches_training_and_tuning(asl_text):
+    """Metric definitions, ranges and the objective come from the model spec, never from the ASL."""
+    from {{ cookiecutter.package_name }}.local import jsonata
+
+    assert "roc_auc" not in asl_text and 'ContinuousParameterRanges": [' not in asl_text
+    states = rendered_machine(asl_text)["States"]
+    train, tune = states["Train"]["Arguments"], states["Tune"]["Arguments"]
+    definitions = jsonata.evaluate(expression(train["AlgorithmSpecification"]["MetricDefinitions"]), {})
+    assert definitions == metrics.metric_definitions()
+    objective = tune["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
+    assert jsonata.evaluate(expression(objective), {}) == metrics.tuning_objective()
+    line = metrics.format_for_logs(dict.fromkeys(metrics.METRICS[settings.PROBLEM_TYPE], 0.5), "train")
+    found = {d["Name"] for d in definitions if re.search(d["Regex"], line)}
+    assert found == {f"train:{name}" for name in metrics.METRICS[settings.PROBLEM_TYPE]}
+
+
+def test_network_isolation_everywhere(machine):
+    states = machine["States"]
+    assert states["Train"]["Arguments"]["EnableNetworkIsolation"] is True
+    assert states["Tune"]["Arguments"]["TrainingJobDefinition"]["EnableNetworkIsolation"] is True
+    assert states["CreateModel"]["Arguments"]["EnableNetworkIsolation"] is True
+    for job in ("ValidateData", "Evaluate"):
+        assert states[job]["Arguments"]["NetworkConfig"] == {"EnableNetworkIsolation": True}, job
+        # The production model reaches the isolated job as a channel, not over the network.
+        assert "'InputName': 'production'" in states[job]["Arguments"]["ProcessingInputs"], job
+
+
+def test_roles_are_split_per_job_kind(machine):
+    states = machine["States"]
+    assert states["Train"]["Arguments"]["RoleArn"] == "${TrainingRoleArn}"
+    assert states["Tune"]["Arguments"]["TrainingJobDefinition"]["RoleArn"] == "${TrainingRoleArn}"
+    assert states["ValidateData"]["Arguments"]["RoleArn"] == "${ProcessingRoleArn}"
+    assert states["Evaluate"]["Arguments"]["RoleArn"] == "${ProcessingRoleArn}"
+    assert states["CreateModel"]["Arguments"]["ExecutionRoleArn"] == "${HostingRoleArn}"
+    assert "SageMakerRoleArn" not in json.dumps(machine)
+
+
+def test_the_deployed_model_is_the_verified_copy(machine):
+    states = machine["States"]
+    gate_rule = states["ModelGate"]["Choices"][0]
+    assert "candidate_sha256" in gate_rule["Condition"]
+    assert (
+        gate_rule["Assign"]["model_key"]
+        == OPEN + " 'models/' & $evaluation.candidate_sha256 & '/model.tar.gz' " + CLOSE
+    )
+    assert states["PromoteCandidate"]["Resource"] == "arn:aws:states:::aws-sdk:s3:copyObject"
+    assert expression(states["PromoteCandidate"]["Arguments"]["Key"]) == "$model_key"
+    verify = states["VerifyArtifact"]["Arguments"]
+    assert verify["FunctionName"] == "${VerifyArtifactFunctionArn}"
+    assert expression(verify["Payload"]["ExpectedSha256"]) == "$evaluation.candidate_sha256"
+    data_url = states["CreateModel"]["Arguments"]["PrimaryContainer"]["ModelDataUrl"]
+    assert expression(data_url) == "'s3://${DataBucket}/' & $model_key"
 
 
 # ------------------------------------------------------------------ the checker catches each defect
@@ -301,3 +352,116 @@ def test_render_refuses_missing_substitution_and_broken_json():
         render_definition('{"A": "${Bucket}"}', {})
     with pytest.raises(DefinitionError, match="not valid JSON"):
         render_definition('{"A": "${Bucket}"}', {"Bucket": 'has "quotes"'})
+
+
+def test_model_tokens_survive_json_and_jsonata_quoting():
+    from {{ cookiecutter.package_name }}.local import jsonata
+
+    value = {"name": 'it\'s "quoted" \\ back', "values": ["a'b", 1.5, None]}
+    text = '{"x": "' + OPEN + " $parse('${RunDefaults}') " + CLOSE + '"}'
+    rendered = json.loads(render_model_tokens(text, {"RunDefaults": embedded_json(value)}))
+    assert jsonata.evaluate(expression(rendered["x"]), {}) == value
+
+
+def test_render_model_tokens_leaves_cloudformation_tokens():
+    text = '{"a": "${RunDefaults}", "b": "${DataBucket}"}'
+    assert json.loads(render_model_tokens(text, {"RunDefaults": "x"})) == {"a": "x", "b": "${DataBucket}"}
+    with pytest.raises(DefinitionError, match="no model value for: RunDefaults"):
+        render_model_tokens(text, {})
+
+
+{% raw -%}
+# ------------------------------------------------------------------ JSONata states and variables
+@pytest.fixture
+def jsonata_good() -> dict:
+    catch = [
+        {"ErrorEquals": ["States.ALL"], "Assign": {"why": "{% $states.errorOutput %}"}, "Next": "Failed"}
+    ]
+    retry = [{"ErrorEquals": ["States.Timeout"], "MaxAttempts": 2}]
+    return {
+        "QueryLanguage": "JSONata",
+        "StartAt": "Start",
+        "States": {
+            "Start": {
+                "Type": "Pass",
+                "Assign": {"name": "{% $states.context.Execution.Name %}"},
+                "Next": "Pick",
+            },
+            "Pick": {
+                "Type": "Choice",
+                "Choices": [{"Condition": "{% $name = 'a' %}", "Assign": {"picked": 1}, "Next": "Work"}],
+                "Default": "Work",
+                "Assign": {"picked": 2},
+            },
+            "Work": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sns:publish",
+                "Arguments": {"TopicArn": "${Topic}", "Message": "{% $name & $string($picked) %}"},
+                "Retry": retry,
+                "Catch": catch,
+                "Next": "Done",
+            },
+            "Done": {
+                "Type": "Succeed",
+                "Output": "{% ($local := 1; [1, 2] ~> $map(function($v) { $v + $local })) %}",
+            },
+            "Failed": {"Type": "Fail", "Cause": "{% $string($why) %}"},
+        },
+    }
+
+
+def jsonata_problems(machine: dict) -> list[str]:
+    return asl_check.check(json.dumps(machine))
+
+
+def test_jsonata_good_fixture_passes(jsonata_good):
+    assert jsonata_problems(jsonata_good) == []
+
+
+def test_catches_a_variable_no_state_assigns(jsonata_good):
+    jsonata_good["States"]["Work"]["Arguments"]["Message"] = "{% $nmae %}"
+    assert jsonata_problems(jsonata_good) == [
+        "Work.Arguments.Message: $nmae is never assigned (no Assign sets it)"
+    ]
+
+
+def test_catches_a_variable_missing_on_one_path(jsonata_good):
+    del jsonata_good["States"]["Pick"]["Assign"]  # the Default path no longer sets $picked
+    assert jsonata_problems(jsonata_good) == [
+        "Work.Arguments.Message: $picked is not assigned on every path from StartAt to here"
+    ]
+
+
+def test_a_state_reads_its_own_assign_only_from_the_next_state_on(jsonata_good):
+    # Assign and Output of one state see the values from before it (workflow variables guide).
+    jsonata_good["States"]["Start"]["Output"] = "{% $name %}"
+    assert jsonata_problems(jsonata_good) == [
+        "Start.Output: $name is not assigned on every path from StartAt to here"
+    ]
+
+
+def test_a_catch_carries_only_its_own_assign(jsonata_good):
+    jsonata_good["States"]["Failed"]["Cause"] = "{% $missing_after_failure %}"
+    jsonata_good["States"]["Work"]["Assign"] = {"missing_after_failure": 1}
+    assert jsonata_problems(jsonata_good) == [
+        "Failed.Cause: $missing_after_failure is not assigned on every path from StartAt to here"
+    ]
+
+
+def test_catches_jsonpath_fields_eval_and_syntax_in_jsonata_states(jsonata_good):
+    pytest.importorskip("jsonata")
+    work = jsonata_good["States"]["Work"]
+    work["ResultPath"] = "$.x"
+    work["Arguments"]["Subject"] = "{% $eval('1') %}"
+    work["Arguments"]["Message"] = "{% $name & %}"
+    found = jsonata_problems(jsonata_good)
+    assert "Work.ResultPath: not allowed in a JSONata state (use Arguments, Output, Assign)" in found
+    assert "Work.Arguments.Subject: $eval is not available in Step Functions (use $parse)" in found
+    assert any(p.startswith("Work.Arguments.Message: JSONata syntax error") for p in found)
+
+
+def test_variables_read_skips_strings_regexes_and_local_names():
+    assert asl_check.variables_read("$a & '$b' & \"$c\" & $match($d, /\\$e/) & ($f := 1; $f)") == {"a", "d"}
+    assert asl_check.variables_read("$map($xs, function($v, $i) { $v + $i + $k })") == {"xs", "k"}
+    assert asl_check.variables_read("$states.input & $hash($x, 'MD5') & ${Token}") == {"x"}
+{%- endraw %}
