@@ -49,6 +49,7 @@ from .data import DataError, Table, read_csv  # noqa: E402
 from .drift.profile import PROFILE_FILE, build_profile, save_profile  # noqa: E402
 from .hyperparameters import HyperparameterError, load  # noqa: E402
 from .predictor import Predictor  # noqa: E402
+from .serving import compiled  # noqa: E402
 from .settings import LABEL_COLUMN, PROBLEM_TYPE  # noqa: E402
 
 REQUIRED_CHANNEL = "train"
@@ -199,6 +200,7 @@ def train() -> Predictor:
 
     if cluster.is_leader:
         predictor.save(paths.model_dir())
+        compiled.export(predictor, validation if "validation" in results else table, paths.model_dir())
         write_profile(table, predictor, drift_scores, paths.model_dir())
     else:
         print(
