@@ -145,6 +145,10 @@ def test_training_processing_and_hosting_have_their_own_roles(template, stack):
 # (role, action, key, allowed): the S3 layout of docs/architecture.md and interfaces section 7.
 S3_MATRIX = [
     ("TrainingRole", "s3:GetObject", "data/train/train.csv", True),
+    ("TrainingRole", "s3:GetObject", "experiments/2026-12/train/part-0.csv", True),  # --data-prefix
+    ("TrainingRole", "s3:GetObject", "experiments/2026-12/holdout/part-0.csv", True),
+    ("TrainingRole", "s3:GetObject", "runs/exec-1/training/train-1/output/model.tar.gz", False),
+    ("ProcessingRole", "s3:GetObject", "experiments/2026-12/holdout/part-0.csv", True),
     ("TrainingRole", "s3:PutObject", "runs/exec-1/training/train-1/output/model.tar.gz", True),
     ("TrainingRole", "s3:PutObject", "runs/exec-1/validation/decision.json", False),
     ("TrainingRole", "s3:PutObject", "models/ab12/model.tar.gz", False),
