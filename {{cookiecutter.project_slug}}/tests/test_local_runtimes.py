@@ -5,9 +5,7 @@ The process runtime always runs; the docker runtime needs a daemon and the built
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +15,10 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
+from {{ cookiecutter.package_name }} import tarballs
 from {{ cookiecutter.package_name }}.local.runtimes import aws_environment, free_port
 from {{ cookiecutter.package_name }}.local.runtimes.process import ProcessRuntime
-from {{ cookiecutter.package_name }}.model import Model
+from {{ cookiecutter.package_name }}.predictor import Predictor
 
 REGION = "eu-west-1"
 BUCKET = "runtime-test"
@@ -75,15 +74,12 @@ def training_request(
     }
 
 
-def model_from_s3(s3: Any, uri: str, dest: Path) -> Model:
-    key = uri.removeprefix(f"s3://{BUCKET}/")
-    body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
-        assert {"model.skops", "metadata.json"} <= set(
-            tar.getnames()
-        )  # files at the archive root, as SageMaker does
-        tar.extractall(dest, filter="data")
-    return Model.load(dest)
+def model_from_s3(s3: Any, uri: str, dest: Path) -> Predictor:
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    archive = dest.with_suffix(".tar.gz")
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    s3.download_file(bucket, key, str(archive))
+    return Predictor.load(tarballs.extract(archive, dest))
 
 
 def test_aws_environment_points_every_client_at_moto() -> None:
@@ -101,7 +97,7 @@ def test_training_uploads_model_tarball_where_sagemaker_does(
     assert result.succeeded, result.failure_reason
     assert result.model_artifacts == f"s3://{BUCKET}/runs/test/training/train-ok/output/model.tar.gz"
     model = model_from_s3(s3, result.model_artifacts, tmp_path / "model")
-    assert model.hyperparameters.C == 0.5 and model.hyperparameters.max_iter == 500
+    assert float(model.hyperparameters["C"]) == 0.5 and int(model.hyperparameters["max_iter"]) == 500
     assert len(model.feature_names) == 30
     assert "roc_auc=" in result.logs
     config = json.loads(

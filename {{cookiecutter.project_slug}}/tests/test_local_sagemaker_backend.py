@@ -15,8 +15,10 @@ from flask import Flask, request
 from moto import mock_aws
 from werkzeug.serving import make_server
 
+from {{ cookiecutter.package_name }}.local import sagemaker_backend, tuning
 from {{ cookiecutter.package_name }}.local.runtimes import Endpoint, JobResult, Runtime, free_port
-from {{ cookiecutter.package_name }}.local.sagemaker_backend import DataPlane, parse_metrics, sample_hyperparameters
+from {{ cookiecutter.package_name }}.local.sagemaker_backend import DataPlane
+from {{ cookiecutter.package_name }}.local.tuning import parse_metrics, sample_hyperparameters
 
 REGION = "eu-west-1"
 ROLE = "arn:aws:iam::123456789012:role/sagemaker"
@@ -34,6 +36,7 @@ class FakeRuntime(Runtime):
         self.fail_models: set[str] = set()
         self.servers: dict[str, Any] = {}
         self.stopped: list[str] = []
+        self.processing_logs = ""
 
     def run_training(self, request: dict[str, Any]) -> JobResult:
         self.training_requests.append(request)
@@ -50,7 +53,7 @@ class FakeRuntime(Runtime):
     def run_processing(self, request: dict[str, Any]) -> JobResult:
         self.release.wait(10)
         ok = request["Environment"]["OUTCOME"] == "ok"
-        return JobResult(ok, "" if ok else "AlgorithmError: schema violation")
+        return JobResult(ok, "" if ok else "AlgorithmError: schema violation", self.processing_logs)
 
     def start_endpoint(self, name: str, container: dict[str, Any], instance_count: int = 1) -> Endpoint:
         model = container["ModelDataUrl"]
@@ -62,6 +65,8 @@ class FakeRuntime(Runtime):
         def invocations() -> Any:
             if request.data == b"bad":
                 return "bad input", 400
+            if request.data == b"hang":
+                time.sleep(4)  # longer than the 1 s invocation timeout of the test
             return {"model": model, "echo": request.data.decode()}
 
         port = free_port()
@@ -394,3 +399,151 @@ def test_sample_hyperparameters_stays_in_range_and_is_reproducible() -> None:
         {"class_weight": "none"},
         {"class_weight": "balanced"},
     ]
+
+
+def finished_job(sm: Any, name: str) -> dict[str, Any]:
+    return wait_for(
+        lambda: (
+            (d := sm.describe_training_job(TrainingJobName=name))["TrainingJobStatus"] != "InProgress" and d
+        )
+    )
+
+
+def test_training_logs_go_to_cloudwatch_under_sagemaker_names(sm: Any, runtime: FakeRuntime) -> None:
+    runtime.release.set()
+    sm.create_training_job(**training_request("logged"))
+    described = finished_job(sm, "logged")
+    # What `aws logs tail /aws/sagemaker/TrainingJobs --log-stream-name-prefix logged` reads.
+    logs = boto3.client("logs", region_name=REGION)
+    streams = logs.describe_log_streams(
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix="logged/"
+    )
+    [stream] = streams["logStreams"]
+    assert stream["logStreamName"].startswith("logged/algo-1-")
+    events = logs.filter_log_events(
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamNames=[stream["logStreamName"]]
+    )
+    assert [e["message"] for e in events["events"]] == [
+        "epoch 1",
+        "validation:roc_auc=0.100000; validation:accuracy=0.9;",
+    ]
+    assert described["TrainingTimeInSeconds"] >= 1
+    assert described["BillableTimeInSeconds"] == described["TrainingTimeInSeconds"]
+    assert described["TrainingStartTime"] <= described["TrainingEndTime"]
+
+
+def test_processing_logs_go_to_cloudwatch(sm: Any, runtime: FakeRuntime) -> None:
+    runtime.release.set()
+    runtime.processing_logs = "checked 3 columns\ndrift: none\n"
+    sm.create_processing_job(
+        ProcessingJobName="validate-1",
+        RoleArn=ROLE,
+        AppSpecification={"ImageUri": "img:latest", "ContainerEntrypoint": ["validate"]},
+        ProcessingResources={
+            "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 1}
+        },
+        Environment={"OUTCOME": "ok"},
+    )
+    wait_for(
+        lambda: (
+            sm.describe_processing_job(ProcessingJobName="validate-1")["ProcessingJobStatus"] == "Completed"
+        )
+    )
+    logs = boto3.client("logs", region_name=REGION)
+    streams = logs.describe_log_streams(logGroupName="/aws/sagemaker/ProcessingJobs")["logStreams"]
+    assert [s["logStreamName"].split("/")[0] for s in streams] == ["validate-1"]
+    events = logs.get_log_events(
+        logGroupName="/aws/sagemaker/ProcessingJobs", logStreamName=streams[0]["logStreamName"]
+    )
+    assert [e["message"] for e in events["events"]] == ["checked 3 columns", "drift: none"]
+
+
+def test_describe_endpoint_carries_deployed_images(sm: Any, runtime: FakeRuntime) -> None:
+    sm.create_endpoint(EndpointName="ep", EndpointConfigName=deploy_model(sm, "m1", "s3://b/m1.tar.gz"))
+    [variant] = in_service(sm, "ep")["ProductionVariants"]
+    [image] = variant["DeployedImages"]
+    assert image["SpecifiedImage"] == image["ResolvedImage"] == "img:latest"
+    assert variant["CurrentInstanceCount"] == 1
+
+
+def test_a_hanging_invocation_fails_within_the_timeout_naming_the_endpoint(
+    sm: Any, runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sagemaker_backend, "INVOKE_TIMEOUT", 1)
+    sm.create_endpoint(EndpointName="slow-ep", EndpointConfigName=deploy_model(sm, "m1", "s3://b/m1.tar.gz"))
+    in_service(sm, "slow-ep")
+    client = boto3.client("sagemaker-runtime", region_name=REGION)
+    started = time.monotonic()
+    with pytest.raises(ClientError) as caught:
+        client.invoke_endpoint(EndpointName="slow-ep", Body=b"hang", ContentType="text/csv")
+    assert time.monotonic() - started < 10
+    assert caught.value.response["Error"]["Code"] == "ModelError"
+    assert "Endpoint slow-ep: the model container did not answer /invocations within 1 s" in str(caught.value)
+
+
+def test_a_failed_tuning_job_carries_its_training_jobs_reasons(sm: Any, runtime: FakeRuntime) -> None:
+    runtime.release.set()
+    runtime.fail_training = True
+    base = training_request("unused")
+    definition = {
+        k: base[k]
+        for k in (
+            "AlgorithmSpecification",
+            "RoleArn",
+            "InputDataConfig",
+            "OutputDataConfig",
+            "ResourceConfig",
+            "StoppingCondition",
+        )
+    }
+    sm.create_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName="hpo-bad",
+        HyperParameterTuningJobConfig={
+            "Strategy": "Random",
+            "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "validation:roc_auc"},
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 2, "MaxParallelTrainingJobs": 1},
+            "ParameterRanges": {
+                "ContinuousParameterRanges": [{"Name": "C", "MinValue": "0.1", "MaxValue": "1"}]
+            },
+        },
+        TrainingJobDefinition=definition,
+    )
+    done = wait_for(
+        lambda: (
+            (d := sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="hpo-bad"))[
+                "HyperParameterTuningJobStatus"
+            ]
+            != "InProgress"
+            and d
+        )
+    )
+    assert done["HyperParameterTuningJobStatus"] == "Failed"
+    assert done["FailureReason"].startswith(
+        "All 2 training jobs failed or reported no validation:roc_auc: hpo-bad-001-"
+    )
+    assert done["FailureReason"].count("AlgorithmError: bad hyperparameter C") == 2
+    assert done["TrainingJobStatusCounters"]["NonRetryableError"] == 2
+
+
+# -- tuning as a pure search (no moto) --------------------------------------------------------------
+def test_best_trial_follows_the_objective_direction_and_skips_failures() -> None:
+    trials = [
+        tuning.Trial("a", {"C": "1"}, True, 0.7),
+        tuning.Trial("b", {"C": "2"}, True, 0.9),
+        tuning.Trial("c", {"C": "3"}, False, None, "AlgorithmError: diverged"),
+        tuning.Trial("d", {"C": "4"}, True, None),
+    ]
+    assert tuning.best(trials, maximize=True).job_name == "b"
+    assert tuning.best(trials, maximize=False).job_name == "a"
+    assert tuning.best(trials[2:], maximize=True) is None
+    assert tuning.counters(trials, in_progress=1) == {
+        "Completed": 2,
+        "InProgress": 1,
+        "RetryableError": 0,
+        "NonRetryableError": 2,
+        "Stopped": 0,
+    }
+    assert tuning.failure_reason(trials[2:], "validation:rmse") == (
+        "All 2 training jobs failed or reported no validation:rmse: c: AlgorithmError: diverged; "
+        "d: no validation:rmse in its logs"
+    )

@@ -1,25 +1,21 @@
-"""Attach a data-plane runtime to moto's SageMaker backend: one truth for control and data plane.
+"""The data plane attached to moto's SageMaker backend: one truth for control and data plane.
 
 moto records SageMaker resources but runs nothing (training jobs are "Completed" at once). Once
-attached, creating a training or processing job there starts the real job in a background thread
-(DescribeTrainingJob shows InProgress, then Completed or Failed with the container's FailureReason),
-a tuning job runs N training jobs, creating an endpoint starts a serving process or container,
-UpdateEndpoint (missing in moto) swaps it the way SageMaker does, and sagemaker-runtime
-InvokeEndpoint forwards to it. The state machine, the endpoint Lambda, the deploy CLI and anyone
-with the AWS CLI pointed at moto see the same state.
+attached (``wire`` routes moto's SageMaker API here), creating a training or processing job
+starts the real job in a background thread, a tuning job runs its search (``tuning``) as
+training jobs, creating or updating an endpoint starts a serving process or container through
+one launch path, and sagemaker-runtime InvokeEndpoint forwards to it. The state machine, the
+endpoint Lambda, the deploy CLI and anyone with the AWS CLI pointed at moto see the same state.
 
-moto's server runs in this process (ThreadedMotoServer), so patching the response and backend
-classes reaches every client. These are private moto internals: moto is pinned in pyproject.toml.
+Job state transitions live in ``jobs.JobLifecycle``; endpoint transitions in ``_launch`` and
+``_stop``. moto's server runs in this process (ThreadedMotoServer), so the patches reach every
+client. These are private moto internals: moto is pinned in pyproject.toml.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
-import math
-import random
-import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -28,71 +24,18 @@ from typing import Any
 from urllib.parse import unquote
 
 import requests
-from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
 from moto.sagemaker.exceptions import ValidationError
-from moto.sagemaker.models import FakeEndpoint, SageMakerModelBackend
-from moto.sagemaker.responses import SageMakerResponse
-from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+from moto.sagemaker.models import FakeEndpoint
 
+from . import tuning, wire
+from .jobs import JobLifecycle
 from .runtimes import Endpoint, JobResult, Runtime
+from .tuning import parse_metrics, sample_hyperparameters  # noqa: F401 - their former home
 
 log = logging.getLogger(__name__)
-
-# Generic `prefix:name=value;` metric lines (metrics.format_for_logs) when no MetricDefinitions match.
-METRIC_LINE = re.compile(r"(\w+:\w+)=(-?[0-9.]+(?:[eE][-+]?\d+)?);")
 INVOKE_TIMEOUT = 60  # seconds: SageMaker's limit for a real-time invocation
 EndpointKey = tuple[str, str, str]  # account, region, endpoint name
-
-
-def parse_metrics(logs: str, definitions: list[dict[str, str]] | None = None) -> dict[str, float]:
-    """Final value of each metric, found in the logs the way SageMaker MetricDefinitions do."""
-    found: dict[str, float] = {}
-    for name, value in METRIC_LINE.findall(logs):
-        found[name] = float(value)
-    for definition in definitions or []:
-        matches = re.findall(definition["Regex"], logs)
-        if matches:
-            last = matches[-1]
-            found[definition["Name"]] = float(last[0] if isinstance(last, tuple) else last)
-    return {k: v for k, v in found.items() if math.isfinite(v)}
-
-
-def sample_hyperparameters(
-    ranges: dict[str, Any], count: int, strategy: str = "Random", seed: int = 0
-) -> list[dict[str, str]]:
-    """Hyperparameter sets from a tuning job's ParameterRanges (values as strings, as SageMaker sends them).
-
-    Grid enumerates the categorical product; every other strategy samples at random with a fixed
-    seed (Bayesian search needs a model of the objective; random search is its documented baseline).
-    """
-    if strategy == "Grid":
-        names = [r["Name"] for r in ranges.get("CategoricalParameterRanges", [])]
-        values = [r["Values"] for r in ranges.get("CategoricalParameterRanges", [])]
-        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)][:count]
-    rng = random.Random(seed)
-
-    def scaled(low: float, high: float, scaling: str) -> float:
-        if scaling in ("Logarithmic", "Auto") and low > 0:
-            return math.exp(rng.uniform(math.log(low), math.log(high)))
-        return rng.uniform(low, high)
-
-    sets = []
-    for _ in range(count):
-        values: dict[str, str] = {}
-        for r in ranges.get("ContinuousParameterRanges", []):
-            values[r["Name"]] = (
-                f"{scaled(float(r['MinValue']), float(r['MaxValue']), r.get('ScalingType', 'Auto')):.6g}"
-            )
-        for r in ranges.get("IntegerParameterRanges", []):
-            low, high = int(r["MinValue"]), int(r["MaxValue"])
-            values[r["Name"]] = str(
-                min(high, max(low, round(scaled(low, high, r.get("ScalingType", "Linear")))))
-            )
-        for r in ranges.get("CategoricalParameterRanges", []):
-            values[r["Name"]] = rng.choice(r["Values"])
-        sets.append(values)
-    return sets
 
 
 class DataPlane:
@@ -107,94 +50,26 @@ class DataPlane:
         self.job_logs: dict[str, str] = {}  # job name -> logs, for failure reports
         self._lock = threading.RLock()
         self._threads: list[threading.Thread] = []
-        self._saved: list[tuple[type, str, Any]] = []
 
     # -- attachment ------------------------------------------------------------------------------
     def attach(self) -> DataPlane:
         if DataPlane._attached is not None:
             raise RuntimeError("a DataPlane is already attached to moto's SageMaker backend")
-        plane = self
-
-        def wrap_create(
-            action: str, start: Callable[[SageMakerModelBackend, dict[str, Any]], None]
-        ) -> Callable[..., Any]:
-            original = getattr(SageMakerResponse, action)
-
-            def handler(response: SageMakerResponse) -> Any:
-                result = original(response)  # moto validates and records the resource
-                start(response.sagemaker_backend, json.loads(response.body or "{}"))
-                return result
-
-            return handler
-
-        def create_endpoint(response: SageMakerResponse) -> Any:
-            backend, name = response.sagemaker_backend, response._get_param("EndpointName")
-            if name in backend.endpoints:  # moto would silently replace it; AWS refuses
-                raise ValidationError(
-                    message=f'Cannot create already existing endpoint "{_endpoint_arn(backend, name)}".'
-                )
-            result = original_create_endpoint(response)
-            plane._start_endpoint(backend, name)
-            return result
-
-        def update_endpoint(response: SageMakerResponse) -> ActionResult:
-            endpoint = response.sagemaker_backend.update_endpoint(
-                response._get_param("EndpointName"), response._get_param("EndpointConfigName")
-            )
-            return ActionResult({"EndpointArn": endpoint.arn})
-
-        def backend_update_endpoint(
-            backend: SageMakerModelBackend, endpoint_name: str, endpoint_config_name: str
-        ) -> FakeEndpoint:
-            return plane._update_endpoint(backend, endpoint_name, endpoint_config_name)
-
-        original_delete = SageMakerModelBackend.delete_endpoint
-
-        def delete_endpoint(backend: SageMakerModelBackend, endpoint_name: str) -> None:
-            original_delete(backend, endpoint_name)
-            plane._stop((backend.account_id, backend.region_name, endpoint_name))
-
-        def invoke_endpoint(response: SageMakerRuntimeResponse) -> Any:
-            return plane._invoke(response)
-
-        original_create_endpoint = SageMakerResponse.create_endpoint
-        self._patch(
-            SageMakerResponse, "create_training_job", wrap_create("create_training_job", self._start_training)
-        )
-        self._patch(
-            SageMakerResponse,
-            "create_processing_job",
-            wrap_create("create_processing_job", self._start_processing),
-        )
-        self._patch(
-            SageMakerResponse,
-            "create_hyper_parameter_tuning_job",
-            wrap_create("create_hyper_parameter_tuning_job", self._start_tuning),
-        )
-        self._patch(SageMakerResponse, "create_endpoint", create_endpoint)
-        self._patch(SageMakerResponse, "update_endpoint", update_endpoint)
-        self._patch(SageMakerModelBackend, "update_endpoint", backend_update_endpoint)
-        self._patch(SageMakerModelBackend, "delete_endpoint", delete_endpoint)
-        self._patch(SageMakerRuntimeResponse, "invoke_endpoint", invoke_endpoint)
+        try:
+            wire.install(self)
+        except BaseException:
+            wire.uninstall()  # nothing half-patched
+            raise
         DataPlane._attached = self
         return self
 
-    def _patch(self, cls: type, name: str, function: Callable[..., Any]) -> None:
-        self._saved.append((cls, name, cls.__dict__.get(name)))
-        setattr(cls, name, function)
-
     def detach(self, timeout: float = 30) -> None:
         """Undo the patches, stop every endpoint and wait for job threads (their runtime is closed)."""
-        for cls, name, original in reversed(self._saved):
-            if original is None:
-                delattr(cls, name)
-            else:
-                setattr(cls, name, original)
-        self._saved.clear()
+        wire.uninstall()
         if DataPlane._attached is self:
             DataPlane._attached = None
         for key in list(self.endpoints):
-            self._stop(key)
+            self._stop_key(key)
         self.runtime.close()
         for thread in self._threads:
             thread.join(timeout)
@@ -204,12 +79,6 @@ class DataPlane:
 
     def __exit__(self, *exc: object) -> None:
         self.detach()
-
-    def wait_idle(self, timeout: float = 600) -> bool:
-        """Wait for background jobs and endpoint changes; True if none is left running."""
-        for thread in list(self._threads):
-            thread.join(timeout)
-        return not any(t.is_alive() for t in self._threads)
 
     def _background(self, name: str, target: Callable[[], None]) -> None:
         def run() -> None:
@@ -222,208 +91,137 @@ class DataPlane:
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
 
-    # -- training ----------------------------------------------------------------------------------
-    def _start_training(self, backend: SageMakerModelBackend, request: dict[str, Any]) -> None:
-        self._mark_training_started(backend, request)
+    # -- jobs --------------------------------------------------------------------------------------
+    def start_training(self, backend: Any, request: dict[str, Any]) -> None:
+        JobLifecycle(backend, "training").started(request["TrainingJobName"], request)
         self._background(request["TrainingJobName"], lambda: self._run_training(backend, request))
 
-    def _mark_training_started(self, backend: SageMakerModelBackend, request: dict[str, Any]) -> None:
-        job = backend.training_jobs[request["TrainingJobName"]]
-        # moto replaces MetricDefinitions with a placeholder; keep what the caller asked for.
-        job.algorithm_specification = dict(request["AlgorithmSpecification"])
-        job.training_job_status, job.secondary_status = "InProgress", "Starting"
-        job.training_end_time = job.model_artifacts = None
-        job.final_metric_data_list = []
-        job.secondary_status_transitions = [
-            {"Status": "Starting", "StartTime": job.creation_time, "StatusMessage": "Launching"}
-        ]
-
-    def _run_training(self, backend: SageMakerModelBackend, request: dict[str, Any]) -> JobResult:
-        name = request["TrainingJobName"]
-        job = backend.training_jobs[name]
-        job.secondary_status = "Training"
+    def _run_training(self, backend: Any, request: dict[str, Any]) -> JobResult:
+        name, lifecycle = request["TrainingJobName"], JobLifecycle(backend, "training")
+        lifecycle.running(name)
         self.on_event(f"training job {name} started ({self.runtime.name} runtime)")
         result = self._guarded(lambda: self.runtime.run_training(request))
-        now = utcnow()
-        metrics = parse_metrics(result.logs, request["AlgorithmSpecification"].get("MetricDefinitions"))
-        job.final_metric_data_list = [
-            {"MetricName": k, "Value": v, "Timestamp": now} for k, v in metrics.items()
-        ]
-        job.training_end_time = job.last_modified_time = now
-        status = "Completed" if result.succeeded else "Failed"
-        job.secondary_status_transitions.append({"Status": status, "StartTime": now, "EndTime": now})
         self.job_logs[name] = result.logs  # kept for failure reports and for --keep inspection
-        if result.succeeded:
-            job.model_artifacts = {"S3ModelArtifacts": result.model_artifacts}
-        else:
-            job.failure_reason = result.failure_reason
-        job.training_job_status = job.secondary_status = status
+        status = lifecycle.finished(name, request, result)
         self.on_event(
             f"training job {name} {status.lower()}"
             + (f": {result.failure_reason}" if not result.succeeded else "")
         )
         return result
 
-    # -- processing --------------------------------------------------------------------------------
-    def _start_processing(self, backend: SageMakerModelBackend, request: dict[str, Any]) -> None:
-        name = request["ProcessingJobName"]
-        job = backend.processing_jobs[name]
-        job.processing_job_status, job.processing_end_time = "InProgress", None
-        job.environment = request.get("Environment")  # moto drops it; DescribeProcessingJob returns it
-        job.processing_resources = request.get("ProcessingResources")
+    def start_processing(self, backend: Any, request: dict[str, Any]) -> None:
+        name, lifecycle = request["ProcessingJobName"], JobLifecycle(backend, "processing")
+        lifecycle.started(name, request)
 
         def run() -> None:
             self.on_event(f"processing job {name} started ({self.runtime.name} runtime)")
             result = self._guarded(lambda: self.runtime.run_processing(request))
-            job.processing_end_time = job.last_modified_time = utcnow()
-            if not result.succeeded:
-                job.failure_reason, job.exit_message = result.failure_reason, result.failure_reason
-                self.job_logs[name] = result.logs
-            job.processing_job_status = "Completed" if result.succeeded else "Failed"
-            self.on_event(f"processing job {name} {job.processing_job_status.lower()}")
+            self.job_logs[name] = result.logs
+            status = lifecycle.finished(name, request, result)
+            self.on_event(f"processing job {name} {status.lower()}")
 
         self._background(name, run)
 
     # -- hyperparameter tuning --------------------------------------------------------------------
-    def _start_tuning(self, backend: SageMakerModelBackend, request: dict[str, Any]) -> None:
+    def start_tuning(self, backend: Any, request: dict[str, Any]) -> None:
         name = request["HyperParameterTuningJobName"]
-        tuning = backend.hyper_parameter_tuning_jobs[name]
-        tuning.hyper_parameter_tuning_job_status = "InProgress"
-        tuning.best_training_job = tuning.OverallBestTrainingJob = None
-        tuning.hyper_parameter_tuning_end_time = tuning.tuning_job_completion_details = None
+        job = backend.hyper_parameter_tuning_jobs[name]
+        job.hyper_parameter_tuning_job_status = "InProgress"
+        job.best_training_job = job.OverallBestTrainingJob = None
+        job.hyper_parameter_tuning_end_time = job.tuning_job_completion_details = None
         self._background(name, lambda: self._run_tuning(backend, request))
 
-    def _run_tuning(self, backend: SageMakerModelBackend, request: dict[str, Any]) -> None:
-        """SageMaker local mode has no tuning: run the search as N training jobs, at most
-        MaxParallelTrainingJobs at a time, and pick the best by the objective metric in the logs."""
+    def _run_tuning(self, backend: Any, request: dict[str, Any]) -> None:
+        """SageMaker local mode has no tuning: the search's candidates as training jobs, at most
+        MaxParallelTrainingJobs at a time; the best by the objective metric in the logs."""
         name = request["HyperParameterTuningJobName"]
-        tuning = backend.hyper_parameter_tuning_jobs[name]
-        config = request["HyperParameterTuningJobConfig"]
-        definition = request["TrainingJobDefinition"]
-        objective = config["HyperParameterTuningJobObjective"]
-        maximize = objective["Type"] == "Maximize"
-        limits = config["ResourceLimits"]
-        candidates = sample_hyperparameters(
+        job = backend.hyper_parameter_tuning_jobs[name]
+        config, definition = request["HyperParameterTuningJobConfig"], request["TrainingJobDefinition"]
+        objective, limits = config["HyperParameterTuningJobObjective"], config["ResourceLimits"]
+        candidates = tuning.sample_hyperparameters(
             config.get("ParameterRanges", {}),
             int(limits["MaxNumberOfTrainingJobs"]),
             config.get("Strategy", "Random"),
         )
-        counters = {
-            "Completed": 0,
-            "InProgress": 0,
-            "RetryableError": 0,
-            "NonRetryableError": 0,
-            "Stopped": 0,
-        }
-        scores: list[tuple[float, str, dict[str, str]]] = []
-        lock = threading.Lock()
+        trials: list[tuning.Trial] = []
+        lock, running = threading.Lock(), [0]
 
-        def train(index: int, tuned: dict[str, str]) -> None:
-            # AWS names them <tuning job>-<3-digit index>-<8 hex>.
-            job_name = f"{name}-{index:03d}-{uuid.uuid4().hex[:8]}"
-            static = {
-                k: v
-                for k, v in definition.items()
-                if k not in ("StaticHyperParameters", "HyperParameterRanges")
-            }
-            job_request = {
-                "TrainingJobName": job_name,
-                "HyperParameters": {**(definition.get("StaticHyperParameters") or {}), **tuned},
-                **static,
-            }
+        def trial(index: int, tuned: dict[str, str]) -> None:
+            request = _trial_request(name, index, definition, tuned)
             with lock:
-                _record_training_job(backend, job_request)
-                self._mark_training_started(backend, job_request)
-                counters["InProgress"] += 1
-                tuning.training_job_status_counters = dict(counters)
-            result = self._run_training(backend, job_request)
+                _record_training_job(backend, request)
+                JobLifecycle(backend, "training").started(request["TrainingJobName"], request)
+                running[0] += 1
+                job.training_job_status_counters = tuning.counters(trials, in_progress=running[0])
+            result = self._run_training(backend, request)
             metrics = parse_metrics(
                 result.logs, definition["AlgorithmSpecification"].get("MetricDefinitions")
             )
-            value = metrics.get(objective["MetricName"])
+            done = tuning.Trial(
+                request["TrainingJobName"],
+                tuned,
+                result.succeeded,
+                metrics.get(objective["MetricName"]),
+                result.failure_reason,
+            )
             with lock:
-                counters["InProgress"] -= 1
-                ok = result.succeeded and value is not None
-                counters["Completed" if ok else "NonRetryableError"] += 1
-                tuning.training_job_status_counters = dict(counters)
-                if ok:
-                    scores.append((value, job_name, tuned))
+                trials.append(done)
+                running[0] -= 1
+                job.training_job_status_counters = tuning.counters(trials, in_progress=running[0])
 
         workers = max(1, min(int(limits.get("MaxParallelTrainingJobs", 1)), self.runtime.max_parallel_jobs))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"tuning-{name}") as pool:
-            list(pool.map(lambda item: train(*item), enumerate(candidates, start=1)))
-        best: dict[str, Any] | None = None
-        if scores:
-            value, job_name, tuned = (max if maximize else min)(scores, key=lambda score: score[0])
-            job = backend.training_jobs[job_name]
-            best = {
-                "TrainingJobName": job_name,
-                "TrainingJobArn": job.arn,
+            list(pool.map(lambda item: trial(*item), enumerate(candidates, start=1)))
+        self._finish_tuning(backend, name, objective, trials)
+
+    def _finish_tuning(
+        self, backend: Any, name: str, objective: dict[str, Any], trials: list[tuning.Trial]
+    ) -> None:
+        job, winner = (
+            backend.hyper_parameter_tuning_jobs[name],
+            tuning.best(trials, objective["Type"] == "Maximize"),
+        )
+        counters = tuning.counters(trials)
+        job.training_job_status_counters = counters
+        job.objective_status_counters = {
+            "Succeeded": counters["Completed"],
+            "Pending": 0,
+            "Failed": len(trials) - counters["Completed"],
+        }
+        job.hyper_parameter_tuning_end_time = job.last_modified_time = utcnow()
+        if winner is None:
+            job.failure_reason = tuning.failure_reason(trials, objective["MetricName"])
+            job.hyper_parameter_tuning_job_status = "Failed"
+        else:
+            trained = backend.training_jobs[winner.job_name]
+            job.best_training_job = job.OverallBestTrainingJob = {
+                "TrainingJobName": winner.job_name,
+                "TrainingJobArn": trained.arn,
                 "TuningJobName": name,
-                "CreationTime": job.creation_time,
-                "TrainingStartTime": job.creation_time,
-                "TrainingEndTime": job.training_end_time,
+                "CreationTime": trained.creation_time,
+                "TrainingStartTime": trained.creation_time,
+                "TrainingEndTime": trained.training_end_time,
                 "TrainingJobStatus": "Completed",
-                "TunedHyperParameters": tuned,
+                "TunedHyperParameters": winner.hyperparameters,
                 "FinalHyperParameterTuningJobObjectiveMetric": {
                     "Type": objective["Type"],
                     "MetricName": objective["MetricName"],
-                    "Value": value,
+                    "Value": winner.objective,
                 },
                 "ObjectiveStatus": "Succeeded",
             }
-        tuning.training_job_status_counters = counters
-        tuning.objective_status_counters = {
-            "Succeeded": counters["Completed"],
-            "Pending": 0,
-            "Failed": len(candidates) - counters["Completed"],
-        }
-        tuning.hyper_parameter_tuning_end_time = tuning.last_modified_time = utcnow()
-        if best is None:
-            tuning.failure_reason = (
-                f"All {len(candidates)} training jobs failed or reported no {objective['MetricName']}"
-            )
-            tuning.hyper_parameter_tuning_job_status = "Failed"
-        else:
-            tuning.best_training_job = tuning.OverallBestTrainingJob = best
-            tuning.hyper_parameter_tuning_job_status = "Completed"
-        self.on_event(f"tuning job {name} {tuning.hyper_parameter_tuning_job_status.lower()}")
+            job.hyper_parameter_tuning_job_status = "Completed"
+        self.on_event(f"tuning job {name} {job.hyper_parameter_tuning_job_status.lower()}")
 
-    # -- endpoints ---------------------------------------------------------------------------------
-    def _container(self, backend: SageMakerModelBackend, config_name: str) -> tuple[dict[str, Any], int]:
-        variant = backend.describe_endpoint_config(config_name)["ProductionVariants"][0]
-        model = backend.describe_model(variant["ModelName"])
-        container = model.primary_container or (model.containers or [None])[0]
-        if not container or not container.get("ModelDataUrl"):
-            raise ValueError(f"model {variant['ModelName']} has no PrimaryContainer.ModelDataUrl")
-        return container, int(variant.get("InitialInstanceCount") or 1)
-
-    def _start_endpoint(self, backend: SageMakerModelBackend, name: str) -> None:
+    # -- endpoints: one launch path for create and update -----------------------------------------
+    def start_endpoint(self, backend: Any, name: str) -> None:
         endpoint = backend.endpoints[name]
         endpoint.endpoint_status = "Creating"
-        key = (backend.account_id, backend.region_name, name)
+        self._background(
+            f"endpoint-{name}", lambda: self._launch(backend, name, endpoint.endpoint_config_name)
+        )
 
-        def run() -> None:
-            try:
-                container, count = self._container(backend, endpoint.endpoint_config_name)
-                self.on_event(f"endpoint {name}: starting {container['ModelDataUrl']}")
-                started = self.runtime.start_endpoint(name, container, count)
-            except Exception as error:
-                endpoint.endpoint_status, endpoint.failure_reason = (
-                    "Failed",
-                    f"{type(error).__name__}: {error}"[:1024],
-                )
-                self.on_event(f"endpoint {name} failed: {endpoint.failure_reason}")
-                return
-            with self._lock:
-                self.endpoints[key] = started
-            endpoint.last_modified_time = utcnow()
-            endpoint.endpoint_status = "InService"
-            self.on_event(f"endpoint {name} InService at {started.url}")
-
-        self._background(f"endpoint-{name}", run)
-
-    def _update_endpoint(self, backend: SageMakerModelBackend, name: str, config_name: str) -> FakeEndpoint:
+    def update_endpoint(self, backend: Any, name: str, config_name: str) -> FakeEndpoint:
         """UpdateEndpoint as SageMaker does it: start the new fleet, health-check, switch, stop the old.
 
         If the new one fails, the old keeps serving; the endpoint returns to InService with a
@@ -431,45 +229,50 @@ class DataPlane:
         """
         endpoint = backend.endpoints.get(name)
         if endpoint is None:
-            raise ValidationError(message=f'Could not find endpoint "{_endpoint_arn(backend, name)}".')
+            raise ValidationError(message=f'Could not find endpoint "{self.endpoint_arn(backend, name)}".')
         if endpoint.endpoint_status != "InService":
             raise ValidationError(
-                message=f'Cannot update in-progress endpoint "{_endpoint_arn(backend, name)}".'
+                message=f'Cannot update in-progress endpoint "{self.endpoint_arn(backend, name)}".'
             )
-        config = backend.describe_endpoint_config(config_name)  # ValidationException if missing
+        backend.describe_endpoint_config(config_name)  # ValidationException if missing
         endpoint.endpoint_status, endpoint.failure_reason = "Updating", None
-        key = (backend.account_id, backend.region_name, name)
-
-        def run() -> None:
-            try:
-                container, count = self._container(backend, config_name)
-                self.on_event(f"endpoint {name}: updating to {container['ModelDataUrl']}")
-                started = self.runtime.start_endpoint(name, container, count)
-            except Exception as error:
-                endpoint.failure_reason = f"Update to {config_name} failed: {type(error).__name__}: {error}"[
-                    :1024
-                ]
-                endpoint.last_modified_time = utcnow()
-                endpoint.endpoint_status = "InService"
-                self.on_event(f"endpoint {name}: update failed, previous model keeps serving ({error})")
-                return
-            with self._lock:
-                old = self.endpoints.get(key)
-                self.endpoints[key] = started
-                endpoint.endpoint_config_name = config_name
-                endpoint.production_variants = endpoint._process_production_variants(
-                    config["ProductionVariants"]
-                )
-            if old is not None:  # traffic is on the new fleet; AWS reports InService once the old is gone
-                self._guarded_stop(old)
-            endpoint.last_modified_time = utcnow()
-            endpoint.endpoint_status = "InService"
-            self.on_event(f"endpoint {name} updated to {config_name}")
-
-        self._background(f"endpoint-{name}", run)
+        self._background(f"endpoint-{name}", lambda: self._launch(backend, name, config_name, updating=True))
         return endpoint
 
-    def _stop(self, key: EndpointKey) -> None:
+    def _launch(self, backend: Any, name: str, config_name: str, updating: bool = False) -> None:
+        """Start serving ``config_name``; on success switch traffic to it and stop the old fleet."""
+        endpoint, key = backend.endpoints[name], (backend.account_id, backend.region_name, name)
+        try:
+            container, count, variants = _serving_spec(backend, config_name)
+            self.on_event(
+                f"endpoint {name}: {'updating to' if updating else 'starting'} {container['ModelDataUrl']}"
+            )
+            started = self.runtime.start_endpoint(name, container, count)
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}"
+            endpoint.failure_reason = (f"Update to {config_name} failed: {reason}" if updating else reason)[
+                :1024
+            ]
+            endpoint.last_modified_time = utcnow()
+            # A failed update leaves the old fleet serving: InService with a FailureReason.
+            endpoint.endpoint_status = "InService" if updating else "Failed"
+            self.on_event(f"endpoint {name} {'update ' if updating else ''}failed: {endpoint.failure_reason}")
+            return
+        with self._lock:
+            old = self.endpoints.get(key)
+            self.endpoints[key] = started
+            endpoint.endpoint_config_name = config_name
+            endpoint.production_variants = variants
+        if old is not None:  # traffic is on the new fleet; AWS reports InService once the old is gone
+            self._guarded_stop(old)
+        endpoint.last_modified_time = utcnow()
+        endpoint.endpoint_status = "InService"
+        self.on_event(f"endpoint {name} InService at {started.url} ({config_name})")
+
+    def stop_endpoint(self, backend: Any, name: str) -> None:
+        self._stop_key((backend.account_id, backend.region_name, name))
+
+    def _stop_key(self, key: EndpointKey) -> None:
         with self._lock:
             endpoint = self.endpoints.pop(key, None)
         if endpoint is not None:
@@ -490,8 +293,12 @@ class DataPlane:
                     return endpoint
         return None
 
+    @staticmethod
+    def endpoint_arn(backend: Any, name: str) -> str:
+        return FakeEndpoint.arn_formatter(name, backend.account_id, backend.region_name)
+
     # -- sagemaker-runtime InvokeEndpoint --------------------------------------------------------
-    def _invoke(self, response: SageMakerRuntimeResponse) -> tuple[int, dict[str, str], bytes | str]:
+    def invoke(self, response: Any) -> tuple[int, dict[str, str], bytes | str]:
         name = unquote(response.path.split("/")[2])
         endpoint = self.endpoint_for(name, response.current_account, response.region)
         if endpoint is None:
@@ -510,12 +317,11 @@ class DataPlane:
             )
         except requests.Timeout:
             # SageMaker's limit for a real-time invocation is 60 s; the caller sees which endpoint hung.
-            return _rest_error(
-                424,
-                "ModelError",
+            message = (
                 f"Endpoint {name}: the model container did not answer /invocations within "
-                f"{INVOKE_TIMEOUT:g} s (SageMaker's invocation timeout)",
+                f"{INVOKE_TIMEOUT:g} s (SageMaker's invocation timeout)"
             )
+            return _rest_error(424, "ModelError", message)
         except requests.RequestException as error:
             return _rest_error(
                 424, "ModelError", f"Endpoint {name}: received no response from primary: {error}"
@@ -549,7 +355,46 @@ class DataPlane:
             return JobResult(False, f"InternalServerError: {type(error).__name__}: {error}"[:1024])
 
 
-def _record_training_job(backend: SageMakerModelBackend, request: dict[str, Any]) -> None:
+def _serving_spec(backend: Any, config_name: str) -> tuple[dict[str, Any], int, list[dict[str, Any]]]:
+    """(container, instance count, DescribeEndpoint ProductionVariants with DeployedImages)."""
+    config = backend.describe_endpoint_config(config_name)
+    variant = config["ProductionVariants"][0]
+    model = backend.describe_model(variant["ModelName"])
+    container = model.primary_container or (model.containers or [None])[0]
+    if not container or not container.get("ModelDataUrl"):
+        raise ValueError(f"model {variant['ModelName']} has no PrimaryContainer.ModelDataUrl")
+    count = int(variant.get("InitialInstanceCount") or 1)
+    image = container.get("Image", "")
+    variants = [
+        {
+            "VariantName": v["VariantName"],
+            "CurrentInstanceCount": int(v.get("InitialInstanceCount") or 1),
+            "DesiredInstanceCount": int(v.get("InitialInstanceCount") or 1),
+            "CurrentWeight": float(v.get("InitialVariantWeight", 1.0)),
+            "DesiredWeight": float(v.get("InitialVariantWeight", 1.0)),
+            # A local image has no registry digest: the resolved image is the name as given.
+            "DeployedImages": [{"SpecifiedImage": image, "ResolvedImage": image, "ResolutionTime": utcnow()}],
+        }
+        for v in config["ProductionVariants"]
+    ]
+    return container, count, variants
+
+
+def _trial_request(
+    tuning_name: str, index: int, definition: dict[str, Any], tuned: dict[str, str]
+) -> dict[str, Any]:
+    """The CreateTrainingJob request of one trial; AWS names them <tuning job>-<3 digits>-<8 hex>."""
+    static = {
+        k: v for k, v in definition.items() if k not in ("StaticHyperParameters", "HyperParameterRanges")
+    }
+    return {
+        "TrainingJobName": f"{tuning_name}-{index:03d}-{uuid.uuid4().hex[:8]}",
+        "HyperParameters": {**(definition.get("StaticHyperParameters") or {}), **tuned},
+        **static,
+    }
+
+
+def _record_training_job(backend: Any, request: dict[str, Any]) -> None:
     """Register a training job in moto (as CreateTrainingJob would) without starting a thread."""
     backend.create_training_job(
         training_job_name=request["TrainingJobName"],
@@ -562,7 +407,7 @@ def _record_training_job(backend: SageMakerModelBackend, request: dict[str, Any]
         vpc_config=request.get("VpcConfig") or {},
         stopping_condition=request.get("StoppingCondition") or {},
         tags=request.get("Tags") or [],
-        enable_network_isolation=False,
+        enable_network_isolation=bool(request.get("EnableNetworkIsolation")),
         enable_inter_container_traffic_encryption=False,
         enable_managed_spot_training=False,
         checkpoint_config={},
@@ -571,10 +416,6 @@ def _record_training_job(backend: SageMakerModelBackend, request: dict[str, Any]
         tensor_board_output_config={},
         experiment_config={},
     )
-
-
-def _endpoint_arn(backend: SageMakerModelBackend, name: str) -> str:
-    return FakeEndpoint.arn_formatter(name, backend.account_id, backend.region_name)
 
 
 def _rest_error(status: int, code: str, message: str, **extra: Any) -> tuple[int, dict[str, str], str]:

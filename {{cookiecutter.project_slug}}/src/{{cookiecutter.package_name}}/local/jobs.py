@@ -1,0 +1,112 @@
+"""Where a training or processing job changes state: the one place that writes moto's job fields.
+
+``JobLifecycle`` owns every transition SageMaker reports for a job (DescribeTrainingJob /
+DescribeProcessingJob): ``started`` (InProgress, secondary status Starting -> Training) and
+``finished`` (Completed or Failed with the container's FailureReason, end time, metrics,
+TrainingTimeInSeconds and BillableTimeInSeconds, the model artifact). It also writes the job's
+logs to moto's CloudWatch Logs under SageMaker's names, so ``aws logs tail
+/aws/sagemaker/TrainingJobs`` works against a kept moto:
+group ``/aws/sagemaker/TrainingJobs`` (``ProcessingJobs``), stream ``<job>/algo-1-<epoch seconds>``
+("Log Amazon SageMaker events with Amazon CloudWatch", SageMaker developer guide).
+
+"Where does a job become Failed?": ``JobLifecycle.finished``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from moto.core.utils import utcnow
+
+from .runtimes import JobResult
+from .tuning import parse_metrics
+
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+PROCESSING_LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
+MAX_EVENT_BYTES = 200_000  # CloudWatch's limit is 256 KiB per event
+
+
+class JobLifecycle:
+    """State transitions of one job kind in one moto SageMaker backend."""
+
+    def __init__(self, backend: Any, kind: str) -> None:
+        if kind not in ("training", "processing"):
+            raise ValueError(f"unknown job kind {kind!r}")
+        self.backend, self.kind = backend, kind
+
+    def _job(self, name: str) -> Any:
+        jobs = self.backend.training_jobs if self.kind == "training" else self.backend.processing_jobs
+        return jobs[name]
+
+    # -- transitions -------------------------------------------------------------------------------
+    def started(self, name: str, request: dict[str, Any]) -> None:
+        job, now = self._job(name), utcnow()
+        if self.kind == "processing":
+            job.processing_job_status, job.processing_end_time = "InProgress", None
+            job.processing_start_time = now
+            job.environment = request.get("Environment")  # moto drops it; DescribeProcessingJob returns it
+            job.processing_resources = request.get("ProcessingResources")
+            return
+        # moto replaces MetricDefinitions with a placeholder; keep what the caller asked for.
+        job.algorithm_specification = dict(request["AlgorithmSpecification"])
+        job.training_job_status, job.secondary_status = "InProgress", "Starting"
+        job.training_start_time, job.training_end_time = now, None
+        job.model_artifacts = job.failure_reason = None
+        job.final_metric_data_list = []
+        job.secondary_status_transitions = [
+            {"Status": "Starting", "StartTime": job.creation_time, "StatusMessage": "Launching"}
+        ]
+
+    def running(self, name: str) -> None:
+        if self.kind == "training":
+            self._job(name).secondary_status = "Training"
+
+    def finished(self, name: str, request: dict[str, Any], result: JobResult) -> str:
+        """Record the end; returns the status (Completed or Failed)."""
+        job, now = self._job(name), utcnow()
+        status = "Completed" if result.succeeded else "Failed"
+        self.write_logs(name, result.logs)
+        if self.kind == "processing":
+            job.processing_end_time = job.last_modified_time = now
+            if not result.succeeded:
+                job.failure_reason = job.exit_message = result.failure_reason
+            job.processing_job_status = status
+            return status
+        definitions = request["AlgorithmSpecification"].get("MetricDefinitions")
+        job.final_metric_data_list = [
+            {"MetricName": k, "Value": v, "Timestamp": now}
+            for k, v in parse_metrics(result.logs, definitions).items()
+        ]
+        job.training_end_time = job.last_modified_time = now
+        # One instance, on demand: billable time is the training time (no spot savings offline).
+        seconds = max(1, math.ceil((now - (job.training_start_time or now)).total_seconds()))
+        job.training_time_in_seconds = job.billable_time_in_seconds = seconds
+        job.secondary_status_transitions.append({"Status": status, "StartTime": now, "EndTime": now})
+        if result.succeeded:
+            job.model_artifacts = {"S3ModelArtifacts": result.model_artifacts}
+        else:
+            job.failure_reason = result.failure_reason
+        job.training_job_status = job.secondary_status = status
+        return status
+
+    # -- CloudWatch Logs ---------------------------------------------------------------------------
+    def write_logs(self, name: str, text: str) -> str:
+        """The job's output as log events in moto's CloudWatch Logs; returns the stream name."""
+        from moto.logs.models import logs_backends
+
+        logs = logs_backends[self.backend.account_id][self.backend.region_name]
+        group = TRAINING_LOG_GROUP if self.kind == "training" else PROCESSING_LOG_GROUP
+        stream = f"{name}/algo-1-{int(time.time())}"
+        logs.ensure_log_group(group)
+        logs.create_log_stream(group, stream)
+        stamp = int(time.time() * 1000)
+        events = [
+            {"timestamp": stamp, "message": line[:MAX_EVENT_BYTES]}
+            for line in text.splitlines()
+            if line.strip()
+        ]
+        if events:
+            logs.put_log_events(group, stream, events)
+        return stream
