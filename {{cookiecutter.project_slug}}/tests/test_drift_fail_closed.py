@@ -2,7 +2,8 @@
 
 Under ``drift_policy=block`` validation blocks with the reason; under ``retrain`` it proceeds and
 says so in decision.json (``reference_usable: false`` + ``reference_problem``) and in the report.
-Data unlike the sample: string labels, other column names, a categorical column.
+Data unlike the sample (tests/datasets.py for the project's problem type): other column names,
+string labels, categorical columns.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from {{ cookiecutter.package_name }}.predictor import METADATA_FILE
 
 @pytest.fixture(scope="module")
 def tables():
-    return datasets.binary(string_labels=True, categorical=True)
+    return datasets.for_problem(settings.PROBLEM_TYPE)  # string labels and categorical columns
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from {{ cookiecutter.package_name }}.settings import LABEL_COLUMN
+from {{ cookiecutter.package_name }}.settings import LABEL_COLUMN, PROBLEM_TYPE
 
 IMAGE = os.environ.get("IMAGE", "{{ cookiecutter.project_slug }}:latest")
 CAPABILITIES = ["CHOWN", "SETUID", "SETGID"]
@@ -76,7 +76,7 @@ def image(docker_client, project_root):
 
 @pytest.fixture(scope="module")
 def tables():
-    return datasets.binary(string_labels=True, categorical=True)
+    return datasets.for_problem(PROBLEM_TYPE)  # string labels (classification), categorical columns
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +99,21 @@ def trained(docker_client, image, tables, tmp_path_factory) -> tuple[Path, dict]
         return root, container.attrs["HostConfig"]
     finally:
         container.remove(force=True)
+
+
+def check_answers(body: str, train, rows: int) -> None:
+    """The CSV answer shape of docs/architecture.md for the project's problem type."""
+    answers = list(csv.reader(io.StringIO(body)))
+    if PROBLEM_TYPE == "regression":
+        assert len(answers) == rows and all(math.isfinite(float(value)) for (value,) in answers)
+        return
+    classes = {str(c) for c in train.data[LABEL_COLUMN].tolist()}
+    if PROBLEM_TYPE == "multiclass":
+        header, answers = answers[0], answers[1:]
+        assert header[0] == "label" and set(header[1:]) == classes
+    assert len(answers) == rows
+    for label, *scores in answers:
+        assert label in classes and all(0.0 <= float(p) <= 1.0 for p in scores)
 
 
 def _cell(value) -> str:
@@ -139,10 +154,7 @@ def test_isolated_serving_answers_from_inside_its_namespace(docker_client, image
         print(f"\nisolated endpoint answered after {time.monotonic() - started:.1f} s")
         reply = json.loads(output.decode().strip().splitlines()[-1])
         assert reply["status"] == 200
-        answers = list(csv.reader(io.StringIO(reply["body"])))
-        assert len(answers) == 3
-        for label, score in answers:
-            assert label in {"yes", "no"} and 0.0 <= float(score) <= 1.0
+        check_answers(reply["body"], tables[0], rows=3)
         # No network but loopback, and the root filesystem refuses writes, even to root.
         code, output = container.exec_run(
             ["python3", "-c", "import os; print(sorted(os.listdir('/sys/class/net')))"]
