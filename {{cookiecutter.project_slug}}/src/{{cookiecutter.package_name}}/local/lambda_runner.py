@@ -22,63 +22,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-# Executed with ``python -I`` (isolated: no PYTHONPATH, no cwd on sys.path) so the function sees
-# only its own zip plus the interpreter's packages (boto3), as in the Lambda runtime.
-_BOOTSTRAP = r"""
-import importlib, json, os, sys, time, traceback
-
-task_dir, handler, result_file, request_id, name, timeout_s, project = sys.argv[1:8]
-# The project itself is not in a Lambda: drop its folder and an editable install's finder, which
-# site-packages would otherwise add even in isolated mode.
-sys.path[:] = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", project))]
-sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
-sys.path.insert(0, task_dir)
-deadline = time.monotonic() + float(timeout_s)
-
-
-class Context:
-    function_name = name
-    function_version = "$LATEST"
-    aws_request_id = request_id
-    memory_limit_in_mb = "128"
-    invoked_function_arn = ""
-    log_group_name = "/aws/lambda/" + name
-
-    @staticmethod
-    def get_remaining_time_in_millis():
-        return max(0, int((deadline - time.monotonic()) * 1000))
-
-
-def error(kind, message, tb=None):
-    return {"errorMessage": message, "errorType": kind, "requestId": request_id,
-            "stackTrace": traceback.format_list(traceback.extract_tb(tb)) if tb else []}
-
-
-def run():
-    module_name, _, function_name = handler.rpartition(".")
-    try:
-        module = importlib.import_module(module_name.replace("/", "."))
-    except Exception as exc:
-        return False, error("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}")
-    function = getattr(module, function_name, None)
-    if function is None:
-        return False, error("Runtime.HandlerNotFound", f"Handler '{function_name}' missing on module '{module_name}'")
-    event = json.load(sys.stdin)
-    try:
-        result = function(event, Context())
-    except Exception as exc:
-        print(f"[ERROR] {type(exc).__name__}: {exc}", file=sys.stderr)
-        return False, error(type(exc).__name__, str(exc), exc.__traceback__)
-    try:
-        return True, json.loads(json.dumps(result))
-    except (TypeError, ValueError) as exc:
-        return False, error("Runtime.MarshalError", f"Unable to marshal response: {exc}")
-
-
-ok, payload = run()
-with open(result_file, "w") as out:
-    json.dump({"ok": ok, "payload": payload}, out)
-"""
+# The bootstrap is a program of its own (lambda_bootstrap.py), run by path with ``python -I``
+# (isolated: no PYTHONPATH, no script folder on sys.path) so it imports nothing of the project.
+BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.py")
 
 
 PROJECT_PACKAGE = __package__.split(".")[0]
@@ -124,7 +70,7 @@ def run_zip(
             "AWS_LAMBDA_FUNCTION_NAME": function_name,
             "_HANDLER": handler,
         }
-        command = [sys.executable, "-I", "-c", _BOOTSTRAP, str(task_dir), handler, str(result_file)]
+        command = [sys.executable, "-I", str(BOOTSTRAP), str(task_dir), handler, str(result_file)]
         command += [request_id, function_name, str(timeout_s), PROJECT_PACKAGE]
         try:
             done = subprocess.run(
