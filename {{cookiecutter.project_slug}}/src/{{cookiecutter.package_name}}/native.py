@@ -46,6 +46,11 @@ SKOPS_LOADERS = frozenset(
     }
 )
 SKOPS_MEMBER = re.compile(r"^(schema\.json|[0-9]+\.npy)$")
+# skops' TreeNode always builds sklearn.tree._tree.Tree from data, whatever the file names, so it
+# cannot call anything else. It is allowed only when that type is on the project's list (tree
+# estimators): skops does not trust it by default because a crafted node array can crash the
+# process at predict time (https://github.com/scikit-learn/scikit-learn/pull/34558).
+TREE_TYPE = "sklearn.tree._tree.Tree"
 
 
 class UnsafeModelError(ValueError):
@@ -99,8 +104,8 @@ def skops_types(schema: dict[str, Any]) -> tuple[set[str], set[str]]:
             loaders.add(str(node["__loader__"]))
         if "__module__" in node or "__class__" in node:
             types.add(f"{node.get('__module__')}.{node.get('__class__')}")
-        if "__reduce__" in node:
-            loaders.add("__reduce__")
+        if "__reduce__" in node and node.get("__loader__") != "TreeNode":
+            loaders.add("__reduce__")  # a constructor called with arguments the file chooses
     return types, loaders
 
 
@@ -109,7 +114,9 @@ def load_skops(path: Path, allowed_types: frozenset[str]) -> Any:
     schema = skops_schema(path)
     types, loaders = skops_types(schema)
     refused = sorted(types - allowed_types)
-    refused_loaders = sorted(loaders - SKOPS_LOADERS)
+    refused_loaders = sorted(
+        loaders - SKOPS_LOADERS - ({"TreeNode"} if TREE_TYPE in allowed_types else set())
+    )
     if refused or refused_loaders:
         raise UnsafeModelError(
             f"{path}: refusing type(s) {refused} and skops node kind(s) {refused_loaders} (types must be "
@@ -153,3 +160,30 @@ class BoosterModel:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self._raw(X), dtype=np.float64)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """List what a skops file needs beyond ``model.SKOPS_TYPES`` (after swapping the estimator).
+
+    python -m {{ cookiecutter.package_name }}.native model/model.skops
+    """
+    import sys
+
+    from . import model
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m {{ cookiecutter.package_name }}.native PATH/model.skops", file=sys.stderr)
+        return 2
+    types, loaders = skops_types(skops_schema(Path(args[0])))
+    extra = sorted(types - model.SKOPS_TYPES)
+    kinds = sorted(loaders - SKOPS_LOADERS - {"TreeNode"})
+    for name in extra:
+        print(name)
+    if kinds:
+        print(f"refused node kinds (never allowed): {', '.join(kinds)}", file=sys.stderr)
+    return 1 if extra or kinds else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
