@@ -11,80 +11,23 @@ It also prints the 1-row latency through gunicorn on loopback (a figure, not an 
 from __future__ import annotations
 
 import http.client
-import os
-import shutil
-import socket
-import subprocess
 import time
-from pathlib import Path
 
+import gunicorn_server
 import orjson
 import pytest
+from gunicorn_server import TIMEOUT, request
 from serving_bodies import assert_exact, csv_body, expected, json_rows, parse_csv, parse_json
 
-from {{ cookiecutter.package_name }}.serving import server
 from {{ cookiecutter.package_name }}.settings import MODEL_LIBRARY, PROBLEM_TYPE
 
 pytestmark = pytest.mark.slow
-TIMEOUT = 20  # seconds per request: a hung worker fails the test instead of blocking it
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def request(port: int, method: str, path: str, body: bytes = b"", headers: dict | None = None):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
-    try:
-        connection.request(method, path, body=body, headers=headers or {})
-        reply = connection.getresponse()
-        return reply.status, reply.getheader("Content-Type", ""), reply.read()
-    finally:
-        connection.close()
 
 
 @pytest.fixture(scope="module")
 def gunicorn(served, project_root, tmp_path_factory):
-    """gunicorn with the image's settings, bound to loopback, serving the trained model."""
-    root = tmp_path_factory.mktemp("opt-ml")
-    shutil.copytree(served[2], root / "model")
-    port = free_port()
-    # Library thread settings left at their defaults on purpose: the serving path itself must not
-    # start a pool before fork (the image pins OMP_NUM_THREADS=1 on top of that).
-    env = {k: v for k, v in os.environ.items() if k not in server.SINGLE_THREADED}
-    env.update(OPT_ML_ROOT=str(root), MODEL_SERVER_WORKERS="2")
-    env["PYTHONPATH"] = os.pathsep.join([str(project_root / "src"), env.get("PYTHONPATH", "")])
-    log = root / "gunicorn.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            server.gunicorn_command(f"127.0.0.1:{port}", 2, 30), env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        _wait_for_ping(port, process, log)
+    with gunicorn_server.gunicorn(served[2], project_root, tmp_path_factory.mktemp("gunicorn")) as (port, _):
         yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
-
-
-def _wait_for_ping(port: int, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"gunicorn exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if request(port, "GET", "/ping")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"no /ping 200 within 120 s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.mark.parametrize(
