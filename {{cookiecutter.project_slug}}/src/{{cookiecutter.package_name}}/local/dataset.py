@@ -154,7 +154,7 @@ def _check(table: Table, label_column: str, problem_type: str, name: str) -> Non
     classes = np.unique(present.astype(str))
     if len(classes) < 2 and name.endswith("(train)"):
         raise DataRefused(
-            f"{name}: label column {label_column!r} has one class ({classes[0]!r}): a classifier needs two or more"
+            f"{name}: label column {label_column!r} has one class ({str(classes[0])!r}): a classifier needs two or more"
         )
 
 

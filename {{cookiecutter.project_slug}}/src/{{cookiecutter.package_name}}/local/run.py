@@ -561,26 +561,20 @@ def main(argv: list[str] | None = None) -> int:
     except deploy.DeployError as error:
         console.print(f"[red]{error}[/]")
         return 2
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    try:  # before anything starts: bad data is refused in one line
+        prepared = prepare(args.data, args.out / stamp / "data", args.label_column)
+    except DataRefused as error:
+        console.print(f"[red]Refused: {error}[/]", soft_wrap=True)
+        return 2
     runtime = args.runtime or default_runtime_name(args.image)
     if runtime == "process" and not args.runtime:
         console.print(
-            f"[yellow]No Docker daemon or no image {args.image}: using the process runtime (make build-offline for Docker).[/]"
+            f"[yellow]No Docker daemon or no image {args.image}: using the process runtime "
+            "(make build-offline for Docker).[/]"
         )
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    harness = Harness(
-        runtime,
-        args.out / stamp,
-        console,
-        args.image,
-        data_source=args.data,
-        label_column=args.label_column,
-        execution_input=execution_input,
-    )
-    try:
-        harness.prepare_data()  # before anything starts: bad data is refused in one line
-    except DataRefused as error:
-        console.print(f"[red]Refused: {error}[/]")
-        return 2
+    harness = Harness(runtime, args.out / stamp, console, args.image, execution_input=execution_input)
+    harness.dataset, harness.result.data_source = prepared, prepared.source
 
     def on_term(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
