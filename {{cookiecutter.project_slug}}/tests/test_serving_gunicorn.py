@@ -105,3 +105,50 @@ def test_one_row_latency_through_gunicorn(gunicorn, served):
     print(
         f"\n{PROBLEM_TYPE} x {MODEL_LIBRARY}: 1-row CSV through gunicorn, p50 {p50:.2f} ms, p99 {p99:.2f} ms"
     )
+
+
+@pytest.fixture(scope="module")
+def compiled_model(project_root, tmp_path_factory):
+    """(predictor, holdout, folder with model.onnx) when the export verifies for this combination."""
+    pytest.importorskip("onnxruntime", reason="the compiled predictor needs onnxruntime")
+    import datasets
+
+    from {{ cookiecutter.package_name }}.predictor import Predictor
+    from {{ cookiecutter.package_name }}.serving import compiled
+
+    train, holdout = datasets.for_problem(PROBLEM_TYPE, categorical=False)
+    predictor = Predictor.fit(train, {})
+    folder = tmp_path_factory.mktemp("compiled-model")
+    predictor.save(folder)
+    if not compiled.export(predictor, holdout, folder):
+        pytest.skip(
+            f"no verified ONNX export for {PROBLEM_TYPE} x {MODEL_LIBRARY} (see the training log line)"
+        )
+    return predictor, holdout, folder
+
+
+def test_the_compiled_predictor_answers_as_the_library_through_gunicorn(
+    compiled_model, project_root, tmp_path
+):
+    predictor, holdout, folder = compiled_model
+    names = predictor.feature_names
+    want = expected(predictor, holdout)
+    with gunicorn_server.gunicorn(folder, project_root, tmp_path) as (port, _):
+        for _ in range(4):  # both workers, each with its own ONNX Runtime session made after fork
+            status, _, data = request(port, "POST", "/invocations", csv_body(holdout, names).encode(),
+                                      {"Content-Type": "text/csv"})  # fmt: skip
+            assert status == 200
+            answer = parse_csv(data.decode(), PROBLEM_TYPE)
+            key = "scores" if PROBLEM_TYPE == "binary" else "probabilities"
+            got = answer[key]
+            assert (
+                max(abs(a - b) for a, b in zip(_flat(got), _flat(getattr(want, key).tolist()), strict=True))
+                <= 1e-6
+            )
+            assert answer["labels"] == [str(v) for v in want.labels.tolist()]
+            # ONNX Runtime computes in float32: close, but not the library's bits, so it is the one answering.
+            assert _flat(got) != _flat(getattr(want, key).tolist())
+
+
+def _flat(values: list) -> list[float]:
+    return [v for row in values for v in (row if isinstance(row, list) else [row])]
