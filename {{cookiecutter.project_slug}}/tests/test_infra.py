@@ -164,8 +164,18 @@ def test_optional_parts_have_conditions(resources):
     assert resources["GitLabOidcProvider"]["Condition"] == "CreateOidcProvider"
 
 
-def test_stack_deploys_into_moto(project_root):
+def test_stack_deploys_into_moto(project_root, monkeypatch):
     moto = pytest.importorskip("moto")
+    from botocore.client import BaseClient
+
+    calls: dict[str, dict] = {}
+    original = BaseClient._make_api_call
+
+    def record(client, operation, params):
+        calls.setdefault(operation, params)
+        return original(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", record)
     request = deploy.InfraRequest(
         project_root,
         image_uri="local/image:latest",
@@ -204,6 +214,8 @@ def test_stack_deploys_into_moto(project_root):
         "TrainingRoleArn", "ProcessingRoleArn", "HostingRoleArn", "PermissionsBoundaryArn",
     }  # fmt: skip
     assert outputs["DataBucketName"] == settings.S3_BUCKET
+    # Every role is named: CloudFormation refuses CAPABILITY_IAM alone for named IAM resources.
+    assert calls["CreateStack"]["Capabilities"] == ["CAPABILITY_NAMED_IAM"]
     assert outputs["EndpointErrorsAlarmName"] == f"{settings.STACK_NAME}-endpoint-5xx"
     assert lambda_config["Configuration"]["Handler"] == "handler.handler"
     # Known moto gap: DefinitionS3Location is not read; the harness renders and sets the definition.

@@ -337,7 +337,8 @@ def deploy_stack(
         "StackName": stack_name,
         **source,
         "Parameters": [{"ParameterKey": k, "ParameterValue": str(v)} for k, v in sorted(parameters.items())],
-        "Capabilities": ["CAPABILITY_IAM"],
+        # NAMED_IAM: every role of the template has a RoleName (the boundary and policies name them).
+        "Capabilities": ["CAPABILITY_NAMED_IAM"],
     }
     if role_arn:
         kwargs["RoleARN"] = role_arn
