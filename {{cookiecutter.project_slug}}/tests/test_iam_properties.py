@@ -182,6 +182,21 @@ def test_hosting_writes_nothing_and_only_the_state_machine_writes_models(roles):
     assert writers == {"StateMachineRole"}
 
 
+def test_no_principal_ci_reaches_writes_models_but_the_state_machine(stack):
+    """Even with its own policy rewritten to "*" through CloudFormation (the boundary still holds)."""
+    roles = iam_rules.principals(stack)
+    reached = iam_rules.reachable(stack, roles, "CiRole")
+    model = f"{BUCKET}/models/ab12/model.tar.gz"
+    writers = {name for name in reached if roles[name].allowed("s3:PutObject", model)}
+    assert writers == {"StateMachineRole", "StateMachineRole(rewritten)"}
+    deleters = {
+        name.removesuffix("(rewritten)") for name in reached if roles[name].allowed("s3:DeleteObject", model)
+    }
+    assert deleters <= {"StateMachineRole", "VerifyArtifactRole"}
+    for name in reached:
+        assert not roles[name].allowed("s3:PutBucketPolicy", BUCKET), name
+
+
 def test_bucket_policy_denies_models_writes_to_everyone_else(template, stack):
     document = template["Resources"]["DataBucketPolicy"]["Properties"]["PolicyDocument"]
     statements = {s["Sid"]: s for s in stack.resolve(document)["Statement"]}
