@@ -80,6 +80,15 @@ IDENTITY_ESCAPES = tuple(
         ("iam:PutGroupPolicy", "group"), ("iam:AttachGroupPolicy", "group"),
     )
 )  # fmt: skip
+# Grants to other accounts or the internet on the project's own resources (past every boundary).
+EXPOSURES = (
+    ("s3:PutBucketPolicy", "arn:aws:s3:::<data_bucket>"),
+    ("s3:PutBucketPolicy", "arn:aws:s3:::<artifact_bucket>"),
+    ("lambda:AddPermission", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:<stack>-check-endpoint"),
+    ("lambda:CreateFunctionUrlConfig", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:<stack>-check-endpoint"),
+    ("ecr:SetRepositoryPolicy", f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/<repository>"),
+    ("sns:AddPermission", f"arn:aws:sns:{REGION}:{ACCOUNT}:<stack>-notifications"),
+)
 POLICY_CHANGES = (
     "iam:CreatePolicyVersion",
     "iam:SetDefaultPolicyVersion",
@@ -521,6 +530,7 @@ def analyse(stack: Stack, ci: str = "CiRole", allowed_passes: dict[str, set[str]
     protected_arns = {roles[p].arn: p for p in protected if p in roles}
     boundaries = boundary_choices(stack, roles)
     foreign = [f"{ROLE_PREFIX}{stack.name}-admin", f"{ROLE_PREFIX}OrganizationAccountAccessRole"]
+    exposures = exposure_checks(stack)
     findings: list[Finding] = []
     for name in paths:
         me = roles[name]
@@ -582,11 +592,25 @@ def analyse(stack: Stack, ci: str = "CiRole", allowed_passes: dict[str, set[str]
                 if me.allowed("iam:PassRole", arn, context):
                     add("passes a role outside the stack", f"{arn} -> {service or 'any service'}")
                     break
+        for action, resource in exposures:
+            if me.allowed(action, resource):
+                add("opens a project resource to other accounts", f"{action} on {resource}")
         if me.allowed(
             "iam:DeleteOpenIDConnectProvider", f"arn:{PARTITION}:iam::{ACCOUNT}:oidc-provider/gitlab.com"
         ):
             add("deletes the account's GitLab OIDC provider", "iam:DeleteOpenIDConnectProvider")
     return findings
+
+
+def exposure_checks(stack: Stack) -> list[tuple[str, str]]:
+    """EXPOSURES with the stack's own names filled in."""
+    names = {
+        "data_bucket": stack.parameters.get("DataBucketName"),
+        "artifact_bucket": stack.parameters.get("ArtifactBucketName"),
+        "repository": stack.parameters.get("ImageRepositoryName"),
+        "stack": stack.name,
+    }
+    return [(a, re.sub(r"<(\w+)>", lambda m: str(names[m.group(1)]), p)) for a, p in EXPOSURES]
 
 
 def roles_boundaries(roles: dict[str, Principal]) -> set[str | None]:

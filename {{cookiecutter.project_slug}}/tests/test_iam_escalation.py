@@ -212,3 +212,17 @@ def test_action_wildcards_match_case_insensitively_resources_do_not():
     )
     assert statement.matches("IAM:deleteopenidconnectprovider", "arn:aws:s3:::b/k", {})
     assert not statement.matches("iam:DeleteOpenIDConnectProvider", "arn:aws:s3:::B/k", {})
+
+
+def test_resource_policies_are_found_without_the_deny(template):
+    broken = copy.deepcopy(template)
+    _drop(
+        _statements(broken, "PermissionsBoundary"),
+        lambda s: s.get("Sid") == "DenyResourcePoliciesAndPublicUrls",
+    )
+    details = {
+        f.detail.split(" on ")[0]
+        for f in analyse(broken)
+        if f.kind == "opens a project resource to other accounts"
+    }
+    assert {"lambda:AddPermission", "lambda:CreateFunctionUrlConfig"} <= details
