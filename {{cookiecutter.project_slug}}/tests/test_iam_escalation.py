@@ -1,6 +1,6 @@
 """No principal GitLab CI can become escapes the permissions boundary (tests/iam_rules.py evaluates).
 
-Run on the template before the boundary (commit e70ac88) the same analysis gave 874 findings (66
+Run on the template before the boundary (commit e70ac88) the same analysis gave 915 findings (73
 distinct principal/kind pairs) over 12 reachable principals, among them the CI role rewriting its
 own policy through CloudFormation, unbounded role creation and deleting the OIDC provider
 (docs/decisions.md, "Security"). The mutation tests below
