@@ -2,6 +2,8 @@
 
     python -I lambda_bootstrap.py TASK_DIR HANDLER RESULT_FILE REQUEST_ID NAME TIMEOUT_S PROJECT < event.json
 
+or, warm, as ``run_forked`` in a child of the harness's fork server (what ``lambda_runner`` does).
+
 It imports the handler from the unpacked zip in TASK_DIR, calls it with the event and a context
 object, and writes ``{"ok": bool, "payload": ...}`` to RESULT_FILE: the function's JSON-serialisable
 result, or the runtime's error document (``errorMessage``, ``errorType``, ``requestId``,
@@ -81,6 +83,30 @@ def invoke(handler: str, event: Any, context: Context) -> tuple[bool, Any]:
         return True, json.loads(json.dumps(result))
     except (TypeError, ValueError) as exc:
         return False, error("Runtime.MarshalError", f"Unable to marshal response: {exc}", request_id)
+
+
+def run_forked(args: list[str], event_text: str, env: dict[str, str], log_path: str) -> None:
+    """The same bootstrap in a child forked from a warm interpreter (``lambda_runner``): a warm
+    Lambda execution environment, without paying for a fresh interpreter and boto3 import on
+    every invocation. The child drops the project's modules and paths, as the cold start would."""
+    task_dir, handler, result_file, request_id, name, timeout_s, project = args
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(task_dir)
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+        os.dup2(fd, stream.fileno())
+    for module in [m for m in sys.modules if m == project or m.startswith(project + ".")]:
+        del sys.modules[module]
+    isolate(task_dir, project)
+    importlib.invalidate_caches()
+    context = Context(name, request_id, time.monotonic() + float(timeout_s))
+    ok, payload = invoke(handler, json.loads(event_text), context)
+    with open(result_file, "w") as out:
+        json.dump({"ok": ok, "payload": payload}, out)
+    sys.stdout.flush()
+    sys.stderr.flush()
 
 
 def main(argv: list[str]) -> int:

@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
 import os
-import subprocess
-import sys
 import tempfile
 import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-# The bootstrap is a program of its own (lambda_bootstrap.py), run by path with ``python -I``
-# (isolated: no PYTHONPATH, no script folder on sys.path) so it imports nothing of the project.
+from . import lambda_bootstrap
+
+# The bootstrap is a module of its own (lambda_bootstrap.py, standard library only). It runs in a
+# child forked from the warm interpreter (a warm Lambda environment), which drops the project's
+# modules and paths first; ``python -I lambda_bootstrap.py`` runs the same code cold.
 BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.py")
 
 
@@ -70,31 +72,48 @@ def run_zip(
             "AWS_LAMBDA_FUNCTION_NAME": function_name,
             "_HANDLER": handler,
         }
-        command = [sys.executable, "-I", str(BOOTSTRAP), str(task_dir), handler, str(result_file)]
-        command += [request_id, function_name, str(timeout_s), PROJECT_PACKAGE]
-        try:
-            done = subprocess.run(
-                command,
-                input=json.dumps(event),
-                capture_output=True,
-                text=True,
-                env=env,
-                cwd=task_dir,
-                timeout=timeout_s,
-            )
-        except subprocess.TimeoutExpired as expired:
+        args = [
+            str(task_dir),
+            handler,
+            str(result_file),
+            request_id,
+            function_name,
+            str(timeout_s),
+            PROJECT_PACKAGE,
+        ]
+        log_path = Path(tmp) / "output.log"
+        log_path.touch()
+        code = _run_warm(args, json.dumps(event), env, log_path, timeout_s)
+        logs = log_path.read_text(errors="replace")
+        if code is None:
             # The runtime's own report of a timeout (Step Functions sees errorType Sandbox.Timedout).
             message = f"RequestId: {request_id} Error: Task timed out after {timeout_s:.2f} seconds"
             payload = {"errorType": "Sandbox.Timedout", "errorMessage": message}
-            return Invocation(json.dumps(payload), True, _text(expired.stdout) + _text(expired.stderr))
-        logs = done.stdout + done.stderr
+            return Invocation(json.dumps(payload), True, logs)
         if not result_file.exists():
             # The interpreter died before writing a reply (os._exit, segfault, killed).
-            message = f"RequestId: {request_id} Error: Runtime exited with exit code {done.returncode}"
+            message = f"RequestId: {request_id} Error: Runtime exited with exit code {code}"
             payload = {"errorType": "Runtime.ExitError", "errorMessage": message}
             return Invocation(json.dumps(payload), True, logs)
         result = json.loads(result_file.read_text())
     return Invocation(json.dumps(result["payload"]), not result["ok"], logs)
+
+
+def _run_warm(
+    args: list[str], event_text: str, env: dict[str, str], log_path: Path, timeout_s: float
+) -> int | None:
+    """Run the bootstrap in a child of the fork server (the process runtime's warm interpreter);
+    its exit code, or None after killing it at the timeout."""
+    child = multiprocessing.get_context("forkserver").Process(
+        target=lambda_bootstrap.run_forked, args=(args, event_text, env, str(log_path)), daemon=True
+    )
+    child.start()
+    child.join(timeout_s)
+    if child.exitcode is None:
+        child.kill()
+        child.join()
+        return None
+    return child.exitcode
 
 
 def zip_sources(files: dict[str, str]) -> bytes:

@@ -20,17 +20,16 @@ import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import boto3
 import requests
 
+from ... import s3uri, tarballs
 from ...settings import PACKAGE_NAME
 from . import Endpoint, JobResult, Runtime, aws_environment, free_port
 
@@ -47,10 +46,10 @@ HEALTH_TIMEOUT = 60.0
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise ValueError(f"not an S3 URI: {uri!r}")
-    return parsed.netloc, parsed.path.lstrip("/")
+    try:
+        return s3uri.split(uri)
+    except s3uri.S3UriError as error:
+        raise ValueError(str(error)) from None
 
 
 class S3:
@@ -95,18 +94,11 @@ class S3:
             )
 
 
-def make_tarball(folder: Path, target: Path) -> Path:
-    """``model.tar.gz`` as SageMaker writes it: the folder's contents at the archive root."""
-    with tarfile.open(target, "w:gz") as tar:
-        for path in sorted(folder.iterdir()):
-            tar.add(path, arcname=path.name)
-    return target
+make_tarball = tarballs.create  # model.tar.gz as SageMaker writes it: contents at the archive root
 
 
 def extract_tarball(archive: Path, dest: Path) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(dest, filter="data")  # "data" refuses absolute paths and links out of dest
+    tarballs.extract(archive, dest)  # size and member caps, then the "data" filter
 
 
 def failure_reason(job_root: Path, logs: str, returncode: int) -> str:
@@ -290,16 +282,21 @@ class ProcessRuntime(Runtime):
             "SAGEMAKER_BIND_TO_PORT": str(port),
             "SAGEMAKER_BIND_HOST": "127.0.0.1",
         }
-        log = (root / "logs.txt").open("wb")
-        process = subprocess.Popen(
-            [*self._command(["serve"]), "--no-nginx", "--host", "127.0.0.1", "--port", str(port)],
-            env=self._env(root, extra),
-            cwd=root,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stop_endpoint ends gunicorn's workers too
-        )
-        log.close()
+        command = [*self._command(["serve"]), "--no-nginx", "--host", "127.0.0.1", "--port", str(port)]
+        log_file = root / "logs.txt"
+        log_file.touch()
+        if self.warm:  # forked from the warm interpreter, like the jobs: no cold import of the stack
+            process: Any = WarmJob(command[2], command[3:], self._env(root, extra), root, log_file)
+        else:
+            with log_file.open("wb") as log:
+                process = subprocess.Popen(
+                    command,
+                    env=self._env(root, extra),
+                    cwd=root,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # its own process group: stop_endpoint ends its workers too
+                )
         endpoint = Endpoint(name, f"http://127.0.0.1:{port}", model_url, {"process": process, "root": root})
         self._servers[process.pid] = process
         try:
