@@ -69,6 +69,7 @@ def create_baseline_app():
     """gunicorn loads this with --preload, like our app; the model comes from BASELINE_MODEL_DIR."""
     import flask
     import pandas as pd
+
     from {{ cookiecutter.package_name }}.predictor import Predictor
 
     predictor = Predictor.load(Path(os.environ["BASELINE_MODEL_DIR"]))

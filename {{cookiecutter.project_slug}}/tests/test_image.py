@@ -2,7 +2,8 @@
 
 Builds like `make build-offline` (the base image and the wheels are reused when present; docker's
 layer cache makes a rebuild quick), then runs the image the way SageMaker does: `train` with
-/opt/ml mounted, `serve` with the model mounted read-only, HTTP on port 8080.
+/opt/ml mounted, `serve` with the model mounted read-only, HTTP on port 8080. The image always
+serves through nginx, which holds slow clients so the gunicorn workers never wait for one.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -18,7 +20,8 @@ import pytest
 import requests
 
 from {{ cookiecutter.package_name }}.data import read_csv
-from {{ cookiecutter.package_name }}.model import Model
+from {{ cookiecutter.package_name }}.predictor import Predictor
+from {{ cookiecutter.package_name }}.settings import LABEL_COLUMN, PROBLEM_TYPE
 
 IMAGE = os.environ.get("IMAGE", "{{ cookiecutter.project_slug }}:latest")
 BASE_IMAGE = os.environ.get("OFFLINE_BASE_IMAGE", "{{ cookiecutter.project_slug }}-base:bookworm")
@@ -65,8 +68,44 @@ def opt_ml(tmp_path, sample_data) -> Path:
     root = tmp_path / "opt_ml"
     shutil.copytree(sample_data["train"].parent, root / "input" / "data" / "train")
     (root / "input" / "config").mkdir(parents=True)
-    (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps({"C": "0.5"}))
+    (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps({}))
     return root
+
+
+def csv_body(holdout: Path, limit: int | None = None) -> str:
+    """The holdout's feature columns as a client sends them (the label column dropped)."""
+    lines = holdout.read_text().splitlines()
+    label = lines[0].split(",").index(LABEL_COLUMN)
+    rows = [
+        ",".join(c for i, c in enumerate(line.split(",")) if i != label)
+        for line in lines[1 : limit and limit + 1]
+    ]
+    return "\n".join(rows) + "\n"
+
+
+def expected(predictor: Predictor, holdout: Path, limit: int | None = None) -> list[list[str]]:
+    """What the library itself answers for those rows, as CSV cells (interfaces.md, 4)."""
+    table = read_csv(holdout)
+    X = predictor.features(table)[:limit]
+    result = predictor.predict(X)
+    if PROBLEM_TYPE == "regression":
+        return [[v] for v in result.values.tolist()]
+    labels = [str(label) for label in result.labels.tolist()]
+    if PROBLEM_TYPE == "binary":
+        return [[label, score] for label, score in zip(labels, result.scores.tolist(), strict=True)]
+    return [[label, *row] for label, row in zip(labels, result.probabilities.tolist(), strict=True)]
+
+
+def assert_answers(reply_text: str, wanted: list[list]) -> None:
+    lines = reply_text.splitlines()
+    if PROBLEM_TYPE == "multiclass":
+        lines = lines[1:]  # the header line: label,<class 1>,...
+    got = [line.split(",") for line in lines]
+    assert len(got) == len(wanted)
+    for cells, want in zip(got, wanted, strict=True):
+        numbers = [c for c in want if isinstance(c, float)]
+        assert [c for c in want if not isinstance(c, float)] == cells[: len(want) - len(numbers)]
+        assert [float(c) for c in cells[len(want) - len(numbers) :]] == pytest.approx(numbers, abs=1e-9)
 
 
 def run(docker_client, image, command: str, opt_ml: Path, **options) -> tuple[int, str]:
@@ -117,24 +156,23 @@ def test_image_has_labels_and_runs_without_an_entrypoint(image):
 def test_train_and_serve_like_sagemaker(docker_client, image, opt_ml, sample_data):
     status, logs = run(docker_client, image, "train", opt_ml)
     assert status == 0, logs
-    assert "train:roc_auc=" in logs
+    assert "train:" in logs
     model_dir = opt_ml / "model"
-    assert (model_dir / "model.skops").stat().st_uid != 0  # written by the model user, not root
-    model = Model.load(model_dir)
+    assert all(path.stat().st_uid != 0 for path in model_dir.iterdir())  # written by the model user
+    predictor = Predictor.load(model_dir)
 
     container = serve(docker_client, image, model_dir)
     try:
         url, first_ping = wait_for_ping(container)
         print(f"\nfirst /ping 200 after {first_ping:.2f} s")
-
-        X = read_csv(sample_data["holdout"]).matrix(model.feature_names)
-        body = "\n".join(",".join(repr(float(v)) for v in row) for row in X)
         reply = requests.post(
-            f"{url}/invocations", data=body, headers={"Content-Type": "text/csv"}, timeout=30
+            f"{url}/invocations",
+            data=csv_body(sample_data["holdout"]),
+            headers={"Content-Type": "text/csv", "Accept": "text/csv"},
+            timeout=30,
         )
         assert reply.status_code == 200, reply.text
-        scores = [float(line.split(",")[1]) for line in reply.text.splitlines()]
-        assert scores == pytest.approx(model.predict_proba(X).tolist(), abs=1e-12)
+        assert_answers(reply.text, expected(predictor, sample_data["holdout"]))
 
         # nginx's own limits and routes answer in the same JSON shape as the app.
         too_big = requests.post(
@@ -151,6 +189,49 @@ def test_train_and_serve_like_sagemaker(docker_client, image, opt_ml, sample_dat
         assert all(uid != "0" for _, uid, _ in processes), processes
     finally:
         container.remove(force=True)
+
+
+SLOW = 32  # stalled client connections: 16x the workers
+
+
+def test_slow_and_short_body_clients_never_reach_a_worker(docker_client, image, opt_ml, sample_data):
+    """nginx holds stalled headers and bodies shorter than their Content-Length; probes still pass."""
+    status, logs = run(docker_client, image, "train", opt_ml)
+    assert status == 0, logs
+    container = serve(docker_client, image, opt_ml / "model", environment={"MODEL_SERVER_WORKERS": "2"})
+    try:
+        url, _ = wait_for_ping(container)
+        port = int(url.rsplit(":", 1)[1])
+        head = "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+        stalled = [head.encode(), (head + "Content-Length: 100000\r\n\r\n1,2\n").encode()]
+        held = []
+        for i in range(SLOW):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.sendall(stalled[i % 2])
+            held.append(sock)
+        try:
+            answered = 0
+            for _ in range(8):
+                answered += requests.get(f"{url}/ping", timeout=2).status_code == 200
+            reply = requests.post(
+                f"{url}/invocations",
+                data=csv_body(sample_data["holdout"], 1),
+                headers={"Content-Type": "text/csv", "Accept": "text/csv"},
+                timeout=5,
+            )
+            print(f"\nprobes answered while {SLOW} slow connections are held (nginx): {answered}/8")
+            assert answered == 8 and reply.status_code == 200
+        finally:
+            for sock in held:
+                sock.close()
+    finally:
+        container.remove(force=True)
+
+
+def test_the_image_refuses_to_serve_without_nginx_on_a_public_address(docker_client, image, tmp_path):
+    status, logs = run(docker_client, image, "serve --no-nginx --host 0.0.0.0", tmp_path)
+    assert status == 2
+    assert "--no-nginx serves on loopback only (got --host 0.0.0.0)" in logs
 
 
 def test_training_failure_reaches_the_failure_file(docker_client, image, opt_ml):
@@ -170,18 +251,17 @@ def test_read_only_root_filesystem(docker_client, image, opt_ml, sample_data):
     status, logs = run(docker_client, image, "train", opt_ml, **hardened)
     assert status == 0, logs
     model_dir = opt_ml / "model"
-    model = Model.load(model_dir)
+    predictor = Predictor.load(model_dir)
     container = serve(docker_client, image, model_dir, **hardened)
     try:
         url, _ = wait_for_ping(container)
-        X = read_csv(sample_data["holdout"]).matrix(model.feature_names)[:3]
-        body = "\n".join(",".join(repr(float(v)) for v in row) for row in X)
         reply = requests.post(
-            f"{url}/invocations", data=body, headers={"Content-Type": "text/csv"}, timeout=30
+            f"{url}/invocations",
+            data=csv_body(sample_data["holdout"], 3),
+            headers={"Content-Type": "text/csv", "Accept": "text/csv"},
+            timeout=30,
         )
         assert reply.status_code == 200, reply.text + container.logs().decode()
-        assert [float(line.split(",")[1]) for line in reply.text.splitlines()] == pytest.approx(
-            model.predict_proba(X).tolist(), abs=1e-12
-        )
+        assert_answers(reply.text, expected(predictor, sample_data["holdout"], 3))
     finally:
         container.remove(force=True)

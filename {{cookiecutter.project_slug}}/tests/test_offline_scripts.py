@@ -67,3 +67,41 @@ def test_requirements_are_an_exact_lock(project_root):
     names = {line.split("==")[0] for line in pins}
     direct = {"numpy", "scipy", "scikit-learn", "skops", "flask", "gunicorn", "orjson", "boto3", "matplotlib"}
     assert direct <= names
+
+
+def test_slim_keeps_copyrights_and_drops_what_a_server_never_reads(project_root, tmp_path):
+    root = tmp_path / "rootfs"
+    files = {
+        "usr/share/doc/nginx/copyright": "kept",
+        "usr/share/doc/nginx/changelog.Debian.gz": "dropped",
+        "usr/share/man/man1/nginx.1.gz": "dropped",
+        "usr/share/locale/de/LC_MESSAGES/apt.mo": "dropped",
+        "usr/share/locale/locale.alias": "kept",
+        "var/lib/apt/lists/mirror.example_dists_bookworm_InRelease": "dropped",
+        "var/cache/apt/archives/nginx.deb": "dropped",
+        "usr/lib/python3.11/os.py": "kept",
+    }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    script = project_root / "container" / "offline" / "build_base_image.sh"
+    result = subprocess.run(["sh", str(script), "--slim", str(root)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert {name for name in files if (root / name).exists()} == {
+        name for name, text in files.items() if text == "kept"
+    }
+    # Later apt-get installs in a derived image keep the same filter (as debian:*-slim does).
+    dpkg_filter = (root / "etc/dpkg/dpkg.cfg.d/slim").read_text().splitlines()
+    assert "path-exclude /usr/share/doc/*" in dpkg_filter
+    assert "path-include /usr/share/doc/*/copyright" in dpkg_filter
+    assert "MB without translations" in result.stdout
+
+
+def test_base_image_has_the_system_libraries_the_wheels_need(project_root):
+    script = (project_root / "container" / "offline" / "build_base_image.sh").read_text()
+    packages = next(line for line in script.splitlines() if line.startswith("PACKAGES=")).split("=")[1]
+    # libgomp1: LightGBM's manylinux wheel links the system OpenMP runtime.
+    wanted = {"python3", "python3-venv", "nginx-light", "ca-certificates", "libgomp1"}
+    assert set(packages.split(",")) >= wanted
+    dockerfile = (project_root / "container" / "Dockerfile").read_text()
+    assert 'missing="$missing libgomp1"' in dockerfile  # the public-base path installs it too

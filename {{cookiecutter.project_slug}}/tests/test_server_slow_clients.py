@@ -203,8 +203,11 @@ def start_gunicorn(project_root: Path, tmp_path: Path, **env: str) -> tuple[subp
 def test_warm_up_runs_in_each_worker_after_fork_before_ping(project_root, tmp_path):
     process, port = start_gunicorn(project_root, tmp_path)
     try:
-        wait_until_up(port, process)
-        pids = [int(line) for line in (tmp_path / "mark").read_text().split()]
+        wait_until_up(port, process)  # the first worker is warm; the second may still be warming
+        deadline = time.monotonic() + 20
+        while len(pids := [int(pid) for pid in (tmp_path / "mark").read_text().split()]) < 2:
+            assert time.monotonic() < deadline, pids
+            time.sleep(0.05)
         workers = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
         assert len(pids) == 2 and process.pid not in pids
         assert sorted(pids) == sorted(int(pid) for pid in workers)
