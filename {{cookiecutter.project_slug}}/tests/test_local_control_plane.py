@@ -8,6 +8,7 @@ evaluate steps would write.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from {{ cookiecutter.package_name }} import settings
-from {{ cookiecutter.package_name }}.definition import render_definition
+from {{ cookiecutter.package_name }}.definition import render_definition, render_model_tokens
 from {{ cookiecutter.package_name }}.local.control_plane import LOCAL_IMAGE_URI, ControlPlane, ControlPlaneError
 
 
@@ -58,15 +59,17 @@ def test_state_machine_runs_the_rendered_definition(deployed, project_root: Path
     )["FunctionArn"]
     topic_arn = cp.client("sns").list_topics()["Topics"][0]["TopicArn"]
     states = definition["States"]
-    assert states["FindProduction"]["Parameters"]["FunctionName"] == function_arn
+    assert states["FindProduction"]["Arguments"]["FunctionName"] == function_arn
     assert (
-        states["NotifyFailure"]["Parameters"]["TopicArn"]
-        == topic_arn
-        == stack.outputs["NotificationTopicArn"]
+        states["NotifyFailure"]["Arguments"]["TopicArn"] == topic_arn == stack.outputs["NotificationTopicArn"]
     )
-    assert states["ValidateData"]["Parameters"]["AppSpecification"]["ImageUri"] == LOCAL_IMAGE_URI
-    assert states["ValidateData"]["Parameters"]["RoleArn"] == stack.outputs["ProcessingRoleArn"]
-    asl = (project_root / "pipeline" / "state_machine.asl.json").read_text()
+    assert states["ValidateData"]["Arguments"]["AppSpecification"]["ImageUri"] == LOCAL_IMAGE_URI
+    assert states["ValidateData"]["Arguments"]["RoleArn"] == stack.outputs["ProcessingRoleArn"]
+    # The model spec's tokens are filled at upload (deploy), CloudFormation's from the stack.
+    asl = render_model_tokens((project_root / "pipeline" / "state_machine.asl.json").read_text())
+    verify_arn = cp.client("lambda").get_function_configuration(FunctionName=f"{stack.name}-verify-artifact")[
+        "FunctionArn"
+    ]
     substitutions = {
         "DataBucket": settings.S3_BUCKET,
         "ImageUri": LOCAL_IMAGE_URI,
@@ -75,6 +78,7 @@ def test_state_machine_runs_the_rendered_definition(deployed, project_root: Path
         "ProcessingRoleArn": stack.outputs["ProcessingRoleArn"],
         "HostingRoleArn": stack.outputs["HostingRoleArn"],
         "CheckEndpointFunctionArn": function_arn,
+        "VerifyArtifactFunctionArn": verify_arn,
         "NotificationTopicArn": topic_arn,
         "EndpointName": settings.ENDPOINT_NAME,
         "TrainingInstanceType": settings.TRAINING_INSTANCE_TYPE,
@@ -84,7 +88,6 @@ def test_state_machine_runs_the_rendered_definition(deployed, project_root: Path
         "EndpointPollSeconds": 1,
         "ErrorsAlarmName": stack.outputs["EndpointErrorsAlarmName"],
         "LatencyAlarmName": stack.outputs["EndpointLatencyAlarmName"],
-        "TuningObjectiveMetric": f"validation:{settings.GATE_METRIC}",
     }
     assert definition == json.loads(render_definition(asl, substitutions))
 
@@ -186,10 +189,20 @@ def run_pipeline(cp: ControlPlane, name: str) -> tuple[dict, list[str]]:
 def test_missing_validation_decision_fails_through_notify_failure(deployed) -> None:
     cp, _ = deployed
     described, entered = run_pipeline(cp, "no-decision")
-    assert entered == ["Init", "FindProduction", "ValidateData", "ReadValidation", "NotifyFailure", "Failed"]
-    # The Fail state reports PipelineFailed with "<caught error>: <cause>".
-    assert (described["status"], described["error"]) == ("FAILED", "PipelineFailed")
-    assert described["cause"].startswith("S3.NoSuchKeyException: ")
+    assert entered == [
+        "Init",
+        "CheckOtherRuns",
+        "OnlyRun",
+        "FindProduction",
+        "ValidateData",
+        "ReadValidation",
+        "NotifyFailure",
+        "Failed",
+    ]
+    # The Fail state re-raises the caught error (States.* ones as PipelineFailed), with
+    # "<state>: <caught error>: <cause>".
+    assert (described["status"], described["error"]) == ("FAILED", "S3.NoSuchKeyException")
+    assert described["cause"].startswith("ReadValidation: S3.NoSuchKeyException: ")
 
 
 def test_drift_block_is_a_successful_blocked_run(deployed) -> None:
@@ -202,8 +215,9 @@ def test_drift_block_is_a_successful_blocked_run(deployed) -> None:
     )
     described, entered = run_pipeline(cp, "drift-block")
     assert described["status"] == "SUCCEEDED"
-    assert entered[-3:] == ["DriftBlocked", "NotifyBlocked", "Blocked"]
-    assert json.loads(described["output"])["blocked"] == {
+    assert entered[-3:] == ["DriftGate", "NotifyBlocked", "Blocked"]
+    assert json.loads(described["output"]) == {
+        "outcome": "blocked",
         "step": "validate",
         "reasons": ["mean_radius drifted"],
     }
@@ -216,30 +230,43 @@ def test_gate_block_stops_before_deploying(deployed) -> None:
     described, entered = run_pipeline(cp, "gate-block")
     assert described["status"] == "SUCCEEDED"
     assert TRAIN_STATE in entered
-    assert entered[-3:] == ["GateBlocked", "NotifyBlocked", "Blocked"]
+    assert entered[-3:] == ["ModelGate", "NotifyBlocked", "Blocked"]
     assert "CreateModel" not in entered
 
 
 @pytest.mark.slow
 def test_promoted_model_creates_the_endpoint(deployed) -> None:
     cp, _ = deployed
+    # moto's training job writes nothing: place the candidate where it would be, and its digest in
+    # the decision as Evaluate records it (the promotion step verifies the copy against it).
+    run_id = hashlib.md5(b"promote").hexdigest()
+    candidate = b"a candidate model archive"
+    cp.client("s3").put_object(
+        Bucket=settings.S3_BUCKET,
+        Key=f"runs/promote/training/train-{run_id}/output/model.tar.gz",
+        Body=candidate,
+    )
     put_decision(cp, "promote", "validation", {"decision": "proceed", "reasons": []})
-    put_decision(cp, "promote", "evaluation", {"promote": True, "reasons": []})
+    sha = hashlib.sha256(candidate).hexdigest()
+    put_decision(cp, "promote", "evaluation", {"promote": True, "reasons": [], "candidate_sha256": sha})
     described, entered = run_pipeline(cp, "promote")
     assert described["status"] == "SUCCEEDED", f"{described.get('error')}: {described.get('cause')}"
     for state in (
         "CreateModel",
         "CreateEndpointConfig",
-        "CheckEndpoint",
+        "PromoteCandidate",
+        "VerifyArtifact",
+        "CheckProduction",
         "CreateEndpoint",
         "DescribeEndpoint",
-        "VerifyEndpointConfig",
+        "EndpointReady",
         "NotifySuccess",
     ):
         assert state in entered
     output = json.loads(described["output"])
+    assert output["model_data_url"] == f"s3://{settings.S3_BUCKET}/models/{sha}/model.tar.gz"
     endpoint = cp.client("sagemaker").describe_endpoint(EndpointName=settings.ENDPOINT_NAME)
-    assert endpoint["EndpointConfigName"] == output["run"]["endpoint_config"]
+    assert endpoint["EndpointConfigName"] == f"config-{run_id}"
 
 
 def test_failed_training_job_fails_the_run_with_its_reason(deployed, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -265,8 +292,9 @@ def test_failed_training_job_fails_the_run_with_its_reason(deployed, monkeypatch
     described, entered = run_pipeline(cp, "train-fails")
     assert entered[-3:] == [TRAIN_STATE, "NotifyFailure", "Failed"]
     assert (described["status"], described["error"]) == ("FAILED", "PipelineFailed")
-    error, _, cause = described["cause"].partition(": ")
-    assert error == "States.TaskFailed"
+    state, _, rest = described["cause"].partition(": ")
+    error, _, cause = rest.partition(": ")
+    assert (state, error) == (TRAIN_STATE, "States.TaskFailed")
     assert json.loads(cause)["FailureReason"] == "AlgorithmError: needs two classes"
 
 
