@@ -14,6 +14,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sagemaker.models import sagemaker_backends
 
 from {{ cookiecutter.package_name }} import deploy, settings
+from {{ cookiecutter.package_name }}.definition import render_model_tokens
 from {{ cookiecutter.package_name }}.local import integrations
 
 REGION = settings.AWS_REGION
@@ -107,7 +108,9 @@ def test_upload_uses_content_hash_keys(aws, project_root, tmp_path):
         ".asl.json"
     )
     stored = s3.get_object(Bucket="artifacts", Key=keys["DefinitionKey"])["Body"].read()
-    assert stored == (project_root / deploy.ASL_FILE).read_bytes()
+    # The model spec's tokens are filled before upload; CloudFormation's are left for the stack.
+    assert stored == render_model_tokens((project_root / deploy.ASL_FILE).read_text()).encode()
+    assert b"${HyperparameterSpec}" not in stored and b"${DataBucket}" in stored
     # Same sources, same keys: CloudFormation sees no change.
     assert deploy.upload_artifacts(s3, "artifacts", project_root) == keys
 
