@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from . import cfn
 from .definition import MODEL_TOKENS, PLACEHOLDER, placeholders
 
 STATE_TYPES = {"Task", "Pass", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map"}
@@ -462,7 +463,7 @@ _CfnLoader.add_multi_constructor(
 
 def definition_substitutions(template_text: str) -> dict[str, Any]:
     """The DefinitionSubstitutions of the template's state machine resource(s)."""
-    template = yaml.load(template_text, Loader=_CfnLoader)
+    template = cfn.loads(template_text)  # the one CloudFormation loader
     found: dict[str, Any] = {}
     for resource in (template.get("Resources") or {}).values():
         if resource.get("Type") == "AWS::StepFunctions::StateMachine":
