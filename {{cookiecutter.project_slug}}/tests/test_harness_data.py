@@ -145,3 +145,25 @@ def test_harness_refuses_before_starting_anything(no_moto: None, tmp_path: Path)
     )
     with pytest.raises(dataset.DataRefused, match="8 rows, too few"):
         harness.start()
+
+
+def test_ctrl_c_ends_a_keep_session_with_exit_0_after_cleanup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    closed: list[bool] = []
+
+    def fake_pipeline(harness: run.Harness, **_kwargs: object) -> run.PipelineResult:
+        harness.stack = type("Stack", (), {"state_machine_arn": "arn:aws:states:::stateMachine:x"})()
+        harness.cp.port = 1  # as if started: keep_serving prints the moto address
+        return harness.result
+
+    def ctrl_c(_seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "run_pipeline", fake_pipeline)
+    monkeypatch.setattr(run.report, "render_summary", lambda *_a: None)
+    monkeypatch.setattr(run.time, "sleep", ctrl_c)
+    monkeypatch.setattr(run.Harness, "close", lambda self: closed.append(True))
+    assert run.main(["--runtime", "process", "--keep", "--out", str(tmp_path)]) == 0
+    assert closed == [True]
+    assert "Press Ctrl-C to stop and clean up." in capsys.readouterr().out
