@@ -18,6 +18,10 @@ differently from SageMaker:
 - its job folders are mkdtemp's 0700: made readable for images that drop root (ours does);
 - it leaves containers, the ``sagemaker-local`` network and folders behind: containers carry a
   label and are removed by it, the rest on close().
+
+The local-mode functions are replaced through ``patches.Patches`` (``install``/``uninstall``, pinned
+to the SDK version), installed when a DockerRuntime is made and undone with every other patch when
+the control plane stops; what each job thread printed is kept in ``_captures`` by thread id.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +43,8 @@ import boto3
 import requests
 
 from ...settings import PROJECT_SLUG
+from .. import patches
+from ..patches import Patches
 from . import (
     DUMMY_CREDENTIALS,
     Endpoint,
@@ -70,14 +78,30 @@ TELEMETRY_OPT_OUT = {
     "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
 }
 _serving: dict[int, str] = {}  # serving port -> local endpoint name, for the health check below
+PATCHES = Patches("sagemaker-local-mode", pins={"sagemaker": "2.257.7"})
+
+
+@dataclass
+class Capture:
+    """What one local-mode thread (a job's or a serving container's) printed and left behind."""
+
+    lines: list[str] = field(default_factory=list)
+    failure_text: str = ""
+
+
+_captures: dict[int, Capture] = {}  # thread ident -> its capture (a job thread or a hosting thread)
+_captures_lock = threading.Lock()
+
+
+def capture_of(thread: threading.Thread | None = None) -> Capture:
+    ident = (thread or threading.current_thread()).ident or 0
+    with _captures_lock:
+        return _captures.setdefault(ident, Capture())
 
 
 def _captured() -> list[str]:
     """Output lines of the compose process run by the current thread (a job thread or a server)."""
-    thread = threading.current_thread()
-    if not hasattr(thread, "captured_output"):
-        thread.captured_output = []  # type: ignore[attr-defined]
-    return thread.captured_output  # type: ignore[attr-defined]
+    return capture_of().lines
 
 
 def _stream_output(process: subprocess.Popen[bytes]) -> int:
@@ -101,7 +125,7 @@ def _cleanup(self: Any, dirs_to_delete: Any = None) -> None:
     for host in self.hosts:
         failure = Path(self.container_root, host, "output", "failure")
         if failure.is_file():
-            threading.current_thread().failure_text = failure.read_text(errors="replace").strip()  # type: ignore[attr-defined]
+            capture_of().failure_text = failure.read_text(errors="replace").strip()
     _original_cleanup(self, dirs_to_delete)
 
 
@@ -139,10 +163,19 @@ def _wait_for_serving_container(serving_port: int) -> None:
     raise RuntimeError(f"/ping on port {serving_port} did not answer 200 within {HEALTH_TIMEOUT:.0f} s")
 
 
-image._stream_output = _stream_output
-image._SageMakerContainer._cleanup = _cleanup
-image._SageMakerContainer._generate_compose_file = _generate_compose_file
-entities._wait_for_serving_container = _wait_for_serving_container
+def install() -> None:
+    """Local mode's output capture, failure file, folder modes and health check (reversible)."""
+    if PATCHES.active:
+        return
+    PATCHES.check_pins()
+    PATCHES.replace(image, "_stream_output", _stream_output)
+    PATCHES.replace(image._SageMakerContainer, "_cleanup", _cleanup)
+    PATCHES.replace(image._SageMakerContainer, "_generate_compose_file", _generate_compose_file)
+    PATCHES.replace(entities, "_wait_for_serving_container", _wait_for_serving_container)
+
+
+def uninstall() -> None:
+    PATCHES.undo()
 
 
 def compose_available() -> bool:
@@ -186,6 +219,7 @@ class DockerRuntime(Runtime):
         self.root = Path(workdir).resolve() / "docker"
         self.root.mkdir(parents=True, exist_ok=True)
         self.s3 = S3(endpoint_url, region)
+        patches.install(sys.modules[__name__])  # undone with every patch by ControlPlane.stop()
 
     # -- sessions --------------------------------------------------------------------------------
     def _session(self, job: str, serving_port: int | None = None) -> LocalSession:
@@ -221,8 +255,8 @@ class DockerRuntime(Runtime):
 
     def _run_job(self, job: str, call: Any) -> tuple[bool, str, str]:
         """Run a blocking local-mode call; (succeeded, failure text, logs). Removes the job's containers."""
-        thread = threading.current_thread()
-        thread.captured_output, thread.failure_text = [], ""  # type: ignore[attr-defined]
+        capture = capture_of()
+        capture.lines, capture.failure_text = [], ""
         try:
             call()
             succeeded, error = True, ""
@@ -230,9 +264,7 @@ class DockerRuntime(Runtime):
             succeeded, error = False, str(failure)
         finally:
             remove_containers(f"{LABEL_JOB}={job}")
-        logs = "".join(thread.captured_output)  # type: ignore[attr-defined]
-        failure_text = thread.failure_text or error  # type: ignore[attr-defined]
-        return succeeded, failure_text, logs
+        return succeeded, capture.failure_text or error, "".join(capture.lines)
 
     # -- jobs ----------------------------------------------------------------------------------------
     def run_training(self, request: dict[str, Any]) -> JobResult:
@@ -357,7 +389,7 @@ class DockerRuntime(Runtime):
     def endpoint_logs(self, endpoint: Endpoint) -> str:
         local = LocalSagemakerClient._endpoints.get(endpoint.details["local_name"])
         hosting = getattr(getattr(local, "container", None), "container", None)
-        return "".join(getattr(hosting, "captured_output", []))
+        return "".join(capture_of(hosting).lines) if hosting is not None else ""
 
     def close(self) -> None:
         for local_name in [n for n in LocalSagemakerClient._endpoints if n in _serving.values()]:
