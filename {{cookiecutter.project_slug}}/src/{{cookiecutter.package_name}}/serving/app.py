@@ -18,11 +18,16 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
-from flask import Flask, Request, Response, request
+from flask import Flask, Response, request
+from werkzeug.datastructures import MIMEAccept
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import parse_accept_header, parse_options_header
+from werkzeug.wsgi import get_content_length, get_input_stream
 
 from .. import paths
 from ..predictor import Predictor
@@ -75,38 +80,88 @@ class Service:
             self.ready, self.pid = True, os.getpid()
 
 
-def _accept(req: Request, content_type: str) -> str:
+def _mimetype(environ: dict[str, Any]) -> str:
+    value = environ.get("CONTENT_TYPE", "")
+    return value if value in codecs.CONTENT_TYPES else parse_options_header(value)[0].lower()
+
+
+def _accept(header: str | None, content_type: str) -> str:
     """The response type: the request's own type unless the client asks for the other one."""
-    header = req.headers.get("Accept")
     if not header or header == "*/*":  # the common cases, without parsing the header
         return content_type
     other = codecs.JSON if content_type == codecs.CSV else codecs.CSV
-    best = req.accept_mimetypes.best_match([content_type, other])  # */* picks the first
+    best = parse_accept_header(header, MIMEAccept).best_match([content_type, other])  # */* picks the first
     if best is None:
         raise NotAcceptable(f"cannot produce {header!r}; supported: {', '.join(codecs.CONTENT_TYPES)}")
     return best
 
 
-def _error_type(req: Request) -> str:
+def _error_type(header: str | None) -> str:
     """Errors follow Accept (CSV clients get a text line), else JSON."""
-    accept = req.accept_mimetypes
-    if accept and accept.best_match([codecs.JSON, codecs.CSV]) == codecs.CSV:
+    if header and parse_accept_header(header, MIMEAccept).best_match([codecs.JSON, codecs.CSV]) == codecs.CSV:
         return codecs.CSV
     return codecs.JSON
 
 
-def _body(req: Request) -> bytes:
-    length = req.content_length
+def _body(environ: dict[str, Any]) -> bytes:
+    length = get_content_length(environ)
     if length is not None and length > MAX_PAYLOAD_BYTES:  # refuse before reading the body
         raise PayloadTooLarge(
             f"request body is {length} bytes; the limit is {MAX_PAYLOAD_BYTES} ({MAX_PAYLOAD_MB} MB)"
         )
-    body = req.stream.read(MAX_PAYLOAD_BYTES + 1)  # chunked bodies have no Content-Length
+    # Chunked bodies have no Content-Length: gunicorn de-chunks them and sets wsgi.input_terminated.
+    body = get_input_stream(environ).read(MAX_PAYLOAD_BYTES + 1)
     if len(body) > MAX_PAYLOAD_BYTES:
         raise PayloadTooLarge(
             f"request body exceeds the limit of {MAX_PAYLOAD_BYTES} bytes ({MAX_PAYLOAD_MB} MB)"
         )
     return body
+
+
+# Content-Type values as werkzeug writes them (text types carry the charset).
+_CONTENT_TYPE_HEADER = {codecs.CSV: "text/csv; charset=utf-8", codecs.JSON: codecs.JSON}
+_STATUS = {200: "200 OK", 400: "400 BAD REQUEST", 405: "405 METHOD NOT ALLOWED", 406: "406 NOT ACCEPTABLE",
+           413: "413 REQUEST ENTITY TOO LARGE", 415: "415 UNSUPPORTED MEDIA TYPE", 500: "500 INTERNAL SERVER ERROR"}  # fmt: skip
+
+
+def invocations(service: Service, environ: dict[str, Any]) -> tuple[int, str, bytes]:
+    """POST /invocations as (status, content type, body), straight from the WSGI environ.
+
+    The hot path skips Flask's request and response objects, context and routing (~0.1-0.2 ms of a
+    1-row request on this machine); every other route goes through Flask.
+    """
+    accept_header = environ.get("HTTP_ACCEPT")
+    try:
+        if environ.get("REQUEST_METHOD") != "POST":
+            raise MethodNotAllowed(f"{environ.get('REQUEST_METHOD')} /invocations: only POST is allowed")
+        content_type = _mimetype(environ)
+        if content_type not in codecs.CONTENT_TYPES:
+            raise UnsupportedMediaType(
+                f"unsupported content type {content_type or '(none)'!r}; send {' or '.join(codecs.CONTENT_TYPES)}"
+            )
+        accept = _accept(accept_header, content_type)
+        return 200, accept, service.predict(_body(environ), content_type, accept)
+    except ServingError as error:
+        kind = _error_type(accept_header)
+        return error.status, kind, codecs.encode_error(error.message, error.status, kind)
+    except Exception as error:
+        log.exception("prediction failed")  # a bug, not bad input: keep the worker alive, log it
+        kind = _error_type(accept_header)
+        return 500, kind, codecs.encode_error(f"internal error: {type(error).__name__}", 500, kind)
+
+
+def _with_invocations(service: Service, flask_app: Callable[..., Any]) -> Callable[..., Any]:
+    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        if environ.get("PATH_INFO") != "/invocations":
+            return flask_app(environ, start_response)
+        status, kind, body = invocations(service, environ)
+        headers = [("Content-Type", _CONTENT_TYPE_HEADER[kind]), ("Content-Length", str(len(body)))]
+        if status == 405:
+            headers.append(("Allow", "POST"))
+        start_response(_STATUS.get(status, f"{status} ERROR"), headers)
+        return [body]
+
+    return wsgi
 
 
 def create_app(model_dir: Path | None = None, predictor: Predictor | None = None) -> Flask:
@@ -151,19 +206,9 @@ def create_app(model_dir: Path | None = None, predictor: Predictor | None = None
     def execution_parameters() -> Response:
         return Response(parameters, mimetype=codecs.JSON)
 
-    @app.post("/invocations")
-    def invocations() -> Response:
-        content_type = request.mimetype
-        if content_type not in codecs.CONTENT_TYPES:
-            raise UnsupportedMediaType(
-                f"unsupported content type {content_type or '(none)'!r}; send {' or '.join(codecs.CONTENT_TYPES)}"
-            )
-        accept = _accept(request, content_type)
-        return Response(service.predict(_body(request), content_type, accept), mimetype=accept)
-
     @app.errorhandler(ServingError)
     def serving_error(error: ServingError) -> Response:
-        kind = _error_type(request)
+        kind = _error_type(request.headers.get("Accept"))
         return Response(
             codecs.encode_error(error.message, error.status, kind), status=error.status, mimetype=kind
         )
@@ -183,12 +228,13 @@ def create_app(model_dir: Path | None = None, predictor: Predictor | None = None
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:
-        log.exception("prediction failed")  # a bug, not bad input: keep the worker alive, log it
-        kind = _error_type(request)
+        log.exception("request failed")  # a bug, not bad input: keep the worker alive, log it
+        kind = _error_type(request.headers.get("Accept"))
         return Response(
             codecs.encode_error(f"internal error: {type(error).__name__}", 500, kind),
             status=500,
             mimetype=kind,
         )
 
+    app.wsgi_app = _with_invocations(service, app.wsgi_app)  # type: ignore[method-assign]
     return app

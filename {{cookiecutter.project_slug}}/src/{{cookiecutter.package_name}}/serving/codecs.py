@@ -79,20 +79,16 @@ class Schema:
 
     def _number(self, value: Any, row: int, column: int) -> float:
         """One numeric cell as a float (NaN if missing), or a BadRequest naming row and feature."""
-        if value is None:
-            return math.nan
-        if isinstance(value, str):
-            if value.strip().lower() in MISSING:
-                return math.nan
-        elif not isinstance(value, int | float):  # bool is an int: true/false read as 1/0
-            raise BadRequest(f"{self.where(row, column)}: {_kind(value)} is not a number")
         try:
-            number = float(value)
-        except (ValueError, OverflowError):  # OverflowError: a JSON integer beyond float range
-            raise BadRequest(f"{self.where(row, column)}: {quote(value)} is not a number") from None
+            number = float(value)  # str, int, float; bool is an int: true/false read as 1/0
+        except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer beyond float range
+            if value is None or (isinstance(value, str) and value.strip().lower() in MISSING):
+                return math.nan
+            shown = quote(value) if isinstance(value, int | float | str) else _kind(value)
+            raise BadRequest(f"{self.where(row, column)}: {shown} is not a number") from None
         if math.isinf(number):
             raise BadRequest(f"{self.where(row, column)}: infinite values are not allowed")
-        return number
+        return number  # NaN ("nan", "NaN") is missing, as in training
 
     def _category(self, value: Any, row: int, column: int) -> str | None:
         """One categorical cell as its stripped text (None if missing), as training reads CSV."""
