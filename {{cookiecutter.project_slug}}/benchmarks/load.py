@@ -2,7 +2,8 @@
 
     python benchmarks/load.py [--requests 10000] [--concurrency 32] [--malformed 0.1] [--runtime image|process]
 
-Every valid request must come back 200 with the model's exact scores, every malformed one a 4xx
+Every valid request must come back 200 with the model's own answer (the CSV line the library's
+prediction gives; numbers within 1e-6, the compiled predictor's tolerance), every malformed one a 4xx
 with a message, none a 5xx, and no worker may die (gunicorn's worker pids are compared before
 and after). Prints requests per second and p50/p99 latency. Loopback only, bounded in count.
 """
@@ -12,7 +13,9 @@ from __future__ import annotations
 import argparse
 import http.client
 import random
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -47,7 +50,7 @@ class Outcome:
 
 
 def plan(
-    X: np.ndarray, requests: int, malformed_share: float, seed: int
+    rows: list[bytes], requests: int, malformed_share: float, seed: int
 ) -> list[tuple[bytes, str, int | None]]:
     """(body, content type, index of the valid row or None for a malformed body) per request."""
     rng = random.Random(seed)
@@ -57,14 +60,29 @@ def plan(
             body, content_type = rng.choice(MALFORMED)
             out.append((body, content_type, None))
         else:
-            i = rng.randrange(len(X))
-            out.append((",".join(repr(float(v)) for v in X[i]).encode() + b"\n", "text/csv", i))
+            i = rng.randrange(len(rows))
+            out.append((rows[i], "text/csv", i))
     return out
 
 
-def run(host: str, port: int, X: np.ndarray, expected: np.ndarray, requests: int, concurrency: int,
+def same_answer(line: str, want: list) -> bool:
+    """A CSV answer line against the library's own cells: text exactly, numbers within 1e-6 (what
+    training checks before it ships a compiled predictor)."""
+    cells = line.split(",")
+    if len(cells) != len(want):
+        return False
+    for cell, wanted in zip(cells, want, strict=True):
+        if isinstance(wanted, float):
+            if abs(float(cell) - wanted) > 1e-6:
+                return False
+        elif cell != str(wanted):
+            return False
+    return True
+
+
+def run(host: str, port: int, rows: list[bytes], expected: list[list], requests: int, concurrency: int,
         malformed_share: float, seed: int = 0) -> dict:  # fmt: skip
-    work = plan(X, requests, malformed_share, seed)
+    work = plan(rows, requests, malformed_share, seed)
     outcome = Outcome()
     lock = threading.Lock()
 
@@ -88,11 +106,11 @@ def run(host: str, port: int, X: np.ndarray, expected: np.ndarray, requests: int
             elif status != 200:
                 local.unexpected.append(f"valid row {row} answered {status}: {payload[:200]!r}")
             else:
-                score = float(payload.decode().split(",")[1])
-                if abs(score - expected[row]) > 1e-12:
-                    local.valid_wrong.append(f"row {row}: {score} != {expected[row]}")
-                else:
+                line = payload.decode().splitlines()[-1]  # multiclass CSV starts with a header line
+                if same_answer(line, expected[row]):
                     local.valid_ok += 1
+                else:
+                    local.valid_wrong.append(f"row {row}: {line} != {expected[row]}")
             if response.getheader("Connection", "").lower() == "close":
                 connection.close()
         with lock:
@@ -135,35 +153,56 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--runtime", choices=["image", "process"], default=None)
     args = parser.parse_args()
-    model_dir, X = train_sample_model()
-    model = bench.Model.load(model_dir)
     runtime = args.runtime or ("image" if bench.image_available(bench.IMAGE) else "process")
-    if runtime == "image":
-        server = bench.image_server(bench.IMAGE, model_dir, args.workers)
-    else:
-        server = bench.process_server("process", model_dir, args.workers)
-    with server as (host, port, _first_ping, _memory):
-        result = run(host, port, X, model.predict_proba(X), args.requests, args.concurrency, args.malformed)
+    work = Path(tempfile.mkdtemp(prefix="load-"))
+    try:
+        model_dir, rows, expected = train_sample_model(work, runtime)
+        if runtime == "image":
+            server = bench.container(bench.IMAGE, model_dir, args.workers)
+        else:
+            server = bench.process_server("process", model_dir, args.workers)
+        with server as (host, port, _first_ping, _id):
+            result = run(host, port, rows, expected, args.requests, args.concurrency, args.malformed)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     print(f"load ({runtime}, {args.workers} workers): {result['requests']} requests at concurrency {result['concurrency']}, "
           f"{result['malformed']} malformed")  # fmt: skip
     print(f"  {result['rps']:.0f} rps, p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms")
     print(f"  valid correct {result['valid_ok']}/{result['valid']}, malformed 4xx {result['malformed_4xx']}/{result['malformed']}, "
           f"5xx {len(result['server_errors'])}, other {len(result['unexpected']) + len(result['valid_wrong'])}")  # fmt: skip
+    for line in (result["server_errors"] + result["unexpected"] + result["valid_wrong"])[:5]:
+        print(f"  e.g. {line}")
     failed = result["server_errors"] or result["unexpected"] or result["valid_wrong"]
     sys.exit(1 if failed else 0)
 
 
-def train_sample_model() -> tuple[Path, np.ndarray]:
-    """The sample model in a fresh folder, and the holdout rows to send."""
-    import tempfile
+def train_sample_model(work: Path, runtime: str) -> tuple[Path, list[bytes], list[list]]:
+    """The sample model (trained by the image or in process), one CSV body per holdout row, and
+    the CSV cells the library itself answers for each row."""
+    from {{ cookiecutter.package_name }}.data import read_csv
+    from {{ cookiecutter.package_name }}.predictor import Predictor
 
-    out = Path(tempfile.mkdtemp(prefix="load-"))
-    paths = bench.sample_data.write(out / "data")
-    table = bench.read_csv(paths["train"])
-    features = [c for c in table.columns if c != bench.LABEL_COLUMN]
-    model_dir = out / "opt_ml" / "model"
-    bench.Model(features).fit(table.matrix(features), table.data[bench.LABEL_COLUMN]).save(model_dir)
-    return model_dir, bench.read_csv(paths["holdout"]).matrix(features)
+    if runtime == "image":
+        model_dir, _ = bench.train_in_image(bench.IMAGE, work)
+    else:
+        paths = bench.sample_data.write(work / "data")
+        shutil.copytree(Path(paths["train"]).parent, work / "opt_ml" / "input" / "data" / "train")
+        (work / "opt_ml" / "input" / "config").mkdir(parents=True)
+        (work / "opt_ml" / "input" / "config" / "hyperparameters.json").write_text("{}")
+        model_dir = bench.train_in_process(work)
+    holdout = work / "data" / "holdout" / "holdout.csv"
+    rows = bench.feature_lines(holdout)
+    predictor = Predictor.load(model_dir)
+    result = predictor.predict(predictor.features(read_csv(holdout)))
+    if result.values is not None:
+        expected = [[v] for v in result.values.tolist()]
+    elif result.scores is not None:
+        scores = result.scores.tolist()
+        expected = [[label, p] for label, p in zip(result.labels.tolist(), scores, strict=True)]
+    else:
+        rows_p = result.probabilities.tolist()
+        expected = [[label, *p] for label, p in zip(result.labels.tolist(), rows_p, strict=True)]
+    return model_dir, rows, expected
 
 
 if __name__ == "__main__":

@@ -122,21 +122,22 @@ def train_in_process(work: Path) -> Path:
     return opt_ml / "model"
 
 
-def bodies(holdout: Path) -> dict[int, bytes]:
-    """CSV bodies of the holdout's feature columns (label dropped), as a client would send them."""
+def feature_lines(holdout: Path) -> list[bytes]:
+    """One CSV line per holdout row, its feature columns only (label dropped), as a client sends it."""
     with holdout.open(newline="") as handle:
         reader = csv.reader(handle)
-        header = next(reader)
-        label = header.index(settings.LABEL_COLUMN)
-        rows = [[cell for i, cell in enumerate(row) if i != label] for row in reader]
-    rows = [rows[i % len(rows)] for i in range(100)]
-
-    def encode(part: list[list[str]]) -> bytes:
+        label = next(reader).index(settings.LABEL_COLUMN)
         out = io.StringIO()
-        csv.writer(out, lineterminator="\n").writerows(part)
-        return out.getvalue().encode()
+        csv.writer(out, lineterminator="\n").writerows(
+            [cell for i, cell in enumerate(row) if i != label] for row in reader
+        )
+    return out.getvalue().encode().splitlines(keepends=True)
 
-    return {1: encode(rows[:1]), 100: encode(rows)}
+
+def bodies(holdout: Path) -> dict[int, bytes]:
+    """1- and 100-row CSV bodies (the holdout repeated when it has fewer rows)."""
+    lines = feature_lines(holdout)
+    return {1: lines[0], 100: b"".join(lines[i % len(lines)] for i in range(100))}
 
 
 # ---- servers ------------------------------------------------------------------------------------
