@@ -4,6 +4,9 @@ Only /ping, /invocations and /execution-parameters exist. Bad input gets a 4xx w
 names the row and feature at fault; nothing a client sends may cause a 500 or kill a worker.
 https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-inference-code.html
 
+/invocations is answered from the WSGI environ by ``invocations()`` (the per-request path: parse,
+predict, encode, nothing else); Flask serves the other routes and the errors of unknown paths.
+
 Readiness: /ping answers 200 only once the model is loaded and a warm-up prediction on the stored
 example row (``Predictor.example``) has succeeded in this process. gunicorn ``--preload`` builds the
 app in the master; the warm-up must not run there, because a library thread pool (OpenMP in
