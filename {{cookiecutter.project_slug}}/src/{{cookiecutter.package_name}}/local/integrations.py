@@ -25,6 +25,7 @@ import importlib
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -91,6 +92,7 @@ SAGEMAKER_ACTIONS: dict[str, tuple[str, str, str] | None] = {
     ),
 }
 _JOB_SUCCEEDED = "Completed"
+SYNC_POLL, SYNC_WAIT = 0.1, 0.4  # seconds: inside moto's own 0.5 s poll of a .sync resolver
 _JOB_FAILED = {"Failed", "Stopped"}
 
 
@@ -149,7 +151,17 @@ def _sagemaker_integration_class() -> type:
             name = normalised_parameters[name_field]
 
             def resolve() -> dict | None:
-                described = _json_safe(getattr(client, describe)(**{name_field: name}))
+                # moto calls this every 0.5 s; polling at 0.1 s in between ends the task within
+                # 0.1 s of the job, which offline jobs of 2-3 s notice (AWS polls far slower).
+                deadline = time.monotonic() + SYNC_WAIT
+                while True:
+                    described = _json_safe(getattr(client, describe)(**{name_field: name}))
+                    if (
+                        described.get(status_field) in {_JOB_SUCCEEDED, *_JOB_FAILED}
+                        or time.monotonic() > deadline
+                    ):
+                        break
+                    time.sleep(SYNC_POLL)
                 status = described.get(status_field)
                 if status == _JOB_SUCCEEDED:
                     return described
