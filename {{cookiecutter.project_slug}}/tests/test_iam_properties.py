@@ -249,3 +249,18 @@ def test_every_action_exists(roles):
                 names = known.setdefault(service, {a.split(":")[1].lower() for a in actions_for(service)})
                 pattern = re.compile("^" + re.escape(name.lower()).replace(r"\*", ".*") + "$")
                 assert any(pattern.match(n) for n in names), (role.name, action)
+
+
+def test_cloudformation_can_deploy_every_workload_role(template, roles, boundary):
+    """A role added to the template without its name in the CloudFormation role's list (and the
+    boundary's PassRole list) would fail the deploy: every workload role can be created and passed."""
+    cfn = roles["CloudFormationRole"]
+    passers = {"sagemaker.amazonaws.com": roles["StateMachineRole"]}
+    for name, role in roles.items():
+        if name in ("CiRole", "CloudFormationRole"):
+            continue
+        assert cfn.allowed("iam:CreateRole", role.arn, {"iam:PermissionsBoundary": boundary}), name
+        assert cfn.allowed("iam:PutRolePolicy", role.arn, {"iam:PermissionsBoundary": boundary}), name
+        (service,) = [s for s in iam_rules.SERVICES if role.trusts(s)]
+        passer = passers.get(service, cfn)
+        assert passer.allowed("iam:PassRole", role.arn, {"iam:PassedToService": service}), (name, service)
