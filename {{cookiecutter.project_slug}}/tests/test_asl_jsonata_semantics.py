@@ -275,6 +275,17 @@ def test_choice_without_default_still_evaluates_each_rule_once(cp: ControlPlane)
 
 
 # -- Creation-time validation leaves no trace --------------------------------------------------
+def test_an_expression_that_does_not_parse_is_refused_at_creation(cp: ControlPlane) -> None:
+    sfn = cp.client("stepfunctions")
+    broken = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "P",
+        "States": {"P": {"Type": "Pass", "Output": {"v": "{% 1 + %}"}, "End": True}},
+    }
+    with pytest.raises(sfn.exceptions.ClientError, match="Invalid JSONata expression"):
+        sfn.create_state_machine(name="jsonata-syntax", definition=json.dumps(broken), roleArn=ROLE)
+
+
 def test_a_refused_definition_does_not_change_how_later_ones_parse(cp: ControlPlane) -> None:
     sfn = cp.client("stepfunctions")
     refused = {

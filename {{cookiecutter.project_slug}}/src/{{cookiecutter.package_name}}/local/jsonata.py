@@ -477,6 +477,28 @@ def _fix_aws_sdk_casing() -> None:
     PATCHES.replace(aws_sdk, "_normalise_response", normalise_response)
 
 
+def _fix_creation_time_syntax_check() -> None:
+    """A JSONata expression that does not parse is refused by CreateStateMachine.
+
+    JSONATA: expressions are validated with the definition ("a JSONata expression must be valid"
+    is a creation-time InvalidDefinition, like any other schema error); moto only meets them when
+    a state runs, so a typo surfaced as a failed execution much later.
+    """
+    preprocessor = importlib.import_module(f"{_SFN}.parse.preprocessor").Preprocessor
+    original = preprocessor._inner_jsonata_expr
+
+    @functools.wraps(original)
+    def inner_jsonata_expr(self: Any, ctx: Any) -> str:
+        expression = original(self, ctx)
+        try:
+            _compile(expression)
+        except QueryEvaluationError as error:
+            raise ValueError(f"Invalid JSONata expression: {error.cause}") from None
+        return expression
+
+    PATCHES.replace(preprocessor, "_inner_jsonata_expr", inner_jsonata_expr)
+
+
 def install() -> None:
     """Install the engine and every correction (through ``patches.install(jsonata)``, after
     ``integrations``: the Choice correction here supersedes its JSONPath one)."""
@@ -489,6 +511,7 @@ def install() -> None:
     _fix_parser_scope_state()
     _fix_string_literals()
     _fix_aws_sdk_casing()
+    _fix_creation_time_syntax_check()
 
 
 def uninstall() -> None:
