@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,6 +106,27 @@ INVALID_ANSWERS = [
     ("notification_email", "a@b.com<script>", "email address"),
     ("gitlab_project_path", "just-a-project", "GitLab project path"),
 ]
+
+
+def lock_venv(project: Path, venv: Path) -> Path:
+    """A virtualenv with exactly a baked project's image lock (container/requirements.txt) and pytest:
+    enough for its in-process tests, and a check that the lock installs."""
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    lock = project / "container" / "requirements.txt"
+    result = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "--quiet", "-r", str(lock), "pytest>=8"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return venv
+
+
+def summary_counts(output: str) -> dict[str, int]:
+    """Counts from pytest's last summary line ("3 passed, 1 skipped in 2.1s")."""
+    summary = re.findall(r"^(?:=+ )?((?:\d+ \w+(?:, )?)+) in [\d.]+s", output, re.MULTILINE)[-1]
+    return {kind: int(n) for n, kind in re.findall(r"(\d+) (\w+)", summary)}
 
 
 @pytest.fixture(scope="session")

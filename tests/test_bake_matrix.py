@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import combinations, combo_id
+from conftest import combinations, combo_id, lock_venv, summary_counts
 
 # Files every generated project must have (a subset: others may be added without touching this).
 EXPECTED = [
@@ -126,6 +126,15 @@ def test_answers_reach_the_project(baked, combo) -> None:
     settings = (project / "src" / project.name.replace("-", "_") / "settings.py").read_text()
     assert f'DRIFT_POLICY = "{combo["drift_policy"]}"' in settings
     assert f'GATE_METRIC = "{combo["gate_metric"]}"' in settings
+    assert f'PROBLEM_TYPE = "{combo["problem_type"]}"' in settings
+    assert f'MODEL_LIBRARY = "{combo["model_library"]}"' in settings
+    higher = combo["gate_metric"] not in ("rmse", "mae", "mape", "log_loss")
+    assert f"GATE_HIGHER_IS_BETTER = {higher}" in settings
+    model = (project / "src" / project.name.replace("-", "_") / "model.py").read_text()
+    assert f'LIBRARY = "{combo["model_library"]}"' in model
+    pins = (project / "container" / "requirements.txt").read_text()
+    library_pin = {"scikit-learn": "skops==", "xgboost": "xgboost-cpu==", "lightgbm": "lightgbm=="}
+    assert [pin for pin in library_pin.values() if pin in pins] == [library_pin[combo["model_library"]]]
     assert f"ENABLE_HPO = {combo['enable_hpo'] == 'y'}" in settings
     asl = (project / "pipeline" / "state_machine.asl.json").read_text()
     # One state machine for every option: train or tune is the execution input's choice.
@@ -151,7 +160,13 @@ def test_asl_check(baked, combo) -> None:
     project = baked[combo_id(combo)]
     package = project.name.replace("-", "_")
     result = subprocess.run(
-        [sys.executable, "-m", f"{package}.asl_check", "pipeline/state_machine.asl.json", "infra/template.yaml"],
+        [
+            sys.executable,
+            "-m",
+            f"{package}.asl_check",
+            "pipeline/state_machine.asl.json",
+            "infra/template.yaml",
+        ],
         cwd=project,
         capture_output=True,
         text=True,
@@ -168,3 +183,40 @@ def test_cfn_lint_all_templates(baked) -> None:
     )
     # cfn-lint's exit code is a bit mask: 1 fatal, 2 errors, 4 warnings, 8 informational.
     assert result.returncode & 3 == 0, result.stdout + result.stderr
+
+
+# ---- every combination trains, gates and refuses tampered models, in process --------------------
+
+# The generated project's own tests that need only the image's dependencies (no moto, no Docker).
+IN_PROCESS_TESTS = ["tests/test_problem_types.py", "tests/test_models_security.py"]
+
+
+@pytest.fixture(scope="module")
+def library_venvs(baked, tmp_path_factory) -> dict[str, Path]:
+    """One virtualenv per model library with exactly the image's lock (container/requirements.txt)."""
+    venvs = {}
+    for combo in COMBOS:
+        library = combo["model_library"]
+        if library in venvs:
+            continue
+        venvs[library] = lock_venv(baked[combo_id(combo)], tmp_path_factory.mktemp(f"venv-{library}"))
+    return venvs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("combo", COMBOS, ids=combo_id)
+def test_combination_trains_gates_and_refuses_tampered_models(baked, library_venvs, combo) -> None:
+    """train (the training entrypoint on an /opt/ml tree), evaluate and gate on the type's metric,
+    with text labels and a categorical column; tampered artifacts refused (see those test files)."""
+    project = baked[combo_id(combo)]
+    python = library_venvs[combo["model_library"]] / "bin" / "python"
+    result = subprocess.run(
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *IN_PROCESS_TESTS],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    counts = summary_counts(result.stdout)
+    assert counts.get("passed", 0) >= 20 and not counts.get("failed") and not counts.get("error"), counts

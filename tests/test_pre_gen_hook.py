@@ -96,5 +96,7 @@ def test_bake_with_a_metric_of_another_problem_type_fails_in_one_line(tmp_path, 
     with pytest.raises(FailedHookException):
         cookiecutter(str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(tmp_path))
     errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR: ")]
-    assert errors == ["ERROR: gate_metric='r2x': must be one of rmse, mae, r2, mape for problem_type regression"]
+    assert errors == [
+        "ERROR: gate_metric='r2x': must be one of rmse, mae, r2, mape for problem_type regression"
+    ]
     assert list(tmp_path.iterdir()) == []

@@ -9,19 +9,21 @@ import numpy as np
 import pytest
 
 from {{ cookiecutter.package_name }} import data
+from {{ cookiecutter.package_name }} import sample_data as samples
+from {{ cookiecutter.package_name }}.drift import data_drift, schema
 from {{ cookiecutter.package_name }}.drift import profile as prof
-from {{ cookiecutter.package_name }}.drift import schema
-from {{ cookiecutter.package_name }}.settings import LABEL_COLUMN
+from {{ cookiecutter.package_name }}.settings import LABEL_COLUMN, PROBLEM_TYPE
 
 
 @pytest.fixture(scope="module")
-def train(sample_data: dict[str, Path]) -> data.Table:
-    return data.read_csv(sample_data["train"])
+def train() -> data.Table:
+    """The breast-cancer table (30 numeric features, classes 0/1), whatever the baked problem type."""
+    return samples.load_table("binary")
 
 
 @pytest.fixture(scope="module")
 def profile(train: data.Table) -> dict:
-    return prof.build_profile(train, [c for c in train.columns if c != LABEL_COLUMN])
+    return prof.build_profile(train, [c for c in train.columns if c != LABEL_COLUMN], numeric_label=False)
 
 
 def test_profile_of_the_sample_data(train: data.Table, profile: dict):
@@ -109,9 +111,40 @@ def _copy(table: data.Table) -> data.Table:
     return data.Table(list(table.columns), {c: v.copy() for c, v in table.data.items()})
 
 
-def test_the_training_data_and_the_drifted_copy_pass_the_schema(sample_data, profile: dict):
+def test_the_training_data_and_the_drifted_copy_pass_the_schema(sample_data):
+    """The baked problem type's sample: its splits and its drifted copy are drift, not broken feeds."""
+    train = data.read_csv(sample_data["train"])
+    reference = prof.build_profile(train, [c for c in train.columns if c != LABEL_COLUMN])
+    assert reference["label"]["type"] == ("numeric" if PROBLEM_TYPE == "regression" else "categorical")
     for name in ("train", "holdout", "drifted"):
-        assert schema.check(profile, data.read_csv(sample_data[name])) == []
+        assert schema.check(reference, data.read_csv(sample_data[name])) == []
+
+
+def test_a_regression_target_is_profiled_checked_and_drift_tested_as_a_number(train: data.Table):
+    features = [c for c in train.columns if c != LABEL_COLUMN]
+    table = _copy(train)
+    table.data[LABEL_COLUMN] = train.data["mean_area"] / 10.0  # a continuous target
+    reference = prof.build_profile(table, features, numeric_label=True)
+    label = reference["label"]
+    assert (label["type"], label["column"], label["n"]) == ("numeric", LABEL_COLUMN, train.n_rows)
+    assert label["min"] == pytest.approx(float(table.data[LABEL_COLUMN].min()))
+    assert schema.check(reference, table) == []
+    same = data_drift.compare(reference, table, 0.2, 0.01)
+    assert (same.label.test, same.label.drifted) == ("ks", False)
+    shifted = _copy(table)
+    shifted.data[LABEL_COLUMN] = table.data[LABEL_COLUMN] * 1.5
+    moved = data_drift.compare(reference, shifted, 0.2, 0.01)
+    assert moved.label.test == "ks" and moved.label.drifted and moved.label.p_value < 1e-6
+    text = _copy(table)
+    text.data[LABEL_COLUMN] = np.asarray(["high"] * table.n_rows, dtype=object)
+    with pytest.raises(schema.SchemaError, match=f"'{LABEL_COLUMN}': the label must be a number"):
+        schema.check(reference, text)
+    sentinel = _copy(table)
+    sentinel.data[LABEL_COLUMN][0] = -999.0
+    with pytest.raises(schema.SchemaError, match=f"'{LABEL_COLUMN}': negative value -999"):
+        schema.check(reference, sentinel)
+    with pytest.raises(data.DataError, match="not numeric; a regression target must be"):
+        prof.build_profile(text, features, numeric_label=True)
 
 
 def test_missing_column_is_named(train: data.Table, profile: dict):

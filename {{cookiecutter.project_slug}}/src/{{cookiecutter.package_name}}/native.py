@@ -109,14 +109,17 @@ def skops_types(schema: dict[str, Any]) -> tuple[set[str], set[str]]:
     return types, loaders
 
 
+def allowed_loaders(allowed_types: frozenset[str]) -> frozenset[str]:
+    """The data-only node kinds, plus TreeNode when the project lists the Tree type."""
+    return SKOPS_LOADERS | ({"TreeNode"} if TREE_TYPE in allowed_types else frozenset())
+
+
 def load_skops(path: Path, allowed_types: frozenset[str]) -> Any:
     """Load a skops file whose every type and loader is on the allow-lists; refuse it otherwise."""
     schema = skops_schema(path)
     types, loaders = skops_types(schema)
     refused = sorted(types - allowed_types)
-    refused_loaders = sorted(
-        loaders - SKOPS_LOADERS - ({"TreeNode"} if TREE_TYPE in allowed_types else set())
-    )
+    refused_loaders = sorted(loaders - allowed_loaders(allowed_types))
     if refused or refused_loaders:
         raise UnsafeModelError(
             f"{path}: refusing type(s) {refused} and skops node kind(s) {refused_loaders} (types must be "
@@ -177,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     types, loaders = skops_types(skops_schema(Path(args[0])))
     extra = sorted(types - model.SKOPS_TYPES)
-    kinds = sorted(loaders - SKOPS_LOADERS - {"TreeNode"})
+    kinds = sorted(loaders - allowed_loaders(frozenset(types)))
     for name in extra:
         print(name)
     if kinds:

@@ -1,0 +1,141 @@
+"""Swapping the algorithm touches model.py alone: the README's "Swap the algorithm" as a test.
+
+A baked scikit-learn project gets a random forest instead of the logistic regression, by editing
+only its model.py (estimator, hyperparameter spec, skops type list); then its own training,
+evaluate, problem-type and artifact-safety tests run unchanged, and the model it trains is the
+forest, stored and reloaded through the same contract.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TEMPLATE, lock_venv, summary_counts
+
+pytestmark = pytest.mark.slow
+
+# (old, new) text edits in the generated model.py; each old text must occur exactly once.
+EDITS = [
+    (
+        "from sklearn.compose import ColumnTransformer\n",
+        "from sklearn.compose import ColumnTransformer\nfrom sklearn.ensemble import RandomForestClassifier\n",
+    ),
+    (
+        "from sklearn.linear_model import LogisticRegression, Ridge\n",
+        "from sklearn.linear_model import Ridge\n",
+    ),
+    (
+        '    Param("C", "float", 1.0, 1e-4, 1e4, scale="log", help="inverse regularisation (Ridge: alpha = 1/C)"),\n'
+        '    Param("max_iter", "int", 1000, 10, 100_000, tune=False, help="solver iterations"),\n',
+        '    Param("n_estimators", "int", 60, 10, 500, help="trees in the forest"),\n'
+        '    Param("max_depth", "int", 6, 1, 30, help="depth of each tree"),\n',
+    ),
+    (
+        '        final: Any = Ridge(alpha=1.0 / hp["C"], max_iter=hp["max_iter"])\n',
+        "        final: Any = Ridge()\n",
+    ),
+    (
+        '        final = LogisticRegression(C=hp["C"], max_iter=hp["max_iter"], class_weight=weight)\n',
+        "        final = RandomForestClassifier(\n"
+        '            n_estimators=hp["n_estimators"], max_depth=hp["max_depth"], class_weight=weight, random_state=0\n'
+        "        )\n",
+    ),
+    (
+        '        "sklearn.linear_model._logistic.LogisticRegression",\n',
+        '        "numpy.int64",\n'
+        '        "sklearn.ensemble._forest.RandomForestClassifier",\n'
+        '        "sklearn.tree._classes.DecisionTreeClassifier",\n'
+        '        "sklearn.tree._tree.Tree",\n',
+    ),
+]
+TESTS = [
+    "tests/test_training.py",
+    "tests/test_evaluate.py",
+    "tests/test_hyperparameters.py",
+    "tests/test_problem_types.py",
+    "tests/test_models_security.py",
+]
+
+
+@pytest.fixture(scope="module")
+def swapped(tmp_path_factory) -> tuple[Path, Path]:
+    from cookiecutter.main import cookiecutter
+
+    project = Path(
+        cookiecutter(
+            str(TEMPLATE),
+            no_input=True,
+            output_dir=str(tmp_path_factory.mktemp("swap")),
+            extra_context={"problem_type": "binary", "model_library": "scikit-learn"},
+        )
+    )
+    before = {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
+    model = project / "src" / project.name.replace("-", "_") / "model.py"
+    text = model.read_text()
+    for old, new in EDITS:
+        assert text.count(old) == 1, f"the generated model.py no longer contains: {old!r}"
+        text = text.replace(old, new)
+    model.write_text(text)
+    changed = [p for p in project.rglob("*") if p.is_file() and before.get(p) != p.read_bytes()]
+    assert changed == [model]
+    return project, lock_venv(project, tmp_path_factory.mktemp("venv"))
+
+
+def test_the_swapped_model_py_is_clean(swapped) -> None:
+    project, _ = swapped
+    ruff = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "src"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert ruff.returncode == 0, ruff.stdout + ruff.stderr
+
+
+def test_the_project_suite_passes_with_the_swapped_estimator(swapped) -> None:
+    project, venv = swapped
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    counts = summary_counts(result.stdout)
+    assert counts.get("passed", 0) >= 60 and not counts.get("failed"), counts
+
+
+def test_training_stores_the_forest_through_the_same_contract(swapped, tmp_path: Path) -> None:
+    project, venv = swapped
+    package = project.name.replace("-", "_")
+    script = f"""
+import json, sys
+from pathlib import Path
+from {package} import data, sample_data
+from {package}.predictor import Predictor
+out = Path(sys.argv[1])
+paths = sample_data.write(out / "data")
+Predictor.fit(data.read_csv(paths["train"]), {{"n_estimators": "25"}}).save(out / "model")
+loaded = Predictor.load(out / "model")
+print(json.dumps({{"estimator": type(loaded.estimator.steps[-1][1]).__name__,
+                  "n_trees": len(loaded.estimator.steps[-1][1].estimators_),
+                  "hyperparameters": loaded.hyperparameters}}))
+"""
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", script, str(tmp_path)],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(project / "src")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    facts = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (facts["estimator"], facts["n_trees"]) == ("RandomForestClassifier", 25)
+    assert facts["hyperparameters"]["max_depth"] == 6 and "C" not in facts["hyperparameters"]
