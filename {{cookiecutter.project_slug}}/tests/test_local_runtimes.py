@@ -226,3 +226,21 @@ def test_endpoint_serves_the_trained_model_and_stops(
         runtime.stop_endpoint(endpoint)
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{endpoint.url}/ping", timeout=2)
+
+
+def test_log_tail_drops_health_check_noise_and_keeps_the_reason() -> None:
+    from {{ cookiecutter.package_name }}.local.runtimes import log_tail
+
+    logs = "\n".join(
+        [
+            "Booting worker with pid: 15",
+            "ModelFolderError: metadata.json: feature_names do not match the model",
+            *[
+                f'[crit] 14#14: *{i} connect() to unix:/tmp/s/gunicorn.sock failed (2: No such file) "GET /ping"'
+                for i in range(20)
+            ],
+        ]
+    )
+    assert log_tail(logs, 2) == (
+        "Booting worker with pid: 15 | ModelFolderError: metadata.json: feature_names do not match the model"
+    )

@@ -10,6 +10,7 @@ so the runtimes see exactly what the state machine sent.
 from __future__ import annotations
 
 import abc
+import re
 import shutil
 import socket
 import subprocess
@@ -83,6 +84,16 @@ def aws_environment(endpoint_url: str, region: str) -> dict[str, str]:
         "AWS_EC2_METADATA_DISABLED": "true",
         **DUMMY_CREDENTIALS,
     }
+
+
+# Lines that say nothing about why a server died: nginx retrying the app socket during health checks.
+NOISE = re.compile(r"connect\(\) to unix:.* failed|GET /ping")
+
+
+def log_tail(logs: str, lines: int = 5) -> str:
+    """The last lines that carry a reason (noise dropped), joined for a one-line FailureReason."""
+    kept = [line for line in logs.strip().splitlines() if line.strip() and not NOISE.search(line)]
+    return " | ".join(kept[-lines:])
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -55,6 +55,7 @@ from . import (
     docker_daemon_answers,
     free_port,
     image_exists,
+    log_tail,
 )
 from .process import S3, split_s3_uri
 
@@ -368,8 +369,7 @@ class DockerRuntime(Runtime):
         except Exception as error:
             logs = self.endpoint_logs(endpoint)
             self.stop_endpoint(endpoint)
-            tail = " | ".join(logs.strip().splitlines()[-5:])
-            raise RuntimeError(f"{error}; container log tail: {tail}") from None
+            raise RuntimeError(f"{error}; container log tail: {log_tail(logs, 8)}") from None
         return endpoint
 
     def stop_endpoint(self, endpoint: Endpoint) -> None:

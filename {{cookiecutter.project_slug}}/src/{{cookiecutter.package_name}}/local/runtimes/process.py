@@ -31,7 +31,7 @@ import requests
 
 from ... import s3uri, tarballs
 from ...settings import PACKAGE_NAME
-from . import Endpoint, JobResult, Runtime, aws_environment, free_port
+from . import Endpoint, JobResult, Runtime, aws_environment, free_port, log_tail
 
 # Container entrypoint (on PATH in the image) -> module run with ``python -m`` here.
 ENTRYPOINT_MODULES = {
@@ -304,9 +304,7 @@ class ProcessRuntime(Runtime):
         except RuntimeError as error:
             logs = self.endpoint_logs(endpoint)
             self.stop_endpoint(endpoint)
-            raise RuntimeError(
-                f"{error}; serving log tail: {' | '.join(logs.strip().splitlines()[-5:])}"
-            ) from None
+            raise RuntimeError(f"{error}; serving log tail: {log_tail(logs, 8)}") from None
         return endpoint
 
     def stop_endpoint(self, endpoint: Endpoint) -> None:
