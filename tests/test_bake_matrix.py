@@ -141,6 +141,14 @@ def test_answers_reach_the_project(baked, combo) -> None:
     assert "createHyperParameterTuningJob" in asl and "createTrainingJob" in asl
     template = (project / "infra" / "template.yaml").read_text()
     assert (combo["notification_email"] or "NotificationEmail") in template
+    # A tuning schedule is a second rule that starts the same state machine with {"tune": true}.
+    rules = yaml.load(template, Loader=CfnLoader)["Resources"]
+    tuning = rules.get("TuningScheduleRule")
+    assert (tuning is not None) == bool(combo["tuning_schedule_expression"])
+    if tuning is not None:
+        assert tuning["Properties"]["ScheduleExpression"] == combo["tuning_schedule_expression"]
+        assert json.loads(tuning["Properties"]["Targets"][0]["Input"]) == {"tune": True}
+    assert json.loads(rules["ScheduleRule"]["Properties"]["Targets"][0]["Input"]) == {}
 
 
 @pytest.mark.parametrize("combo", COMBOS, ids=combo_id)
