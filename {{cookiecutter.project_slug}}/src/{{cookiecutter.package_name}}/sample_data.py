@@ -6,8 +6,8 @@ binary: breast cancer (569 rows, 30 features); multiclass: wine (178 rows, 13 fe
 classes); regression: diabetes (442 rows, 10 features, a disease-progression score). Writes
 train/train.csv (80%) and holdout/holdout.csv (20%), split with a fixed seed, the label in
 ``settings.LABEL_COLUMN``. ``--drift`` also writes drifted/train.csv: the same rows with data
-drift (features shifted and widened) and concept drift (the label relation broken in one region),
-so `--inject-drift` shows validation flag the data and the gate block the retrained model.
+drift and concept drift from ``drift_injection.inject``, so `--inject-drift` shows validation flag
+the data and the gate block the retrained model.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 from sklearn import datasets
 
 from .data import Table, write_csv
+from .drift_injection import inject
 from .settings import LABEL_COLUMN, PROBLEM_TYPE
 
 LOADERS = {
@@ -26,14 +27,12 @@ LOADERS = {
     "multiclass": datasets.load_wine,
     "regression": datasets.load_diabetes,
 }
-# Features shifted in the drifted copy, and the one whose high values get their labels broken.
-DRIFTED = {
-    "binary": ("mean_radius", "mean_texture", "worst_area", "mean_smoothness"),
-    "multiclass": ("alcohol", "malic_acid", "color_intensity", "proline"),
-    "regression": ("age", "bmi", "bp", "s3"),
-}
-CONCEPT = {"binary": "worst_concave_points", "multiclass": "flavanoids", "regression": "s5"}
-DRIFTED_FEATURES = DRIFTED[PROBLEM_TYPE]
+# Among the features drift_injection shifts (the first third of the numeric ones), for tests.
+DRIFTED_FEATURES = {
+    "binary": ("mean_radius", "mean_texture", "mean_area", "mean_smoothness"),
+    "multiclass": ("alcohol", "malic_acid", "ash", "magnesium"),
+    "regression": ("age", "sex", "bmi", "bp"),
+}[PROBLEM_TYPE]
 
 
 def load_table(problem_type: str | None = None) -> Table:
@@ -45,29 +44,8 @@ def load_table(problem_type: str | None = None) -> Table:
 
 
 def drift(table: Table, seed: int = 7) -> Table:
-    """Data drift and concept drift together, as when an upstream source changes.
-
-    Data drift: ``DRIFTED_FEATURES`` shifted and widened. Concept drift: where a strongly
-    label-related feature is high, 60% of the labels are broken (the next class, or the target
-    mirrored), so a model trained on this copy is clearly worse on the clean holdout and the gate
-    blocks it even when the drift policy lets training go on.
-    """
-    rng = np.random.default_rng(seed)
-    out = table.take(slice(None))
-    for name in DRIFTED_FEATURES:
-        column = out.data[name]
-        out.data[name] = column * 1.6 + column.std() * (1.0 + 0.3 * rng.standard_normal(len(column)))
-    label = table.data[LABEL_COLUMN]
-    concept = table.data[CONCEPT[PROBLEM_TYPE]]
-    region = concept > np.median(concept)
-    broken = region & (rng.random(len(label)) < 0.6)
-    if PROBLEM_TYPE == "regression":
-        replaced = label.max() + label.min() - label  # high becomes low: the relation inverts
-    else:
-        classes = np.unique(label)
-        replaced = classes[(np.searchsorted(classes, label) + 1) % len(classes)]  # the next class
-    out.data[LABEL_COLUMN] = np.where(broken, replaced, label)
-    return out
+    """Data drift and concept drift together, as when an upstream source changes (see drift_injection)."""
+    return inject(table, LABEL_COLUMN, PROBLEM_TYPE, seed)
 
 
 def write(out: Path, with_drift: bool = False, seed: int = 42) -> dict[str, Path]:

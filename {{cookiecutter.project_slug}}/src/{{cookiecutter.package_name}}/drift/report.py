@@ -219,6 +219,9 @@ def metric_plot(
         heights = [math.nan if values[name] is None else values[name] for _, values, _ in sides]
         bars = axis.bar(range(len(sides)), heights, color=[color for *_, color in sides])
         axis.bar_label(bars, fmt="%.3f", fontsize=7)
+        finite = [h for h in (*heights, minimum if name == metric else 0.0) if math.isfinite(h)]
+        if finite:  # room above the bars for their labels
+            axis.set_ylim(min(0.0, min(finite) * 1.2), max(max(finite) * 1.2, 1e-9))
         axis.set_xticks(range(len(sides)), [label for label, *_ in sides], fontsize=7)
         arrow = "higher is better" if metrics.higher_is_better(name) else "lower is better"
         axis.set_title(f"{_plain(name)}\n({arrow})", fontsize=8)
