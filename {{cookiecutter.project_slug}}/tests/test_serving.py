@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 
 import pytest
 from serving_bodies import assert_exact, csv_body, expected, json_rows, parse_csv, parse_json
@@ -313,3 +314,19 @@ def test_a_bug_is_a_json_500_and_the_app_keeps_serving(predictor, rows, names, m
     assert error_of(post(client, csv_body(rows, names))) == (500, "internal error: ZeroDivisionError")
     monkeypatch.undo()
     assert post(client, csv_body(rows, names)).status_code == 200
+
+
+def test_scikit_learn_skips_its_finiteness_check_in_every_serving_thread(client, rows, names):
+    # scikit-learn keeps its config per thread; gunicorn's gthread workers serve in a thread.
+    sklearn = pytest.importorskip("sklearn")
+    seen = []
+
+    def serve() -> None:
+        seen.append(sklearn.get_config()["assume_finite"])
+        assert post(client, csv_body(rows, names)).status_code == 200
+        seen.append(sklearn.get_config()["assume_finite"])
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    thread.join()
+    assert seen == [False, True]
