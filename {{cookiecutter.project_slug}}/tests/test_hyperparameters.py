@@ -160,3 +160,15 @@ def test_metric_definitions_and_objective_follow_the_problem_type():
     objective = metrics.tuning_objective()
     assert objective["MetricName"] == f"validation:{GATE_METRIC}"
     assert objective["Type"] == ("Maximize" if metrics.higher_is_better(GATE_METRIC) else "Minimize")
+
+
+def test_metric_definition_regexes_read_the_training_log_lines():
+    import re
+
+    values = {name: -0.25 - i for i, name in enumerate(metrics.METRICS[PROBLEM_TYPE])}
+    line = metrics.format_for_logs(values, "train") + " " + metrics.format_for_logs(values, "validation")
+    for definition in metrics.metric_definitions():
+        _, name = definition["Name"].split(":")
+        found = re.findall(definition["Regex"], line)
+        assert [float(v) for v in found] == [values[name]], definition
+    assert not re.findall(metrics.metric_definitions()[0]["Regex"], "train:x=nan;")
