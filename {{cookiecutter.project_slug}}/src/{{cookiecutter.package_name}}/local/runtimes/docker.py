@@ -15,6 +15,8 @@ differently from SageMaker:
 - it serves every endpoint on one configured port: each endpoint gets its own session and port,
   so an update can start the new container while the old one still serves (no update_endpoint
   or tuning in local mode: the backend emulates both on top of this runtime);
+- its serving volume keeps the downloaded model.tar.gz next to the extracted files: removed, so
+  /opt/ml/model holds what SageMaker puts there;
 - its job folders are mkdtemp's 0700: made readable for images that drop root (ours does);
 - it leaves containers, the ``sagemaker-local`` network and folders behind: containers carry a
   label and are removed by it, the rest on close().
@@ -164,6 +166,21 @@ def _wait_for_serving_container(serving_port: int) -> None:
     raise RuntimeError(f"/ping on port {serving_port} did not answer 200 within {HEALTH_TIMEOUT:.0f} s")
 
 
+_original_serving_volumes = image._SageMakerContainer._prepare_serving_volumes
+
+
+def _prepare_serving_volumes(self: Any, model_location: str) -> Any:
+    """Leave only the model's files in /opt/ml/model, as SageMaker does: it extracts model.tar.gz
+    there ("How SageMaker hosting loads your model artifacts"); local mode extracts next to the
+    downloaded archive and mounts both, and a model loader that allows only known files refuses it."""
+    volumes = _original_serving_volumes(self, model_location)
+    for volume in volumes:
+        if getattr(volume, "container_dir", "") == "/opt/ml/model":
+            for archive in Path(volume.host_dir).glob("*.tar.gz"):
+                archive.unlink()
+    return volumes
+
+
 def install() -> None:
     """Local mode's output capture, failure file, folder modes and health check (reversible)."""
     if PATCHES.active:
@@ -173,6 +190,7 @@ def install() -> None:
     PATCHES.replace(image._SageMakerContainer, "_cleanup", _cleanup)
     PATCHES.replace(image._SageMakerContainer, "_generate_compose_file", _generate_compose_file)
     PATCHES.replace(entities, "_wait_for_serving_container", _wait_for_serving_container)
+    PATCHES.replace(image._SageMakerContainer, "_prepare_serving_volumes", _prepare_serving_volumes)
 
 
 def uninstall() -> None:
