@@ -460,6 +460,14 @@ def test_catches_jsonpath_fields_eval_and_syntax_in_jsonata_states(jsonata_good)
     assert any(p.startswith("Work.Arguments.Message: JSONata syntax error") for p in found)
 
 
+@pytest.mark.parametrize("name", ["1st", "has-dash", "states", "x" * 81])
+def test_catches_bad_variable_names(jsonata_good, name):
+    jsonata_good["States"]["Start"]["Assign"][name] = 1
+    assert any(
+        p.startswith(f"Start.Assign.{name}: not a variable name") for p in jsonata_problems(jsonata_good)
+    )
+
+
 def test_variables_read_skips_strings_regexes_and_local_names():
     assert asl_check.variables_read("$a & '$b' & \"$c\" & $match($d, /\\$e/) & ($f := 1; $f)") == {"a", "d"}
     assert asl_check.variables_read("$map($xs, function($v, $i) { $v + $i + $k })") == {"xs", "k"}

@@ -322,7 +322,30 @@ def check_variables(
     return problems
 
 
+# Workflow variable names: a letter or underscore, then letters, digits, underscores; at most 80
+# characters; "states" is reserved ("Passing data between states with variables").
+VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,79}$")
+
+
+def _assigns(state: dict[str, Any], where: str) -> list[tuple[str, dict[str, Any]]]:
+    found = [(f"{where}.Assign", state.get("Assign") or {})]
+    found += [
+        (f"{where}.Choices[{i}].Assign", r.get("Assign") or {})
+        for i, r in enumerate(state.get("Choices", []))
+    ]
+    found += [
+        (f"{where}.Catch[{i}].Assign", c.get("Assign") or {}) for i, c in enumerate(state.get("Catch", []))
+    ]
+    return found
+
+
 def _check_jsonata_state(where: str, state: dict[str, Any], problems: list[str]) -> None:
+    for place, assign in _assigns(state, where):
+        for name in assign:
+            if not VARIABLE_NAME.match(name) or name in RESERVED_VARIABLES:
+                problems.append(
+                    f"{place}.{name}: not a variable name (letter or _, then letters, digits, _; 80 at most; not states)"
+                )
     for field in JSONPATH_ONLY:
         if field in state:
             problems.append(

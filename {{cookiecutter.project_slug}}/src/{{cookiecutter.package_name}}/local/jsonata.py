@@ -39,8 +39,6 @@ _SFN = "moto.stepfunctions.parser.asl"
 # VARIABLES, "Variable limits": one variable, and all variables of one Assign, at most 256 KiB.
 MAX_VARIABLE_BYTES = 256 * 1024
 MAX_ASSIGN_BYTES = 256 * 1024
-# VARIABLES: "Variable names ... 80 Unicode characters or less".
-MAX_VARIABLE_NAME = 80
 HASH_ALGORITHMS = {
     "MD5": "md5",
     "SHA-1": "sha1",
