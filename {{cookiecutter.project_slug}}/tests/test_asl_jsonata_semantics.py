@@ -210,12 +210,16 @@ def test_expression_errors_are_query_evaluation_errors(
     assert in_cause in cause
 
 
-def test_catch_sees_a_query_evaluation_error_in_task_arguments(cp: ControlPlane) -> None:
+def test_retry_and_catch_see_a_query_evaluation_error_in_task_arguments(cp: ControlPlane) -> None:
     states = {
         "Task": {
             "Type": "Task",
             "Resource": "arn:aws:states:::lambda:invoke",
             "Arguments": {"FunctionName": echo_arn(cp), "Payload": {"n": "{% 1 + 'x' %}"}},
+            # Retriers and catchers match it by name like any task error ("Handling errors").
+            "Retry": [
+                {"ErrorEquals": ["States.QueryEvaluationError"], "MaxAttempts": 2, "IntervalSeconds": 1}
+            ],
             "Catch": [
                 {
                     "ErrorEquals": ["States.QueryEvaluationError"],
@@ -227,7 +231,10 @@ def test_catch_sees_a_query_evaluation_error_in_task_arguments(cp: ControlPlane)
         },
         "Done": {"Type": "Succeed"},
     }
-    assert output(run(cp, states)) == {"caught": "States.QueryEvaluationError"}
+    described = run(cp, states)
+    assert output(described) == {"caught": "States.QueryEvaluationError"}
+    attempts = [e for e in cp.history(described["executionArn"]) if e["type"] == "EvaluationFailed"]
+    assert len(attempts) == 3  # the first try and two retries, then the Catch
 
 
 # -- "Choice workflow state" -----------------------------------------------------------------
