@@ -153,6 +153,29 @@ def test_image_has_labels_and_runs_without_an_entrypoint(image):
     assert config["ExposedPorts"] == {"8080/tcp": {}}
 
 
+SLIM_CHECK = """
+import importlib.util, sys
+import boto3
+boto3.client("s3", region_name="eu-west-1")  # botocore keeps the S3 model and the credential chain's
+boto3.client("sts", region_name="eu-west-1")
+spec = importlib.util.find_spec("{{ cookiecutter.package_name }}.serving.app")
+print(importlib.util.cache_from_source(spec.origin))
+import {{ cookiecutter.package_name }}.serving.app
+print("sklearn", importlib.util.find_spec("sklearn") is not None, "pip", importlib.util.find_spec("pip") is not None)
+"""
+
+
+def test_slimmed_image_keeps_what_the_entrypoints_need(docker_client, image, tmp_path):
+    """pip and unused API models are gone; S3/STS clients still build; serving has bytecode."""
+    logs = docker_client.containers.run(
+        image.id, ["python3", "-c", SLIM_CHECK], user="model", remove=True, stderr=True
+    ).decode()
+    cached, libraries = logs.strip().splitlines()[-2:]
+    assert libraries == "sklearn True pip False", logs
+    check = docker_client.containers.run(image.id, ["test", "-f", cached], remove=True, user="model")
+    assert check == b""  # exit 0: the serving module's bytecode was written at build time
+
+
 def test_train_and_serve_like_sagemaker(docker_client, image, opt_ml, sample_data):
     status, logs = run(docker_client, image, "train", opt_ml)
     assert status == 0, logs
