@@ -8,6 +8,7 @@ import json
 import subprocess
 import zipfile
 
+import boto3
 import pytest
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -185,7 +186,9 @@ def test_deploy_infra_passes_the_callers_account_as_expected_owner(aws, project_
     request = deploy.InfraRequest(project_root, image_uri="img:1", artifact_bucket="fresh")
     assert deploy.deploy_infra(aws, request) == {"StateMachineArn": "arn"}
     calls = [call for recorder in recorders for call in recorder.calls]
-    assert [name for name, _ in calls].count("PutObject") == 2
+    # The Lambda zip, the ASL, and the template itself when it is over the inline limit (TemplateURL).
+    large = len((project_root / deploy.TEMPLATE_FILE).read_bytes()) > deploy.MAX_TEMPLATE_BODY
+    assert [name for name, _ in calls].count("PutObject") == (3 if large else 2)
     assert all(p.get("ExpectedBucketOwner") == DEFAULT_ACCOUNT_ID for n, p in calls if n != "CreateBucket")
 
 
@@ -463,6 +466,8 @@ def test_missing_credentials_message(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # boto3's default session keeps the credentials an earlier test resolved: start from none.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     # Nothing listens here: the call must fail on credentials before any traffic.
     assert (
         deploy.main(
