@@ -258,11 +258,12 @@ def test_the_image_refuses_to_serve_without_nginx_on_a_public_address(docker_cli
 
 
 def test_training_failure_reaches_the_failure_file(docker_client, image, opt_ml):
-    (opt_ml / "input" / "data" / "train" / "train.csv").write_text("a,b,target\n1,2,1\n3,4,1\n")
+    # No label column: a failure for every problem type (one class would be fine for regression).
+    (opt_ml / "input" / "data" / "train" / "train.csv").write_text("a,b\n1,2\n3,4\n")
     status, logs = run(docker_client, image, "train", opt_ml)
     assert status == 1
     reason = (opt_ml / "output" / "failure").read_text().splitlines()[0]
-    assert reason.startswith("channel 'train': label column 'target' has 1 class(es)")
+    assert reason == f"channel 'train' has no label column '{LABEL_COLUMN}' (columns: a, b)"
     assert "Traceback" in logs
 
 
