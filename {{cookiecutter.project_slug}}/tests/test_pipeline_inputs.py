@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -342,7 +343,7 @@ def test_default_and_tune_on_docker(
 ) -> None:
     import subprocess
 
-    image = f"{settings.PROJECT_SLUG}:latest"
+    image = os.environ.get("IMAGE", f"{settings.PROJECT_SLUG}:latest")  # the Makefile's variable
     if not image_exists(image):
         subprocess.run(["make", "build-offline"], cwd=project_root, check=True, timeout=1800)
     harness = Harness("docker", tmp_path, Console(file=io.StringIO()), image)
