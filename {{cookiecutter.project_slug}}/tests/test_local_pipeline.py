@@ -76,8 +76,10 @@ def test_create_then_update_path(pipeline: tuple[Harness, PipelineResult]) -> No
     first, second = result.invocations
     assert first.matches and second.matches and first.rows == second.rows == 20
     assert first.endpoint_config != second.endpoint_config
-    assert f"/runs/{create.name}/training/" in first.model_data_url
-    assert f"/runs/{update.name}/training/" in second.model_data_url
+    # Each endpoint serves the promoted copy of its own run's gated candidate: models/<sha256>/.
+    for outcome, check in ((create, first), (update, second)):
+        sha256 = outcome.evaluation["candidate_sha256"]
+        assert check.model_data_url.endswith(f"/models/{sha256}/model.tar.gz")
     assert {n["Subject"] for n in result.notifications} == {"ML pipeline: new model deployed"}
 
 
@@ -117,8 +119,9 @@ def test_bucket_holds_models_profile_decisions_and_reports(pipeline: tuple[Harne
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
         assert {"model.skops", "metadata.json", "profile.json"} <= set(tar.getnames())
     second = result.executions[1]
-    # The update run compared the new data and candidate against production.
-    assert second.validation["reference"].endswith("model.tar.gz")
+    # The update run compared the new data and candidate against production, which reaches the
+    # (network-isolated) processing job as its `production` input channel, not as an S3 URI.
+    assert second.validation["reference"].endswith("/processing/input/production")
     assert second.evaluation["production"] is not None
 
 
