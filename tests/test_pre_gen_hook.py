@@ -76,7 +76,7 @@ def test_bake_with_bad_answer_fails_cleanly(tmp_path, capfd, field: str, value: 
 
 @pytest.mark.parametrize(
     ("problem_type", "metric", "bound"),
-    [("binary", "roc_auc", "0.8"), ("multiclass", "macro_f1", "0.8"), ("regression", "rmse", "70")],
+    [("binary", "roc_auc", "0.8"), ("multiclass", "macro_f1", "0.8"), ("regression", "r2", "0.2")],
 )
 def test_default_gate_follows_the_problem_type(problem_type: str, metric: str, bound: str) -> None:
     answers = rendered_defaults(problem_type=problem_type)
