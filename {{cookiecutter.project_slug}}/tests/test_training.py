@@ -79,8 +79,8 @@ def test_success_writes_model_metadata_profile_and_metrics(opt_ml, sample_data, 
     train = read_csv(sample_data["train"])
     assert predictor.feature_names == [c for c in train.columns if c != LABEL_COLUMN]
     assert predictor.problem_type == PROBLEM_TYPE and predictor.library == model.LIBRARY
-    # model.onnx: the compiled predictor, written when it answers as the library does (serving/compiled.py)
-    assert sorted(p.name for p in model_dir.iterdir() if p.name != "model.onnx") == sorted(
+    # Exactly the model's files: the compiled predictor is opt-in (settings.COMPILED_PREDICTOR).
+    assert sorted(p.name for p in model_dir.iterdir()) == sorted(
         ["metadata.json", "profile.json", model.MODEL_FILE]
     )
     assert set(predictor.metrics) == {
@@ -232,3 +232,13 @@ def test_sharded_by_s3_key_channels_are_not_split_again(opt_ml, sample_data, mon
 def test_unexpected_errors_still_write_a_reason(opt_ml, capsys, monkeypatch):
     monkeypatch.setattr(Predictor, "save", lambda self, path: (_ for _ in ()).throw(OSError("disk full")))
     assert fail(opt_ml, capsys) == "unexpected OSError: disk full"
+
+
+@pytest.mark.skipif(PROBLEM_TYPE == "regression", reason="ONNX ML's float32 regression does not verify")
+def test_compiled_predictor_is_exported_only_when_switched_on(opt_ml, sample_data, monkeypatch, capsys):
+    pytest.importorskip("onnxruntime", reason="the compiled predictor needs onnxruntime")
+    shutil.copytree(sample_data["holdout"].parent, opt_ml / "input" / "data" / "validation")
+    monkeypatch.setattr(training.settings, "COMPILED_PREDICTOR", True)
+    assert training.main() == 0
+    assert (opt_ml / "model" / "model.onnx").is_file()
+    assert "model.onnx written" in capsys.readouterr().err

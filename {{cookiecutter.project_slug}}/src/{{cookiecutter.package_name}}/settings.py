@@ -53,3 +53,11 @@ LABEL_COLUMN = "{{ cookiecutter.label_column }}"
 # a small archive can unpack to gigabytes, or hold enough members to exhaust inodes.
 MAX_ARCHIVE_BYTES = 2 * 1024**3
 MAX_ARCHIVE_MEMBERS = 10_000
+
+# The compiled predictor (serving/compiled.py): training also exports model.onnx, verified against the
+# library on the holdout within 1e-6, and serving answers through ONNX Runtime (1-row predict ~6-20 us
+# against ~0.1-1 ms in the library; figures in docs/decisions.md). Off by default: it needs onnxruntime,
+# onnx and skl2onnx (or onnxmltools) pinned in container/requirements.txt (about +125 MB of image), and
+# regression models do not verify (ONNX ML computes in float32). Off, the process runtime and the image
+# both serve with the library, so what is tested offline is what is deployed.
+COMPILED_PREDICTOR = False

@@ -44,7 +44,7 @@ signal.signal(signal.SIGTERM, _stopped)
 
 import numpy as np  # noqa: E402
 
-from . import metrics  # noqa: E402
+from . import metrics, settings  # noqa: E402
 from .data import DataError, Table, read_csv  # noqa: E402
 from .drift.profile import PROFILE_FILE, build_profile, save_profile  # noqa: E402
 from .hyperparameters import HyperparameterError, load  # noqa: E402
@@ -200,7 +200,8 @@ def train() -> Predictor:
 
     if cluster.is_leader:
         predictor.save(paths.model_dir())
-        compiled.export(predictor, validation if "validation" in results else table, paths.model_dir())
+        if settings.COMPILED_PREDICTOR:  # opt-in: the image must then carry ONNX Runtime (see settings)
+            compiled.export(predictor, validation if "validation" in results else table, paths.model_dir())
         write_profile(table, predictor, drift_scores, paths.model_dir())
     else:
         print(
