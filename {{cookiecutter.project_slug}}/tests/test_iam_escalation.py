@@ -14,10 +14,8 @@ from pathlib import Path
 
 import iam_rules
 import pytest
-import yaml
 
-from {{ cookiecutter.package_name }} import settings
-from {{ cookiecutter.package_name }}.asl_check import _CfnLoader
+from {{ cookiecutter.package_name }} import cfn, settings
 
 SAGEMAKER, STATES, LAMBDA, EVENTS, CFN = (
     f"{name}.amazonaws.com" for name in ("sagemaker", "states", "lambda", "events", "cloudformation")
@@ -37,7 +35,7 @@ ALLOWED_PASSES = {
 
 @pytest.fixture(scope="module")
 def template(project_root: Path) -> dict:
-    return yaml.load((project_root / "infra" / "template.yaml").read_text(), Loader=_CfnLoader)
+    return cfn.loads((project_root / "infra" / "template.yaml").read_text())
 
 
 def analyse(template: dict) -> list[iam_rules.Finding]:
@@ -104,12 +102,12 @@ def test_the_reported_escalation_is_found(template):
                 "iam:UntagRole",
                 "iam:PassRole",
             ],
-            "Resource": {"Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}-*"},
+            "Resource": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}-*"},
         },
         {
             "Effect": "Allow",
             "Action": ["iam:*OpenIDConnectProvider*"],
-            "Resource": {"Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:oidc-provider/gitlab.com"},
+            "Resource": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:oidc-provider/gitlab.com"},
         },
     ]
     kinds = {f.kind for f in analyse(broken)}
@@ -150,7 +148,7 @@ def test_changing_the_deploy_roles_is_found_without_the_denies(template):
             resources = statement.get("Resource")
             if "iam:PutRolePolicy" in _actions(statement) and isinstance(resources, list):
                 resources.append(
-                    {"Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}-ci"}
+                    {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}-ci"}
                 )
     details = {f.detail for f in analyse(broken) if f.kind == "changes its own or a protected role"}
     assert "iam:PutRolePolicy on CiRole" in details

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import iam_rules
 import pytest
-import yaml
 
-from {{ cookiecutter.package_name }} import settings
-from {{ cookiecutter.package_name }}.asl_check import _CfnLoader
+from {{ cookiecutter.package_name }} import cfn, settings
 
 ACCOUNT, REGION = iam_rules.ACCOUNT, iam_rules.REGION
 BUCKET = f"arn:aws:s3:::{settings.S3_BUCKET}"
@@ -18,7 +16,7 @@ BUCKET = f"arn:aws:s3:::{settings.S3_BUCKET}"
 
 @pytest.fixture(scope="module")
 def template(project_root: Path) -> dict:
-    return yaml.load((project_root / "infra" / "template.yaml").read_text(), Loader=_CfnLoader)
+    return cfn.loads((project_root / "infra" / "template.yaml").read_text())
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,8 @@ import warnings
 from pathlib import Path
 
 import pytest
-import yaml
 
-from {{ cookiecutter.package_name }} import deploy, settings
-from {{ cookiecutter.package_name }}.asl_check import _CfnLoader
+from {{ cookiecutter.package_name }} import cfn, deploy, settings
 
 # Resource types moto 5.2.5's CloudFormation skips with a warning (the stack still completes).
 # The offline harness does not need them; the list changes only with a moto upgrade.
@@ -30,7 +28,7 @@ def template_text(project_root: Path) -> str:
 
 @pytest.fixture(scope="module")
 def template(template_text) -> dict:
-    return yaml.load(template_text, Loader=_CfnLoader)
+    return cfn.loads(template_text)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +93,7 @@ def test_pass_role_only_for_the_sagemaker_roles_to_sagemaker(resources):
             if s["Condition"]["StringEquals"]["iam:PassedToService"] == "sagemaker.amazonaws.com"
         ]
         (statement,) = to_sagemaker
-        assert {r["GetAtt"] for r in statement["Resource"]} == roles, name
+        assert {".".join(r["Fn::GetAtt"]) for r in statement["Resource"]} == roles, name
         for statement in passes:
             assert "Condition" in statement and statement["Resource"] != "*", name
 
@@ -122,7 +120,7 @@ def test_ci_role_trusts_one_project_on_its_default_branch(resources, template):
     condition = trust["Condition"]["StringEquals"]
     assert condition["gitlab.com:aud"] == "sts.amazonaws.com"
     assert condition["gitlab.com:sub"] == {
-        "Sub": "project_path:${GitLabProjectPath}:ref_type:branch:ref:${GitLabDefaultBranch}"
+        "Fn::Sub": "project_path:${GitLabProjectPath}:ref_type:branch:ref:${GitLabDefaultBranch}"
     }
     assert resources["GitLabOidcProvider"]["Properties"]["ClientIdList"] == ["sts.amazonaws.com"]
     # No static keys anywhere.
@@ -140,10 +138,10 @@ def test_substitution_values_stay_resolvable_offline(template):
         ((tag, arg),) = value.items()
         if tag == "Ref":
             assert arg in names, key
-        elif tag == "GetAtt":
-            assert arg.endswith(".Arn") and arg.split(".")[0] in template["Resources"], key
+        elif tag == "Fn::GetAtt":
+            assert arg[1] == "Arn" and arg[0] in template["Resources"], key
         else:
-            assert tag == "Sub" and isinstance(arg, str), key
+            assert tag == "Fn::Sub" and isinstance(arg, str), key
 
 
 def test_schedule_starts_the_state_machine_with_its_own_role(resources):
@@ -267,7 +265,7 @@ def test_rollback_alarm_is_an_error_rate_over_a_minimum_of_invocations(
     stats = {m["Id"]: m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m}
     assert {s["Metric"]["MetricName"] for s in stats.values()} == {"Invocation5XXErrors", "Invocations"}
     assert {s["Stat"] for s in stats.values()} == {"Sum"}
-    expression = rate["Expression"]["Sub"].replace(
+    expression = rate["Expression"]["Fn::Sub"].replace(
         "${ErrorRateMinInvocations}", str(params["ErrorRateMinInvocations"]["Default"])
     )
     threshold = float(params["ErrorRatePercent"]["Default"])

@@ -22,8 +22,6 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from . import cfn
 from .definition import MODEL_TOKENS, PLACEHOLDER, placeholders
 
@@ -464,24 +462,6 @@ def check_graph(machine: dict[str, Any], scope: str = "", language: str = "JSONP
         if name not in ends:
             problems.append(f"{scope}{name}: no terminal state (Succeed, Fail, End) reachable from here")
     return problems
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """YAML loader that keeps CloudFormation short-form tags (!Ref, !Sub, ...) as plain data."""
-
-
-_CfnLoader.add_multi_constructor(
-    "!",
-    lambda loader, tag, node: {
-        tag: (
-            loader.construct_scalar(node)
-            if isinstance(node, yaml.ScalarNode)
-            else loader.construct_sequence(node)
-            if isinstance(node, yaml.SequenceNode)
-            else loader.construct_mapping(node)
-        )
-    },
-)
 
 
 def definition_substitutions(template_text: str) -> dict[str, Any]:
