@@ -10,6 +10,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from {{ cookiecutter.package_name }} import data
@@ -17,7 +18,7 @@ from {{ cookiecutter.package_name }}.drift import validate
 from {{ cookiecutter.package_name }}.drift.profile import PROFILE_FILE, build_profile, save_profile
 from {{ cookiecutter.package_name }}.predictor import Predictor
 from {{ cookiecutter.package_name }}.sample_data import DRIFTED_FEATURES
-from {{ cookiecutter.package_name }}.settings import LABEL_COLUMN
+from {{ cookiecutter.package_name }}.settings import LABEL_COLUMN, PROBLEM_TYPE
 
 CONTRACT_KEYS = {
     "step",
@@ -30,6 +31,12 @@ CONTRACT_KEYS = {
     "reasons",
     "reference",
 }
+
+
+@pytest.fixture(scope="module")
+def features(sample_data: dict[str, Path]) -> list[str]:
+    """This bake's sample features (breast cancer, wine or diabetes), in CSV order."""
+    return [c for c in data.read_csv(sample_data["train"]).columns if c != LABEL_COLUMN]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +63,7 @@ def _run(data_path: Path, reference: Path | str, output: Path, *extra: str) -> t
     return code, json.loads((output / "decision.json").read_text())
 
 
-def test_same_data_proceeds(sample_data, reference_model: Path, tmp_path: Path, opt_ml: Path):
+def test_same_data_proceeds(sample_data, features, reference_model: Path, tmp_path: Path, opt_ml: Path):
     code, decision = _run(sample_data["train"].parent, reference_model, tmp_path / "out")
     assert code == 0
     assert decision.keys() >= CONTRACT_KEYS
@@ -65,9 +72,10 @@ def test_same_data_proceeds(sample_data, reference_model: Path, tmp_path: Path, 
     assert decision["drift_detected"] is False
     assert decision["drifted_features"] == []
     assert decision["share_drifted"] == 0.0
-    assert len(decision["features"]) == 30
-    assert decision["features"]["mean_radius"] == {
-        **decision["features"]["mean_radius"],
+    assert sorted(decision["features"]) == sorted(features)
+    first = decision["features"][features[0]]
+    assert first == {
+        **first,
         "psi": 0.0,
         "test": "ks",
         "drifted": False,
@@ -79,7 +87,7 @@ def test_same_data_proceeds(sample_data, reference_model: Path, tmp_path: Path, 
 
 @pytest.mark.parametrize(("policy", "expected"), [("retrain", "proceed"), ("block", "block")])
 def test_drifted_data_is_detected(
-    sample_data, reference_model: Path, tmp_path: Path, policy: str, expected: str
+    sample_data, features, reference_model: Path, tmp_path: Path, policy: str, expected: str
 ):
     code, decision = _run(sample_data["drifted"], reference_model, tmp_path / "out", "--policy", policy)
     assert code == 0  # a block is a decision, not an error
@@ -87,8 +95,30 @@ def test_drifted_data_is_detected(
     assert decision["policy"] == policy
     assert decision["drift_detected"] is True
     assert set(DRIFTED_FEATURES) <= set(decision["drifted_features"])
-    assert decision["share_drifted"] == pytest.approx(len(decision["drifted_features"]) / 30, abs=1e-6)
+    assert decision["share_drifted"] == pytest.approx(
+        len(decision["drifted_features"]) / len(features), abs=1e-6
+    )
     assert any("features drifted" in reason for reason in decision["reasons"])
+
+
+def test_label_change_is_named_for_the_problem_type(sample_data, reference_model: Path, tmp_path: Path):
+    """Only the label moves: classes re-weighted (classification) or the target shifted (regression)."""
+    table = data.read_csv(sample_data["train"])
+    label = table.data[LABEL_COLUMN]
+    if PROBLEM_TYPE == "regression":
+        table.data[LABEL_COLUMN] = label + float(np.std(label))
+        expected = f"label {LABEL_COLUMN!r} label distribution changed"
+    else:  # every row of the first class three times over: its share of the rows moves a lot
+        first = np.flatnonzero(label == np.unique(label)[0])
+        table = table.take(np.concatenate([np.arange(table.n_rows), first, first]))
+        expected = f"label {LABEL_COLUMN!r} class balance changed"
+    shifted = tmp_path / "shifted" / "train.csv"
+    data.write_csv(shifted, table)
+    code, decision = _run(shifted.parent, reference_model, tmp_path / "out")
+    assert code == 0
+    assert decision["label"]["drifted"] is True, decision["label"]
+    said = [r for r in decision["reasons"] if r.startswith("label ")]
+    assert len(said) == 1 and said[0].startswith(f"{expected} (PSI "), decision["reasons"]
 
 
 def test_reference_as_archive(sample_data, reference_model: Path, tmp_path: Path):
@@ -123,10 +153,11 @@ def test_thresholds_come_from_flags(sample_data, reference_model: Path, tmp_path
 
 
 def test_schema_violation_fails_naming_the_column(
-    sample_data, reference_model: Path, tmp_path: Path, opt_ml: Path
+    sample_data, features, reference_model: Path, tmp_path: Path, opt_ml: Path
 ):
     table = data.read_csv(sample_data["train"])
-    table.columns.remove("worst_texture")
+    missing = features[-1]
+    table.columns.remove(missing)
     bad = tmp_path / "bad" / "train.csv"
     data.write_csv(bad, table)
     code, decision = _run(bad.parent, reference_model, tmp_path / "out")
@@ -134,10 +165,10 @@ def test_schema_violation_fails_naming_the_column(
     assert decision["decision"] == "fail"
     assert decision.keys() >= CONTRACT_KEYS
     failure = (opt_ml / "output" / "failure").read_text()
-    assert "schema violation" in failure and "'worst_texture'" in failure
+    assert "schema violation" in failure and f"'{missing}'" in failure
     assert decision["reasons"] == [failure.strip()]
     assert (opt_ml / "output" / "message").read_text() == failure  # the processing job's ExitMessage
-    assert "worst_texture" in (tmp_path / "out" / "report.html").read_text()
+    assert missing in (tmp_path / "out" / "report.html").read_text()
 
 
 @pytest.mark.parametrize("which", ["data", "reference"])

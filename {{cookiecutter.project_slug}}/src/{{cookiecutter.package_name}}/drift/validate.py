@@ -188,7 +188,9 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], data_drift.DriftResul
         )
         reasons.append(f"{len(result.drifted_features)} of {len(result.features)} features drifted: {shown}")
     if result.label is not None and result.label.drifted:
-        reasons.append(f"label {result.label.name!r} class balance changed (PSI {result.label.psi:.3f})")
+        # A class label is profiled as categorical (its balance moved); a regression target as numeric.
+        change = "class balance" if result.label.kind == "categorical" else "label distribution"
+        reasons.append(f"label {result.label.name!r} {change} changed (PSI {result.label.psi:.3f})")
     if result.drift_detected:
         reasons.append("policy block: the run stops here" if blocked else "policy retrain: training goes on")
     else:
