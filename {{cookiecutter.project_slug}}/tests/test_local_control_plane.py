@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from {{ cookiecutter.package_name }} import sample_data as samples
 from {{ cookiecutter.package_name }} import settings
 from {{ cookiecutter.package_name }}.definition import render_definition, render_model_tokens
 from {{ cookiecutter.package_name }}.local.control_plane import LOCAL_IMAGE_URI, ControlPlane, ControlPlaneError
@@ -117,13 +118,15 @@ def test_sample_data_is_in_the_bucket(deployed, tmp_path: Path) -> None:
         return list(csv.DictReader(io.StringIO(body)))
 
     train, holdout = rows("data/train/train.csv"), rows("data/holdout/holdout.csv")
-    assert len(train) + len(holdout) == 569  # the breast-cancer set
+    # The whole sample set of this bake's problem type (breast cancer, wine or diabetes).
+    assert len(train) + len(holdout) == samples.load_table().n_rows
     assert settings.LABEL_COLUMN in train[0]
 
     cp.upload_sample_data(tmp_path, drifted=True)
     drifted = rows("data/train/train.csv")
     assert len(drifted) == len(train)
-    assert drifted[0]["mean_radius"] != train[0]["mean_radius"]
+    shifted = samples.DRIFTED_FEATURES[0]
+    assert drifted[0][shifted] != train[0][shifted]
     cp.upload_sample_data(tmp_path)  # back to the plain data for the other tests
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from {{ cookiecutter.package_name }} import settings
+from {{ cookiecutter.package_name }} import model, settings
 from {{ cookiecutter.package_name }}.local import answers, report, scenarios
 from {{ cookiecutter.package_name }}.local.run import (
     Harness,
@@ -117,7 +117,7 @@ def test_bucket_holds_models_profile_decisions_and_reports(pipeline: tuple[Harne
     key = result.invocations[-1].model_data_url.split("/", 3)[3]
     body = harness.cp.client("s3").get_object(Bucket=settings.S3_BUCKET, Key=key)["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
-        assert {"model.skops", "metadata.json", "profile.json"} <= set(tar.getnames())
+        assert {model.MODEL_FILE, "metadata.json", "profile.json"} <= set(tar.getnames())
     second = result.executions[1]
     # The update run compared the new data and candidate against production, which reaches the
     # (network-isolated) processing job as its `production` input channel, not as an S3 URI.
@@ -267,17 +267,26 @@ def wait_for_job(harness: Harness, name: str, timeout: float = 600) -> dict[str,
     raise AssertionError(f"training job {name} did not end within {timeout} s")
 
 
+def bad_hyperparameters() -> list[Any]:
+    """(case, hyperparameters, name the reason must carry), from this bake's model.HYPERPARAMETERS
+    (C and max_iter for scikit-learn, n_estimators and learning_rate for the boosters, ...)."""
+    first = {p.kind: p for p in reversed(model.HYPERPARAMETERS)}
+    real, whole = first["float"], first["int"]
+    bounded = next(p for p in model.HYPERPARAMETERS if p.kind != "categorical" and p.low is not None)
+    cases = [
+        ("out-of-range", {bounded.name: repr(bounded.low - 1)}, bounded.name),
+        ("not-a-number", {whole.name: "many"}, whole.name),
+        ("missing-value", {real.name: ""}, real.name),
+        ("unknown", {"no_such_parameter": "0.1"}, "no_such_parameter"),
+    ]
+    choice = first.get("categorical")
+    if choice is not None and choice.values:
+        cases.append(("bad-choice", {choice.name: "heavy"}, choice.name))
+    return [pytest.param(*case, id=case[0]) for case in cases]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("case", "hyperparameters", "reason"),
-    [
-        ("out-of-range", {"C": "-1"}, "C"),
-        ("not-a-number", {"max_iter": "many"}, "max_iter"),
-        ("missing-value", {"C": ""}, "C"),
-        ("unknown", {"learning_rate": "0.1"}, "learning_rate"),
-        ("bad-choice", {"class_weight": "heavy"}, "class_weight"),
-    ],
-)
+@pytest.mark.parametrize(("case", "hyperparameters", "reason"), bad_hyperparameters())
 def test_bad_hyperparameters_fail_the_job_with_the_reason(
     pipeline: tuple[Harness, PipelineResult], case: str, hyperparameters: dict[str, str], reason: str
 ) -> None:
@@ -355,13 +364,13 @@ def test_two_hosts_train_on_their_shards_and_only_the_leader_writes(
     assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
     logs = harness.plane.job_logs[name]
     # Each host trains on its own shard and logs its metrics; only the leader writes the model.
-    assert logs.count("train:roc_auc=") == 2, logs[-3000:]
+    assert logs.count(f"train:{settings.GATE_METRIC}=") == 2, logs[-3000:]
     assert "is not the leader" in logs
     bucket, key = job["ModelArtifacts"]["S3ModelArtifacts"].removeprefix("s3://").split("/", 1)
     archive = harness.cp.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(tmp_path, filter="data")
-    assert {"model.skops", "metadata.json", "profile.json"} <= {p.name for p in tmp_path.iterdir()}
+    assert {model.MODEL_FILE, "metadata.json", "profile.json"} <= {p.name for p in tmp_path.iterdir()}
 
 
 def running_job_target(harness: Harness, name: str) -> Any:

@@ -15,14 +15,28 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
-from {{ cookiecutter.package_name }} import tarballs
+from {{ cookiecutter.package_name }} import data, settings, tarballs
+from {{ cookiecutter.package_name }}.local import answers
 from {{ cookiecutter.package_name }}.local.runtimes import aws_environment, free_port
 from {{ cookiecutter.package_name }}.local.runtimes.process import ProcessRuntime
+from {{ cookiecutter.package_name }}.model import HYPERPARAMETERS
 from {{ cookiecutter.package_name }}.predictor import Predictor
 
 REGION = "eu-west-1"
 BUCKET = "runtime-test"
 IMAGE = "{{ cookiecutter.project_slug }}:latest"
+
+
+def overrides() -> dict[str, str]:
+    """A value other than the default for this bake's first float and first int hyperparameter
+    (C and max_iter for scikit-learn, learning_rate and n_estimators for the boosters)."""
+    first = {p.kind: p for p in reversed(HYPERPARAMETERS) if p.kind in ("float", "int")}
+    real, whole = first["float"], first["int"]
+    value = real.default / 2
+    if real.low is not None and value < real.low:
+        value = (real.default + real.high) / 2
+    step = 1 if whole.high is None or whole.default < whole.high else -1
+    return {real.name: repr(value), whole.name: str(whole.default + step)}
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +73,7 @@ def training_request(
     return {
         "TrainingJobName": name,
         "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
-        "HyperParameters": hyperparameters or {"C": "0.5"},
+        "HyperParameters": hyperparameters or overrides(),
         "InputDataConfig": [
             {
                 "ChannelName": "train",
@@ -89,17 +103,19 @@ def test_aws_environment_points_every_client_at_moto() -> None:
 
 
 def test_training_uploads_model_tarball_where_sagemaker_does(
-    runtime: ProcessRuntime, s3: Any, tmp_path: Path
+    runtime: ProcessRuntime, s3: Any, sample_data: dict[str, Path], tmp_path: Path
 ) -> None:
-    result = runtime.run_training(
-        training_request("train-ok", hyperparameters={"C": "0.5", "max_iter": "500"})
-    )
+    chosen = overrides()
+    result = runtime.run_training(training_request("train-ok", hyperparameters=chosen))
     assert result.succeeded, result.failure_reason
     assert result.model_artifacts == f"s3://{BUCKET}/runs/test/training/train-ok/output/model.tar.gz"
     model = model_from_s3(s3, result.model_artifacts, tmp_path / "model")
-    assert float(model.hyperparameters["C"]) == 0.5 and int(model.hyperparameters["max_iter"]) == 500
-    assert len(model.feature_names) == 30
-    assert "roc_auc=" in result.logs
+    assert {name: float(model.hyperparameters[name]) for name in chosen} == {
+        name: float(value) for name, value in chosen.items()
+    }
+    sample = data.read_csv(sample_data["train"])
+    assert model.feature_names == [c for c in sample.columns if c != settings.LABEL_COLUMN]
+    assert f"train:{settings.GATE_METRIC}=" in result.logs
     config = json.loads(
         (tmp_path / "training" / "train-ok" / "input" / "config" / "resourceconfig.json").read_text()
     )
@@ -121,7 +137,9 @@ def test_training_with_a_missing_channel_fails_as_client_error(runtime: ProcessR
     assert result.failure_reason.startswith("ClientError: ") and "data/nothing-here/" in result.failure_reason
 
 
-def test_processing_reroots_container_paths_and_uploads_outputs(runtime: ProcessRuntime, s3: Any) -> None:
+def test_processing_reroots_container_paths_and_uploads_outputs(
+    runtime: ProcessRuntime, s3: Any, sample_data: dict[str, Path]
+) -> None:
     script = (
         "import os,sys,pathlib;"
         "src=pathlib.Path(sys.argv[1]);out=pathlib.Path(sys.argv[2]);"
@@ -165,7 +183,8 @@ def test_processing_reroots_container_paths_and_uploads_outputs(runtime: Process
     decision = json.loads(
         s3.get_object(Bucket=BUCKET, Key="runs/test/validation/decision.json")["Body"].read()
     )
-    assert decision == {"rows": 115, "endpoint": runtime.endpoint_url}  # header + 114 holdout rows
+    holdout_lines = len(sample_data["holdout"].read_text().splitlines())  # header + holdout rows
+    assert decision == {"rows": holdout_lines, "endpoint": runtime.endpoint_url}
 
 
 def test_processing_failure_still_uploads_outputs(runtime: ProcessRuntime, s3: Any) -> None:
@@ -212,16 +231,18 @@ def test_endpoint_serves_the_trained_model_and_stops(
     )
     try:
         assert requests.get(f"{endpoint.url}/ping", timeout=5).status_code == 200
-        rows = sample_data["holdout"].read_text().splitlines()
-        header = rows[0].split(",")
-        label = header.index("target")
-        features = "\n".join(",".join(v for i, v in enumerate(r.split(",")) if i != label) for r in rows[1:6])
+        rows, body = answers.request_body(data.read_csv(sample_data["holdout"]), rows=5)
         reply = requests.post(
-            f"{endpoint.url}/invocations", data=features, headers={"Content-Type": "text/csv"}, timeout=10
+            f"{endpoint.url}/invocations",
+            data=body,
+            headers={"Content-Type": "text/csv", "Accept": "application/json"},
+            timeout=10,
         )
         assert reply.status_code == 200, reply.text
-        model = model_from_s3(s3, trained.model_artifacts, tmp_path / "expected")
-        assert str(model.classes[0]) in reply.text or str(model.classes[1]) in reply.text
+        model_from_s3(s3, trained.model_artifacts, tmp_path / "expected")
+        # The answer of this bake's problem type (label and score, probabilities, or a value).
+        want = answers.expected(tmp_path / "expected", rows)
+        assert answers.agree(reply.json()["predictions"], want), (reply.text, want)
     finally:
         runtime.stop_endpoint(endpoint)
     with pytest.raises(requests.ConnectionError):
