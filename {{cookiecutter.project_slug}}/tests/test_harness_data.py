@@ -66,6 +66,17 @@ def test_one_class_is_refused(no_moto: None, tmp_path: Path, capsys: pytest.Capt
     assert "has one class ('yes')" in line
 
 
+@pytest.mark.skipif(PROBLEM != "regression", reason="a constant target is a regression refusal")
+def test_constant_target_is_refused(
+    no_moto: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    constant = table(60)
+    constant.data[settings.LABEL_COLUMN] = np.full(60, 4.5)
+    data.write_csv(tmp_path / "all.csv", constant)
+    line = refusal(["--data", str(tmp_path / "all.csv"), "--out", str(tmp_path)], capsys)
+    assert "has one value (4.5)" in line
+
+
 def test_too_few_rows_for_the_split_are_refused(
     no_moto: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

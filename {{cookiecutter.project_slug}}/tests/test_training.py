@@ -167,6 +167,14 @@ def test_one_class_label(opt_ml, capsys):
     )
 
 
+@pytest.mark.skipif(PROBLEM_TYPE != "regression", reason="one class is test_one_class_label")
+def test_constant_regression_target(opt_ml, capsys):
+    write_channel(opt_ml, "train", "a,b,target\n1,2,7.5\n3,4,7.5\n")
+    assert fail(opt_ml, capsys) == (
+        "channel 'train': label column 'target' has one value (7.5) in every row; regression needs targets that vary"
+    )
+
+
 @pytest.mark.skipif(PROBLEM_TYPE != "regression", reason="classification labels may be text")
 def test_text_regression_target(opt_ml, capsys):
     write_channel(opt_ml, "train", "a,b,target\n1,2,high\n3,4,1\n")

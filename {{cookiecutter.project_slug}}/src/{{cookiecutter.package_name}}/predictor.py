@@ -264,7 +264,13 @@ def _targets(problem_type: str, column: np.ndarray, label: str) -> tuple[list[An
             raise data.DataError(
                 f"label column {label!r} is not numeric (value {bad!r}); regression needs numbers"
             )
-        return [], column.astype(np.float64)
+        y = column.astype(np.float64)
+        # The regression analogue of one class: nothing to learn, and r2 is undefined on it.
+        if len(y) and np.all(y == y[0]):
+            raise data.DataError(
+                f"label column {label!r} has one value ({y[0]:g}) in every row; regression needs targets that vary"
+            )
+        return [], y
     keys = [label_key(v) for v in column.tolist()]
     distinct = sorted(set(keys), key=_sort_key)
     if len(distinct) < 2 or (problem_type == "binary" and len(distinct) != 2):

@@ -150,6 +150,10 @@ def _check(table: Table, label_column: str, problem_type: str, name: str) -> Non
     if problem_type == "regression":
         if label.dtype.kind != "f":
             raise DataRefused(f"{name}: label column {label_column!r} is not numeric (regression project)")
+        if name.endswith("(train)") and np.all(present == present[0]):
+            raise DataRefused(
+                f"{name}: label column {label_column!r} has one value ({present[0]:g}): a regression needs targets that vary"
+            )
         return
     classes = np.unique(present.astype(str))
     if len(classes) < 2 and name.endswith("(train)"):

@@ -59,7 +59,7 @@ def failed(o: Observation) -> list[str]:
     return (
         []
         if o.status == "FAILED"
-        else [f"{o.name}: expected FAILED (training cannot fit one class), got {o.status}"]
+        else [f"{o.name}: expected FAILED (training cannot fit a single class or value), got {o.status}"]
     )
 
 
