@@ -132,6 +132,22 @@ def _cleanup(self: Any, dirs_to_delete: Any = None) -> None:
     _original_cleanup(self, dirs_to_delete)
 
 
+_original_compose = image._SageMakerContainer._compose
+
+
+def _compose(self: Any, detached: bool = False) -> list[str]:
+    """Multi-host training waits for every host. Local mode runs ``compose up
+    --abort-on-container-exit``, so the first container to exit stops the others: a worker that
+    finishes its shard before the leader has saved the model (only the leader writes it) would
+    leave an empty model.tar.gz and a "Completed" job. Without the flag compose returns when all
+    hosts have exited; a host that failed is still reported through its failure file
+    (``_cleanup`` keeps it, ``_run_job`` fails the job on it)."""
+    command = _original_compose(self, detached)
+    if not detached and len(getattr(self, "hosts", ())) > 1:
+        command = [part for part in command if part != "--abort-on-container-exit"]
+    return command
+
+
 _original_compose_file = image._SageMakerContainer._generate_compose_file
 
 
@@ -189,6 +205,7 @@ def install() -> None:
     PATCHES.replace(image, "_stream_output", _stream_output)
     PATCHES.replace(image._SageMakerContainer, "_cleanup", _cleanup)
     PATCHES.replace(image._SageMakerContainer, "_generate_compose_file", _generate_compose_file)
+    PATCHES.replace(image._SageMakerContainer, "_compose", _compose)
     PATCHES.replace(entities, "_wait_for_serving_container", _wait_for_serving_container)
     PATCHES.replace(image._SageMakerContainer, "_prepare_serving_volumes", _prepare_serving_volumes)
 
@@ -283,6 +300,8 @@ class DockerRuntime(Runtime):
             succeeded, error = False, str(failure)
         finally:
             remove_containers(f"{LABEL_JOB}={job}")
+        # A host's failure file fails the job even when compose itself exited 0 (multi-host: _compose).
+        succeeded = succeeded and not capture.failure_text
         return succeeded, capture.failure_text or error, "".join(capture.lines)
 
     # -- jobs ----------------------------------------------------------------------------------------
