@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from {{ cookiecutter.package_name }} import hyperparameters, settings
 from {{ cookiecutter.package_name }}.definition import placeholders, render_definition, render_model_tokens
 from {{ cookiecutter.package_name }}.local import jsonata
 from {{ cookiecutter.package_name }}.local.run import Harness
-from {{ cookiecutter.package_name }}.local.runtimes import image_exists
 
 BUCKET = "bucket-under-test"
 INSTANCE = "ml.m5.large"
@@ -331,29 +329,3 @@ def test_a_bad_input_fails_the_execution_at_once(
         if "stateEnteredEventDetails" in e
     ]
     assert entered == ["Init"]  # nothing ran: no job, no endpoint change
-
-
-@pytest.mark.docker
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "execution_input", [{}, {"tune": True, "max_jobs": 2, "max_parallel_jobs": 1}], ids=["train", "tune"]
-)
-def test_default_and_tune_on_docker(
-    tmp_path: Path, project_root: Path, execution_input: dict[str, Any]
-) -> None:
-    import subprocess
-
-    image = os.environ.get("IMAGE", f"{settings.PROJECT_SLUG}:latest")  # the Makefile's variable
-    if not image_exists(image):
-        subprocess.run(["make", "build-offline"], cwd=project_root, check=True, timeout=1800)
-    harness = Harness("docker", tmp_path, Console(file=io.StringIO()), image)
-    try:
-        harness.start()
-        outcome, output, notified = execute(harness, "docker-run", execution_input)
-        assert outcome.status == "SUCCEEDED", outcome.error
-        assert output["outcome"] == "deployed"
-        assert endpoint_model(harness) == output["model_data_url"]
-        assert output["run"]["tune"] is execution_input.get("tune", settings.ENABLE_HPO)
-        assert [n["Subject"] for n in notified] == ["ML pipeline: new model deployed"]
-    finally:
-        harness.close()
