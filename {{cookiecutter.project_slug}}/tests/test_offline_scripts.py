@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from {{ cookiecutter.package_name }}.settings import MODEL_LIBRARY
+
 DEB822 = """\
 # Types: deb
 # URIs: http://commented.example/debian
@@ -65,8 +67,11 @@ def test_requirements_are_an_exact_lock(project_root):
     pins = [line for line in lines if line.strip() and not line.startswith("#")]
     assert pins and all("==" in line and ">" not in line and "<" not in line for line in pins), pins
     names = {line.split("==")[0] for line in pins}
-    direct = {"numpy", "scipy", "scikit-learn", "skops", "flask", "gunicorn", "orjson", "boto3", "matplotlib"}
-    assert direct <= names
+    direct = {"numpy", "scipy", "scikit-learn", "flask", "gunicorn", "orjson", "boto3", "matplotlib"}
+    # The model library's own package: skops stores scikit-learn models; the boosters ship their own.
+    library = {"scikit-learn": "skops", "xgboost": "xgboost-cpu", "lightgbm": "lightgbm"}[MODEL_LIBRARY]
+    assert direct | {library} <= names
+    assert not ({"skops", "xgboost-cpu", "lightgbm"} - {library}) & names  # no other library's weight
 
 
 def test_slim_keeps_copyrights_and_drops_what_a_server_never_reads(project_root, tmp_path):
