@@ -90,5 +90,5 @@ def test_fast_suite_passes(bakes: dict[str, Path], name: str) -> None:
     )
     output = result.stdout[-8000:] + result.stderr[-2000:]
     counts = summary_counts(result.stdout)
-    assert counts.get("passed", 0) >= 300 and not counts.get("failed") and not counts.get("error"), output
+    assert counts.get("passed", 0) >= 500 and not counts.get("failed") and not counts.get("error"), output
     assert result.returncode == 0, output
