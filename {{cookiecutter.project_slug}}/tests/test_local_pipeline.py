@@ -228,7 +228,9 @@ def test_training_failure_fails_the_execution_and_notifies(pipeline: tuple[Harne
     assert [n["Subject"] for n in notes] == ["ML pipeline: run failed"]
     # The container's failure file reaches the notification through DescribeTrainingJob's FailureReason.
     assert '"TrainingJobStatus":"Failed"' in notes[0]["Message"]
-    assert '"FailureReason":"AlgorithmError: ' in notes[0]["Message"] and "class" in notes[0]["Message"]
+    # One class (classification) or one value (regression): the training entrypoint's own refusal.
+    refusal = "one value" if settings.PROBLEM_TYPE == "regression" else "class"
+    assert '"FailureReason":"AlgorithmError: ' in notes[0]["Message"] and refusal in notes[0]["Message"]
     assert harness.endpoint_state() == before
 
 
