@@ -20,6 +20,8 @@ EXECUTABLES = (
     "container/offline/build_base_image.sh",
     "container/offline/build_wheelhouse.sh",
 )
+
+
 def set_run_bits(root: Path) -> None:
     for name in EXECUTABLES:
         path = root / name
