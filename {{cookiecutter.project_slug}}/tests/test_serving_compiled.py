@@ -96,8 +96,8 @@ def test_without_onnxruntime_serving_uses_the_library(fitted, tmp_path, monkeypa
     predictor.save(tmp_path)
     (tmp_path / compiled.COMPILED_FILE).write_bytes(compiled.convert(predictor))
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
-    loaded = Predictor.load(tmp_path)
-    assert compiled.attach(loaded, tmp_path) is loaded
+    loaded = compiled.load(tmp_path)
+    assert not isinstance(loaded.estimator, compiled.CompiledModel)
     assert "onnxruntime is not installed; serving uses" in capsys.readouterr().err
 
 

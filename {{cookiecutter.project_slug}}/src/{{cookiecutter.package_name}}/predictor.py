@@ -239,7 +239,12 @@ class Predictor:
         """Every check before any library loads anything; then the native loader's own checks."""
         directory = Path(directory)
         metadata = read_metadata(directory)
-        estimator = model.load_native(directory, metadata["model_file"])
+        return cls.from_metadata(metadata, model.load_native(directory, metadata["model_file"]))
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any], estimator: Any) -> Predictor:
+        """The predictor of checked metadata (``read_metadata``) around an estimator already loaded:
+        the native one, or a compiled copy (serving/compiled.py)."""
         return cls(
             problem_type=metadata["problem_type"],
             library=metadata["library"],

@@ -11,12 +11,15 @@ in its own input checks and ColumnTransformer plumbing; the same pipeline in ONN
   otherwise, or when the model cannot be converted, one training-log line says why and serving
   uses the library. ONNX ML's tree and imputer kernels compute in float32: classifiers pass,
   regression on targets in the hundreds does not (differences ~1e-5), and falls back.
-- ``attach(predictor, directory)`` (serving): the same Predictor with the ONNX model as its
-  estimator, when ``model.onnx`` is there and ONNX Runtime is installed; else the predictor as is.
+- ``load(directory)`` (serving): the folder and metadata checks of ``predictor.read_metadata``
+  first, always; then, when ``model.onnx`` is there and ONNX Runtime is installed, a Predictor
+  whose estimator is the ONNX model, and the native model is never read: serving then imports
+  neither the library nor SciPy (start-up, issue 13). Else ``Predictor.load``, the library.
   The Predictor still encodes features and decides labels: only the estimator call changes.
 
-An ONNX file is a protobuf graph of standard operators, read as data (no pickle, no code); the
-file name is on the Predictor's model-folder allow-list. ONNX Runtime's session (and any thread
+An ONNX file is a protobuf graph of operators, read as data (no pickle, no code); ``onnx_file.check``
+refuses any other operator domain and any tensor stored outside the file before ONNX Runtime sees
+it, at export and at load. The file name is on the Predictor's model-folder allow-list. ONNX Runtime's session (and any thread
 it might start) is created lazily in the process that predicts, so never in gunicorn's master.
 """
 
@@ -31,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from ..data import Table
-from ..predictor import Predictions, Predictor
+from ..predictor import ModelFolderError, Predictions, Predictor, read_metadata
+from . import onnx_file
 
 COMPILED_FILE = "model.onnx"
 TOLERANCE = 1e-6
@@ -118,6 +122,7 @@ def export(predictor: Predictor, table: Table, directory: Path) -> bool:
     library = predictor.library
     try:
         model = convert(predictor)
+        onnx_file.check(model)  # what serving would refuse is not exported
         compiled = dataclasses.replace(predictor, estimator=CompiledModel(model, predictor.problem_type))
         X = predictor.features(table)
         gap = difference(predictor.predict(X), compiled.predict(X))
@@ -138,17 +143,24 @@ def export(predictor: Predictor, table: Table, directory: Path) -> bool:
     return True
 
 
-def attach(predictor: Predictor, directory: Path) -> Predictor:
-    """The predictor with the compiled model as its estimator, if there is one and it can run."""
-    path = Path(directory) / COMPILED_FILE
+def load(directory: Path) -> Predictor:
+    """Serving's predictor: the compiled model when training verified one, else the library's."""
+    directory = Path(directory)
+    metadata = read_metadata(directory)  # the folder allow-list and strict metadata, before anything
+    path = directory / COMPILED_FILE
     if not path.is_file():
-        return predictor
+        return Predictor.load(directory)
     try:
-        import onnxruntime  # noqa: F401  # checked here, used after fork
+        import onnxruntime  # noqa: F401  # checked here (gunicorn's master), sessions start after fork
     except ImportError:
-        _log(f"{path} ignored: onnxruntime is not installed; serving uses {predictor.library}")
-        return predictor
-    return dataclasses.replace(predictor, estimator=CompiledModel(path.read_bytes(), predictor.problem_type))
+        _log(f"{path} ignored: onnxruntime is not installed; serving uses {metadata['library']}")
+        return Predictor.load(directory)
+    model = path.read_bytes()
+    try:
+        onnx_file.check(model)
+    except onnx_file.OnnxRefused as error:  # tampered or foreign: refuse, as for a native model
+        raise ModelFolderError(f"{path}: {error}") from None
+    return Predictor.from_metadata(metadata, CompiledModel(model, metadata["problem_type"]))
 
 
 def _log(message: str) -> None:
