@@ -70,7 +70,8 @@ def test_success_writes_model_metadata_profile_and_metrics(opt_ml, sample_data, 
     write_config(opt_ml, "hyperparameters", {NUMERIC.name: str(value), "sagemaker_program": "ignored"})
 
     assert training.main() == 0
-    lines = capsys.readouterr().out.splitlines()
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
     assert [line.split(":")[0] for line in lines] == ["train", "validation"]
     assert all(METRIC_LINE.match(line) for line in lines), lines
     model_dir = opt_ml / "model"
@@ -79,10 +80,16 @@ def test_success_writes_model_metadata_profile_and_metrics(opt_ml, sample_data, 
     train = read_csv(sample_data["train"])
     assert predictor.feature_names == [c for c in train.columns if c != LABEL_COLUMN]
     assert predictor.problem_type == PROBLEM_TYPE and predictor.library == model.LIBRARY
-    # Exactly the model's files: the compiled predictor is opt-in (settings.COMPILED_PREDICTOR).
-    assert sorted(p.name for p in model_dir.iterdir()) == sorted(
-        ["metadata.json", "profile.json", model.MODEL_FILE]
-    )
+    # Exactly the model's files, and the compiled copy when it verified (one log line says which).
+    log = captured.err
+    written = "compiled predictor: model.onnx written" in log
+    assert written or "compiled predictor: not " in log
+    assert {p.name for p in model_dir.iterdir()} == {
+        "metadata.json",
+        "profile.json",
+        model.MODEL_FILE,
+        *(["model.onnx"] if written else []),
+    }
     assert set(predictor.metrics) == {
         f"{s}_{m}" for s in ("train", "validation") for m in METRICS[PROBLEM_TYPE]
     }
@@ -242,11 +249,17 @@ def test_unexpected_errors_still_write_a_reason(opt_ml, capsys, monkeypatch):
     assert fail(opt_ml, capsys) == "unexpected OSError: disk full"
 
 
-@pytest.mark.skipif(PROBLEM_TYPE == "regression", reason="ONNX ML's float32 regression does not verify")
-def test_compiled_predictor_is_exported_only_when_switched_on(opt_ml, sample_data, monkeypatch, capsys):
-    pytest.importorskip("onnxruntime", reason="the compiled predictor needs onnxruntime")
+def test_no_compiled_copy_when_switched_off(opt_ml, sample_data, monkeypatch, capsys):
     shutil.copytree(sample_data["holdout"].parent, opt_ml / "input" / "data" / "validation")
-    monkeypatch.setattr(training.settings, "COMPILED_PREDICTOR", True)
+    monkeypatch.setattr(training.settings, "COMPILED_PREDICTOR", False)
+    assert training.main() == 0
+    assert not (opt_ml / "model" / "model.onnx").exists()
+    assert "compiled predictor" not in capsys.readouterr().err
+
+
+@pytest.mark.skipif(PROBLEM_TYPE == "regression", reason="ONNX ML's float32 regression does not verify")
+def test_a_classifier_on_numeric_data_is_compiled_by_default(opt_ml, sample_data, capsys):
+    shutil.copytree(sample_data["holdout"].parent, opt_ml / "input" / "data" / "validation")
     assert training.main() == 0
     assert (opt_ml / "model" / "model.onnx").is_file()
     assert "model.onnx written" in capsys.readouterr().err

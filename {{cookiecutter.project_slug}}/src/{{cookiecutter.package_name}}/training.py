@@ -200,7 +200,7 @@ def train() -> Predictor:
 
     if cluster.is_leader:
         predictor.save(paths.model_dir())
-        if settings.COMPILED_PREDICTOR:  # opt-in: the image must then carry ONNX Runtime (see settings)
+        if settings.COMPILED_PREDICTOR:  # model.onnx only when it answers as the library (see settings)
             compiled.export(predictor, validation if "validation" in results else table, paths.model_dir())
         write_profile(table, predictor, drift_scores, paths.model_dir())
     else:
