@@ -92,6 +92,7 @@ class Predictor:
         self._codes = {name: {c: float(i) for i, c in enumerate(v)} for name, v in self.categories.items()}
         self._categorical = [i for i, kind in enumerate(self.feature_kinds) if kind == "categorical"]
         self._positive_index = None if self.positive_class is None else self.class_index(self.positive_class)
+        self._labels = np.asarray(self.classes, dtype=object)
 
     # ---- training -------------------------------------------------------------------------------
 
@@ -185,7 +186,7 @@ class Predictor:
         probabilities = np.asarray(self.estimator.predict_proba(encoded), dtype=np.float64)
         # Boosters compute in float32: rows sum to 1 within 1e-7 only; make them exact for callers.
         probabilities /= probabilities.sum(axis=1, keepdims=True)
-        labels = np.asarray(self.classes, dtype=object)
+        labels = self._labels
         if self.problem_type == "binary":
             assert self._positive_index is not None and self.threshold is not None
             scores = probabilities[:, self._positive_index]

@@ -104,6 +104,8 @@ def _accept(header: str | None, content_type: str) -> str:
     """The response type: the request's own type unless the client asks for the other one."""
     if not header or header == "*/*":  # the common cases, without parsing the header
         return content_type
+    if header in codecs.CONTENT_TYPES:  # one exact type, as the SDKs send it: same answer, no parse
+        return header
     other = codecs.JSON if content_type == codecs.CSV else codecs.CSV
     best = parse_accept_header(header, MIMEAccept).best_match([content_type, other])  # */* picks the first
     if best is None:
@@ -124,6 +126,9 @@ def _body(environ: dict[str, Any]) -> bytes:
         raise PayloadTooLarge(
             f"request body is {length} bytes; the limit is {MAX_PAYLOAD_BYTES} ({MAX_PAYLOAD_MB} MB)"
         )
+    if length is not None and not environ.get("wsgi.input_terminated"):
+        # The usual request (nginx always sends a Content-Length): read exactly that, unwrapped.
+        return environ["wsgi.input"].read(length)
     # Chunked bodies have no Content-Length: gunicorn de-chunks them and sets wsgi.input_terminated.
     body = get_input_stream(environ).read(MAX_PAYLOAD_BYTES + 1)
     if len(body) > MAX_PAYLOAD_BYTES:

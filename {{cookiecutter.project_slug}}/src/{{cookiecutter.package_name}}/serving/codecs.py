@@ -10,7 +10,7 @@ float64 matrix when every feature is numeric, else an object matrix of floats an
 Every shape a client can send either decodes or raises ``BadRequest`` naming the row and column:
 nested lists or objects in a cell, rows of the wrong width, 1,000-deep nesting (messages quote a
 cell through a depth- and length-bounded repr, so nothing recurses on client data). The all-numeric
-common case is parsed in one numpy call; only a failing body is walked cell by cell.
+common case is parsed in one orjson or numpy call; only a failing body is walked cell by cell.
 """
 
 from __future__ import annotations
@@ -136,7 +136,32 @@ def _cells(rows: list[Sequence[Any]], schema: Schema) -> list[list[Any]]:
     return [[cells[j](v, i, j) for j, v in enumerate(row)] for i, row in enumerate(rows, start=1)]
 
 
+# A body of plain decimal numbers, commas and line breaks is a JSON array of arrays once each line
+# break becomes "],[", and orjson reads floats (exactly, as float() does) faster than numpy converts
+# strings: 100 rows x 30 features ~470 -> ~200 us (issue 13). No letters but e/E and no brackets or
+# quotes, so JSON can only yield numbers here: no true/null/strings/nested lists.
+_NUMBER_BYTES = b"0123456789eE.+-, \t\r\n"
+
+
+def _numeric_csv(body: bytes, width: int) -> np.ndarray | None:
+    """The all-numeric common case, or None: anything unusual (a blank line, "+1", ".5", NaN, a
+    wrong width) takes the general path, which decides and names the cell at fault."""
+    if body.translate(None, _NUMBER_BYTES):  # some other byte is in the body
+        return None
+    try:
+        X = np.array(orjson.loads(b"[[" + body.strip().replace(b"\n", b"],[") + b"]]"), dtype=np.float64)
+    except (orjson.JSONDecodeError, ValueError, TypeError):
+        return None
+    if X.ndim != 2 or X.shape[1] != width or not np.isfinite(X).all():
+        return None
+    return X
+
+
 def decode_csv(body: bytes, schema: Schema) -> np.ndarray:
+    if schema.numeric_only:
+        fast = _numeric_csv(body, schema.width)
+        if fast is not None:
+            return fast
     text = _text(body)
     if '"' in text:  # quoted cells are rare in inference payloads; let the csv module handle them
         try:

@@ -50,18 +50,21 @@ class CompiledModel:
         self.model = model
         self.problem_type = problem_type
         self._session: Any = None
+        self._outputs: list[str] = []
         self._pid: int | None = None
 
-    def _run(self, X: np.ndarray) -> list[np.ndarray]:
+    def _run(self, X: np.ndarray, output: int) -> np.ndarray:
         if self._pid != os.getpid():  # first call in this process (e.g. a freshly forked worker)
             self._session, self._pid = _session(self.model), os.getpid()
-        return self._session.run(None, {"X": np.asarray(X, dtype=np.float32)})
+            self._outputs = [o.name for o in self._session.get_outputs()]
+        # Only the output asked for: the label tensor of a classifier is never converted.
+        return self._session.run([self._outputs[output]], {"X": np.asarray(X, dtype=np.float32)})[0]
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self._run(X)[1], dtype=np.float64)  # outputs: label, probabilities
+        return np.asarray(self._run(X, 1), dtype=np.float64)  # outputs: label, probabilities
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self._run(X)[0], dtype=np.float64).reshape(-1)
+        return np.asarray(self._run(X, 0), dtype=np.float64).reshape(-1)
 
 
 def _session(model: bytes) -> Any:
