@@ -70,7 +70,9 @@ def test_the_fast_path_takes_the_common_case():
 
 
 def cell(value: float, style: int) -> str:
-    return [repr(value), f"{value:e}", f"{value:.3f}", str(int(value)) if math.isfinite(value) else "x"][style]
+    return [repr(value), f"{value:e}", f"{value:.3f}", str(int(value)) if math.isfinite(value) else "x"][
+        style
+    ]
 
 
 @settings(max_examples=300, deadline=None)
