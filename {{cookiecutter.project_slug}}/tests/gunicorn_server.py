@@ -62,7 +62,8 @@ def gunicorn(
     # Library thread settings left at their defaults on purpose: the serving path itself must not
     # start a pool before fork (the image pins OMP_NUM_THREADS=1 on top of that).
     env = {k: v for k, v in os.environ.items() if k not in server.SINGLE_THREADED}
-    env.update(OPT_ML_ROOT=str(root), MODEL_SERVER_WORKERS=str(n_workers))
+    env.update(OPT_ML_ROOT=str(root), MODEL_SERVER_WORKERS=str(n_workers), HOME=str(workdir / "home"))
+    env.pop("XDG_RUNTIME_DIR", None)  # gunicorn's control socket would go there, else under $HOME
     env["PYTHONPATH"] = os.pathsep.join([str(project_root / "src"), env.get("PYTHONPATH", "")])
     log = workdir / "gunicorn.log"
     with log.open("w") as out:

@@ -25,9 +25,26 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def gunicorn(served, project_root, tmp_path_factory):
-    with gunicorn_server.gunicorn(served[2], project_root, tmp_path_factory.mktemp("gunicorn")) as (port, _):
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("gunicorn")
+
+
+@pytest.fixture(scope="module")
+def gunicorn(served, project_root, workdir):
+    with gunicorn_server.gunicorn(served[2], project_root, workdir) as (port, _):
         yield port
+
+
+def test_no_control_socket_is_opened(gunicorn, workdir):
+    # server.control_socket_disable, read by gunicorn from its config module: nothing uses the socket.
+    # gunicorn starts it (when enabled) in the master some time after the workers: give it 3 s.
+    assert request(gunicorn, "GET", "/ping")[0] == 200
+    log = workdir / "gunicorn.log"
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and "Control socket" not in log.read_text():
+        time.sleep(0.1)
+    assert "Control socket listening" not in log.read_text()
+    assert not (workdir / "home" / ".gunicorn").exists()
 
 
 @pytest.mark.parametrize(
