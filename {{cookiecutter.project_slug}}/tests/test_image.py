@@ -21,6 +21,7 @@ import requests
 
 from {{ cookiecutter.package_name }}.data import read_csv
 from {{ cookiecutter.package_name }}.predictor import Predictor
+from {{ cookiecutter.package_name }}.serving import compiled
 from {{ cookiecutter.package_name }}.settings import LABEL_COLUMN, PROBLEM_TYPE
 
 IMAGE = os.environ.get("IMAGE", "{{ cookiecutter.project_slug }}:latest")
@@ -96,7 +97,7 @@ def expected(predictor: Predictor, holdout: Path, limit: int | None = None) -> l
     return [[label, *row] for label, row in zip(labels, result.probabilities.tolist(), strict=True)]
 
 
-def assert_answers(reply_text: str, wanted: list[list]) -> None:
+def assert_answers(reply_text: str, wanted: list[list], tolerance: float = 1e-9) -> None:
     lines = reply_text.splitlines()
     if PROBLEM_TYPE == "multiclass":
         lines = lines[1:]  # the header line: label,<class 1>,...
@@ -105,7 +106,7 @@ def assert_answers(reply_text: str, wanted: list[list]) -> None:
     for cells, want in zip(got, wanted, strict=True):
         numbers = [c for c in want if isinstance(c, float)]
         assert [c for c in want if not isinstance(c, float)] == cells[: len(want) - len(numbers)]
-        assert [float(c) for c in cells[len(want) - len(numbers) :]] == pytest.approx(numbers, abs=1e-9)
+        assert [float(c) for c in cells[len(want) - len(numbers) :]] == pytest.approx(numbers, abs=tolerance)
 
 
 def run(docker_client, image, command: str, opt_ml: Path, **options) -> tuple[int, str]:
@@ -195,7 +196,10 @@ def test_train_and_serve_like_sagemaker(docker_client, image, opt_ml, sample_dat
             timeout=30,
         )
         assert reply.status_code == 200, reply.text
-        assert_answers(reply.text, expected(predictor, sample_data["holdout"]))
+        # What serving loads (the compiled model when training verified one), exactly; and the
+        # library's own answers: same labels, numbers within the export's tolerance.
+        assert_answers(reply.text, expected(compiled.load(model_dir), sample_data["holdout"]))
+        assert_answers(reply.text, expected(predictor, sample_data["holdout"]), compiled.TOLERANCE)
 
         # nginx's own limits and routes answer in the same JSON shape as the app.
         too_big = requests.post(
@@ -286,6 +290,7 @@ def test_read_only_root_filesystem(docker_client, image, opt_ml, sample_data):
             timeout=30,
         )
         assert reply.status_code == 200, reply.text + container.logs().decode()
-        assert_answers(reply.text, expected(predictor, sample_data["holdout"], 3))
+        assert_answers(reply.text, expected(compiled.load(model_dir), sample_data["holdout"], 3))
+        assert_answers(reply.text, expected(predictor, sample_data["holdout"], 3), compiled.TOLERANCE)
     finally:
         container.remove(force=True)
