@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 import urllib.parse
 import warnings
@@ -86,6 +87,12 @@ class ControlPlane:
         self._saved_env: dict[str, str | None] = {}
         self.port: int | None = None
         self.stack: Stack | None = None
+        # One boto3 session for this control plane (sessions are not thread-safe: creation is
+        # locked) and one client per service: creating a client reads its service model, which
+        # costs 5-150 ms, and the harness asks for a client at every step.
+        self._session: Any = None
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> ControlPlane:
@@ -143,6 +150,8 @@ class ControlPlane:
                 self._server = None
                 ControlPlane._active = None
                 patches.uninstall_all()  # moto as it was: the next ControlPlane installs afresh
+        with self._clients_lock:
+            self._clients.clear()
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -194,13 +203,23 @@ class ControlPlane:
         return f"http://{docker_host_address()}:{self.port}"
 
     def client(self, service: str, config: Config | None = None) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint_url,
-            region_name=self.region,
-            config=config or Config(retries={"max_attempts": 2}),
-            **DUMMY_CREDENTIALS,
-        )
+        """A client of the moto server: the same one per service, a new one for a given ``config``."""
+        endpoint_url = self.endpoint_url
+        with self._clients_lock:
+            client = None if config is not None else self._clients.get(service)
+            if client is None:
+                if self._session is None:
+                    self._session = boto3.session.Session()
+                client = self._session.client(
+                    service,
+                    endpoint_url=endpoint_url,
+                    region_name=self.region,
+                    config=config or Config(retries={"max_attempts": 2}),
+                    **DUMMY_CREDENTIALS,
+                )
+                if config is None:
+                    self._clients[service] = client
+        return client
 
     # -- the stack ------------------------------------------------------------------------
     def deploy(

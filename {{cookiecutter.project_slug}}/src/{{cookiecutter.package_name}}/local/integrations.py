@@ -11,6 +11,10 @@ Everything moto-private lives here, in one module, behind ``install()``:
 3. Corrections where moto's interpreter deviates from the AWS semantics the template relies on;
    each one cites the AWS document it restores and is tested in tests/test_local_asl_semantics.py
    (documented examples) or tests/test_local_integrations.py.
+4. Waiting and parsing that cost seconds offline and change nothing an execution shows: the ANTLR
+   parse of a definition is kept (moto re-parses the same text at every StartExecution), and a
+   ``.sync`` task ends as soon as the data plane finishes its job (``jobs.wait_for_change``)
+   instead of at moto's next 0.5 s check.
 
 moto is pinned (==5.2.5): every private name is looked up through ``patches.private`` so a moto
 upgrade fails here with a message naming the missing symbol, not deep inside an execution, and every
@@ -29,7 +33,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import lambda_runner
+from . import jobs, lambda_runner
 from .patches import MOTO_PINS, MotoInternalsChanged, Patches, private
 
 LOG = logging.getLogger(__name__)
@@ -92,7 +96,10 @@ SAGEMAKER_ACTIONS: dict[str, tuple[str, str, str] | None] = {
     ),
 }
 _JOB_SUCCEEDED = "Completed"
-SYNC_POLL, SYNC_WAIT = 0.1, 0.4  # seconds: inside moto's own 0.5 s poll of a .sync resolver
+# Seconds: a .sync resolver describes the job when the data plane reports a change, at the latest
+# every SYNC_POLL, and hands back to moto's loop (which checks for StopExecution) after SYNC_WAIT;
+# moto's own pause between resolver calls becomes SYNC_CHECK (0.5 s in moto).
+SYNC_POLL, SYNC_WAIT, SYNC_CHECK = 0.5, 2.0, 0.02
 _JOB_FAILED = {"Failed", "Stopped"}
 
 
@@ -151,17 +158,20 @@ def _sagemaker_integration_class() -> type:
             name = normalised_parameters[name_field]
 
             def resolve() -> dict | None:
-                # moto calls this every 0.5 s; polling at 0.1 s in between ends the task within
-                # 0.1 s of the job, which offline jobs of 2-3 s notice (AWS polls far slower).
+                # Woken by the data plane when a job changes (jobs.wait_for_change), so the task
+                # ends within milliseconds of its job, which offline jobs of 1-3 s notice; the
+                # status always comes from Describe*, as on AWS.
                 deadline = time.monotonic() + SYNC_WAIT
                 while True:
+                    seen = jobs.changes()
                     described = _json_safe(getattr(client, describe)(**{name_field: name}))
                     if (
                         described.get(status_field) in {_JOB_SUCCEEDED, *_JOB_FAILED}
                         or time.monotonic() > deadline
+                        or not env.is_running()
                     ):
                         break
-                    time.sleep(SYNC_POLL)
+                    jobs.wait_for_change(seen, SYNC_POLL)
                 status = described.get(status_field)
                 if status == _JOB_SUCCEEDED:
                     return described
@@ -233,6 +243,9 @@ def _install_sagemaker() -> None:
 
     # state_task_for() looks the name up in its own module's globals at call time.
     PATCHES.replace(factory_module, "state_task_service_for", state_task_service_for)
+    # The pause between two resolver calls (read from the module at call time).
+    callback = importlib.import_module(f"{_STATE_TASK}.service.state_task_service_callback")
+    PATCHES.replace(callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", SYNC_CHECK)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,6 +524,44 @@ def _fix_bucket_policy_conditions(patches: Patches = PATCHES) -> None:
     patches.replace(fake_bucket, "get_permission", get_permission)
 
 
+# ---------------------------------------------------------------------------------------------
+# 4. Parse once
+# ---------------------------------------------------------------------------------------------
+PARSE_CACHE_SIZE = 16
+
+
+def _cache_parse_trees() -> None:
+    """moto parses a definition with ANTLR at CreateStateMachine and again at every StartExecution
+    (0.3 s for the pipeline's ASL on an idle core, a second on a busy one). The syntax tree of the
+    same text is the same: keep it, and build the evaluation components from it afresh each time
+    (``Preprocessor``), so no execution shares state with another. Syntax errors are not cached."""
+    parser_module = f"{_SFN}.parse.asl_parser"
+    parser_class = _private(parser_module, "AmazonStateLanguageParser")
+    lexer = _private(f"{_SFN}.antlr.runtime.ASLLexer", "ASLLexer")
+    asl_parser = _private(f"{_SFN}.antlr.runtime.ASLParser", "ASLParser")
+    preprocessor = _private(f"{_SFN}.parse.preprocessor", "Preprocessor")
+    listener = _private(parser_module, "SyntaxErrorListener")
+    parser_error = _private(parser_module, "ASLParserException")
+    antlr4 = importlib.import_module("antlr4")
+
+    @functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
+    def tree_of(definition: str) -> Any:
+        errors = listener()
+        parser = asl_parser(antlr4.CommonTokenStream(lexer(antlr4.InputStream(definition))))
+        parser.removeErrorListeners()
+        parser.addErrorListener(errors)
+        tree = parser.state_machine()
+        if errors.errors:
+            raise parser_error(errors=errors.errors)
+        return tree
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        tree = tree_of(definition)
+        return preprocessor().visit(tree), tree
+
+    PATCHES.replace(parser_class, "parse", staticmethod(parse))
+
+
 S3_PATCHES = Patches("integrations-s3", pins=MOTO_PINS)
 
 
@@ -540,4 +591,5 @@ _HOOKS: dict[str, Callable[[], None]] = {
     "aws-sdk-error-names": _fix_aws_sdk_error_names,
     "aws-sdk-streaming-body": _fix_aws_sdk_streaming_body,
     "fail-state-rethrow": _fix_fail_state_rethrow,
+    "parse-trees": _cache_parse_trees,
 }

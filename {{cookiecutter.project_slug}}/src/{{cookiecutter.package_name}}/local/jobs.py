@@ -10,11 +10,15 @@ group ``/aws/sagemaker/TrainingJobs`` (``ProcessingJobs``), stream ``<job>/algo-
 ("Log Amazon SageMaker events with Amazon CloudWatch", SageMaker developer guide).
 
 "Where does a job become Failed?": ``JobLifecycle.finished``.
+
+Every finished job (and tuning job) also bumps a change counter, ``changed()``: a ``.sync``
+task in ``integrations`` sleeps in ``wait_for_change`` and describes its job as soon as one ends.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from typing import Any
 
@@ -26,6 +30,28 @@ from .tuning import parse_metrics
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 PROCESSING_LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
 MAX_EVENT_BYTES = 200_000  # CloudWatch's limit is 256 KiB per event
+_changed = threading.Condition()
+_changes = 0
+
+
+def changes() -> int:
+    """How many job changes there have been so far (pass it to ``wait_for_change``)."""
+    with _changed:
+        return _changes
+
+
+def changed() -> None:
+    """A job reached a new status: wake whoever waits for one."""
+    global _changes
+    with _changed:
+        _changes += 1
+        _changed.notify_all()
+
+
+def wait_for_change(seen: int, timeout: float) -> bool:
+    """Until a change after ``seen`` (True) or ``timeout`` seconds (False)."""
+    with _changed:
+        return _changed.wait_for(lambda: _changes != seen, timeout)
 
 
 class JobLifecycle:
@@ -73,6 +99,7 @@ class JobLifecycle:
             if not result.succeeded:
                 job.failure_reason = job.exit_message = result.failure_reason
             job.processing_job_status = status
+            changed()
             return status
         definitions = request["AlgorithmSpecification"].get("MetricDefinitions")
         job.final_metric_data_list = [
@@ -89,6 +116,7 @@ class JobLifecycle:
         else:
             job.failure_reason = result.failure_reason
         job.training_job_status = job.secondary_status = status
+        changed()
         return status
 
     # -- CloudWatch Logs ---------------------------------------------------------------------------

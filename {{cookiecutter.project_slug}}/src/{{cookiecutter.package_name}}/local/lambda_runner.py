@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import multiprocessing
 import os
 import tempfile
 import uuid
@@ -21,7 +20,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import lambda_bootstrap
+from . import forkserver, lambda_bootstrap
 
 # The bootstrap is a module of its own (lambda_bootstrap.py, standard library only). It runs in a
 # child forked from the warm interpreter (a warm Lambda environment), which drops the project's
@@ -104,10 +103,7 @@ def _run_warm(
 ) -> int | None:
     """Run the bootstrap in a child of the fork server (the process runtime's warm interpreter);
     its exit code, or None after killing it at the timeout."""
-    child = multiprocessing.get_context("forkserver").Process(
-        target=lambda_bootstrap.run_forked, args=(args, event_text, env, str(log_path)), daemon=True
-    )
-    child.start()
+    child = forkserver.start(lambda_bootstrap.run_forked, (args, event_text, env, str(log_path)), daemon=True)
     child.join(timeout_s)
     if child.exitcode is None:
         child.kill()

@@ -28,7 +28,7 @@ from moto.core.utils import utcnow
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import FakeEndpoint
 
-from . import tuning, wire
+from . import jobs, tuning, wire
 from .jobs import JobLifecycle
 from .runtimes import Endpoint, JobResult, Runtime
 from .tuning import parse_metrics, sample_hyperparameters  # noqa: F401 - their former home
@@ -211,6 +211,7 @@ class DataPlane:
                 "ObjectiveStatus": "Succeeded",
             }
             job.hyper_parameter_tuning_job_status = "Completed"
+        jobs.changed()
         self.on_event(f"tuning job {name} {job.hyper_parameter_tuning_job_status.lower()}")
 
     # -- endpoints: one launch path for create and update -----------------------------------------

@@ -10,10 +10,7 @@ https://docs.aws.amazon.com/sagemaker/latest/dg/build-your-own-processing-contai
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import json
-import multiprocessing
 import os
 import runpy
 import shutil
@@ -21,7 +18,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +27,7 @@ import requests
 
 from ... import s3uri, tarballs
 from ...settings import PACKAGE_NAME
+from .. import forkserver
 from . import Endpoint, JobResult, Runtime, aws_environment, free_port, log_tail
 
 # Container entrypoint (on PATH in the image) -> module run with ``python -m`` here.
@@ -128,7 +125,7 @@ class ProcessRuntime(Runtime):
         # cores those imports take 3-6 s, more than the jobs themselves. Same code, same argv.
         self.warm = warm
         if warm:
-            threading.Thread(target=warm_up, args=(package,), daemon=True).start()  # overlaps the deploy
+            forkserver.warm_up(forkserver.preload_for(package))  # overlaps the deploy
 
     # -- helpers ---------------------------------------------------------------------------------
     def _env(self, job_root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -328,29 +325,6 @@ class ProcessRuntime(Runtime):
         return path
 
 
-PRELOAD = ("numpy", "scipy.stats", "sklearn.linear_model", "sklearn.metrics", "skops.io", "boto3")
-
-
-def _forkserver(package: str) -> Any:
-    """multiprocessing's fork server: a single-threaded process that imported PRELOAD once and forks
-    a child per job (forking this multi-threaded process instead would be unsafe)."""
-    context = multiprocessing.get_context("forkserver")
-    modules = [
-        *PRELOAD,
-        *(f"{package}.{module}" for module in ("training", "drift.validate", "drift.evaluate")),
-    ]
-    context.set_forkserver_preload([m for m in modules if importlib.util.find_spec(m.split(".")[0])])
-    return context
-
-
-def warm_up(package: str) -> None:
-    """Start the fork server now (it imports for seconds) rather than at the first job."""
-    with contextlib.suppress(Exception):  # a failure shows again, with its message, at the first job
-        child = _forkserver(package).Process(target=int)
-        child.start()
-        child.join()
-
-
 def _run_module(module: str, args: list[str], env: dict[str, str], cwd: str, log: str) -> None:
     """In the forked child: become ``python -m module args`` with this environment and log file."""
     os.setsid()
@@ -369,11 +343,7 @@ class WarmJob:
     """A job forked from the fork server, with the little of Popen that ``_run`` and ``close`` use."""
 
     def __init__(self, module: str, args: list[str], env: dict[str, str], cwd: Path, log: Path):
-        package = module.split(".")[0]
-        self.process = _forkserver(package).Process(
-            target=_run_module, args=(module, args, env, str(cwd), str(log))
-        )
-        self.process.start()
+        self.process = forkserver.start(_run_module, (module, args, env, str(cwd), str(log)))
         self.pid: int = self.process.pid  # type: ignore[assignment]
 
     @property
