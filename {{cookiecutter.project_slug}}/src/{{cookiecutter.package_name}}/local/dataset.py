@@ -11,6 +11,7 @@ stratified by label for classification, so every class is on both sides). It wri
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,3 +169,24 @@ def _renamed(table: Table, label_column: str) -> Table:
     columns = [settings.LABEL_COLUMN if c == label_column else c for c in table.columns]
     data_ = {settings.LABEL_COLUMN if c == label_column else c: v for c, v in table.data.items()}
     return Table(columns, data_)
+
+
+def one_class_copy(train_csv: Path, target: Path) -> Path:
+    """The training set with every label set to the first row's: valid data, untrainable model."""
+    with train_csv.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    label = rows[0].index(settings.LABEL_COLUMN)
+    first = rows[1][label]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("w", newline="") as handle:
+        csv.writer(handle).writerows([rows[0], *([*r[:label], first, *r[label + 1 :]] for r in rows[1:])])
+    return target
+
+
+def training_sets(dataset: DataSet, data_dir: Path) -> dict[str, Path]:
+    """The training sets a scenario step can upload: ``train``, ``drifted`` and ``one-class``."""
+    return {
+        "train": dataset.train,
+        "drifted": dataset.drifted,
+        "one-class": one_class_copy(dataset.train, data_dir / "one-class" / "train.csv"),
+    }

@@ -1,18 +1,35 @@
-"""What a local-pipeline run shows: the live state of an execution and the final summary (rich)."""
+"""What a local-pipeline run shows, and where its output goes.
+
+The live state of an execution, failures with the container's reason, the final summary (rich),
+the execution histories written to the run folder, and the log routing that keeps moto's and the
+harness's log lines in ``<run>/harness.log`` instead of on the console.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
+from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from .. import settings
 
 if TYPE_CHECKING:
-    from .run import ExecutionOutcome, Failure, PipelineResult
+    from .observe import ExecutionOutcome, Failure, PipelineResult
+
+PACKAGE = __package__.rsplit(".", 1)[0]
+LOGGERS = ("moto", "werkzeug", PACKAGE)  # moto's and ours: to the run folder
+LIVE_SECONDS = 1.0  # how often the live view reads the whole history (moto serialises every event)
 
 FAILURE_EVENTS = ("Failed", "TimedOut", "Aborted")
 STATUS_STYLE = {
@@ -75,6 +92,24 @@ def live_view(name: str, status: str, events: list[dict[str, Any]], elapsed: flo
     if last_event:
         table.add_row("", Text(last_event, style="dim"), "", "")
     return table
+
+
+@contextmanager
+def live_execution(
+    console: Console, name: str, history: Callable[[], list[dict[str, Any]]], last_event: Callable[[], str]
+) -> Iterator[Callable[[str], None]]:
+    """A transient live view of one execution; yields ``show(status)`` for the poller to call.
+    The history is read at most every LIVE_SECONDS, however often the status is polled."""
+    start, shown = time.monotonic(), {"at": -LIVE_SECONDS, "events": []}
+    with Live(console=console, refresh_per_second=4, transient=True) as live:
+
+        def show(status: str) -> None:
+            now = time.monotonic()
+            if now - shown["at"] >= LIVE_SECONDS:
+                shown.update(at=now, events=history())
+            live.update(live_view(name, status, shown["events"], now - start, last_event()))
+
+        yield show
 
 
 def grouped(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -203,3 +238,38 @@ def render_summary(console: Console, result: PipelineResult) -> None:
             console.print(f"[red]x[/] {problem}")
     else:
         console.print("[green]All expected outcomes happened.[/]")
+
+
+# -- files and logs --------------------------------------------------------------------------------
+def _json_default(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def write_history(path: Path, events: list[dict[str, Any]]) -> None:
+    path.write_text(json.dumps({"events": events}, indent=2, default=_json_default))
+
+
+def route_logs(path: Path) -> logging.Handler:
+    """moto's and the harness's log lines to the run folder, not the console."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+    return handler
+
+
+def unroute_logs(handler: logging.Handler) -> None:
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        logger.removeHandler(handler)
+        logger.propagate = True
+    handler.close()
+
+
+def quiet_moto() -> None:
+    """moto warns about every template resource it does not model (alarms, OIDC...): not news here."""
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"moto\.")
+    logging.getLogger("moto").setLevel(logging.ERROR)

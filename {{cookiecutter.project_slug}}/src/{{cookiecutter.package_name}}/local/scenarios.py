@@ -146,3 +146,16 @@ SCENARIOS = {
 
 def run_checks(step: Step, observation: Observation) -> list[str]:
     return [problem for check in step.checks for problem in check(observation)]
+
+
+# -- after every scenario ------------------------------------------------------------------------
+EXPECTED_ARTIFACTS = ("model.tar.gz", "validation/decision.json", "evaluation/decision.json")
+
+
+def artifacts_present(keys: list[str], bucket: str = settings.S3_BUCKET) -> list[str]:
+    """Each kind of artifact a run leaves in S3 is there at least once."""
+    return [
+        f"no *{suffix} in s3://{bucket}"
+        for suffix in EXPECTED_ARTIFACTS
+        if not any(key.endswith(suffix) for key in keys)
+    ]
