@@ -22,12 +22,12 @@ pytestmark = pytest.mark.slow
 # (old, new) text edits in the generated model.py; each old text must occur exactly once.
 EDITS = [
     (
-        "from sklearn.compose import ColumnTransformer\n",
-        "from sklearn.compose import ColumnTransformer\nfrom sklearn.ensemble import RandomForestClassifier\n",
+        "    from sklearn.compose import ColumnTransformer\n",
+        "    from sklearn.compose import ColumnTransformer\n    from sklearn.ensemble import RandomForestClassifier\n",
     ),
     (
-        "from sklearn.linear_model import LogisticRegression, Ridge\n",
-        "from sklearn.linear_model import Ridge\n",
+        "    from sklearn.linear_model import LogisticRegression, Ridge\n",
+        "    from sklearn.linear_model import Ridge\n",
     ),
     (
         '    Param("C", "float", 1.0, 1e-4, 1e4, scale="log", help="inverse regularisation (Ridge: alpha = 1/C)"),\n'
