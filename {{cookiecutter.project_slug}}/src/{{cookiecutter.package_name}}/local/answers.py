@@ -8,9 +8,12 @@ those of docs/architecture.md, "Serving output".
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import importlib
 import io
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,24 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return "" if math.isnan(value) else repr(float(value))
     return "" if value is None else str(value)
+
+
+MODEL_STACK = ("predictor", "skops.io", "sklearn.pipeline", "onnxruntime")
+
+
+def preimport() -> threading.Thread:
+    """Import what ``expected`` loads a model with, in a background thread: the harness starts it
+    once moto is up, so the first endpoint check does not pay a second of imports."""
+
+    def run() -> None:
+        for name in MODEL_STACK:
+            module = f"{__package__.rsplit('.', 1)[0]}.{name}" if name == "predictor" else name
+            with contextlib.suppress(ImportError):  # a library this bake does not use
+                importlib.import_module(module)
+
+    thread = threading.Thread(target=run, name="answers-preimport", daemon=True)
+    thread.start()
+    return thread
 
 
 def expected(model_dir: Path, rows: data.Table) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ from typing import Any
 from rich.console import Console
 
 from .. import deploy, polling, settings
-from . import forkserver, observe, report
+from . import answers, forkserver, observe, report
 from .control_plane import DUMMY_CREDENTIALS, LOCAL_IMAGE_URI, ControlPlane
 from .dataset import DataRefused, DataSet, one_class_copy, prepare, training_sets
 from .observe import ExecutionOutcome, Failure, InvokeCheck, PipelineResult
@@ -121,6 +121,7 @@ class Harness:
         self.queue_url = observe.subscribe_queue(self.cp, self.stack.outputs["NotificationTopicArn"])
         self.upload_training_file(dataset.train)
         self.cp.client("s3").upload_file(str(dataset.holdout), settings.S3_BUCKET, "data/holdout/holdout.csv")
+        answers.preimport()  # while the first execution runs
 
     def close(self) -> None:
         """Stop executions, endpoints, containers and moto; safe after a failure or Ctrl-C, and twice."""
