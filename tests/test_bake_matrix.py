@@ -228,3 +228,46 @@ def test_combination_trains_gates_and_refuses_tampered_models(baked, library_ven
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     counts = summary_counts(result.stdout)
     assert counts.get("passed", 0) >= 20 and not counts.get("failed") and not counts.get("error"), counts
+
+
+# The template's own model.py compiles for classification: on the numeric sample, training's ONNX
+# export answers as the library (1e-6, same labels), so serving uses ONNX Runtime (issue 13).
+EXPORT_CHECK = """
+import tempfile
+from pathlib import Path
+import numpy as np
+from {pkg} import sample_data
+from {pkg}.predictor import Predictor
+from {pkg}.serving import compiled
+table = sample_data.load_table()
+order = np.random.default_rng(0).permutation(table.n_rows)
+cut = table.n_rows * 3 // 4
+train, holdout = table.take(order[:cut]), table.take(order[cut:])
+folder = Path(tempfile.mkdtemp())
+predictor = Predictor.fit(train, {{}})
+predictor.save(folder)
+print("written" if compiled.export(predictor, holdout, folder) else "not written")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("combo", COMBOS, ids=combo_id)
+def test_the_default_model_is_compiled_for_classification(baked, library_venvs, combo) -> None:
+    project = baked[combo_id(combo)]
+    python = library_venvs[combo["model_library"]] / "bin" / "python"
+    script = EXPORT_CHECK.format(pkg=project.name.replace("-", "_"))
+    result = subprocess.run(
+        [str(python), "-c", script],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(project / "src")},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    outcome = result.stdout.strip().splitlines()[-1]
+    log = result.stderr
+    if combo["problem_type"] == "regression":  # float32 kernels: the library serves, and says why
+        assert outcome == "not written" and "compiled predictor: not used: max difference" in log, log
+    else:
+        assert outcome == "written" and "serving uses ONNX Runtime" in log, log

@@ -255,11 +255,3 @@ def test_no_compiled_copy_when_switched_off(opt_ml, sample_data, monkeypatch, ca
     assert training.main() == 0
     assert not (opt_ml / "model" / "model.onnx").exists()
     assert "compiled predictor" not in capsys.readouterr().err
-
-
-@pytest.mark.skipif(PROBLEM_TYPE == "regression", reason="ONNX ML's float32 regression does not verify")
-def test_a_classifier_on_numeric_data_is_compiled_by_default(opt_ml, sample_data, capsys):
-    shutil.copytree(sample_data["holdout"].parent, opt_ml / "input" / "data" / "validation")
-    assert training.main() == 0
-    assert (opt_ml / "model" / "model.onnx").is_file()
-    assert "model.onnx written" in capsys.readouterr().err
