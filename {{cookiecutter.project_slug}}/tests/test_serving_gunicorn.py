@@ -150,7 +150,10 @@ def test_the_compiled_predictor_answers_as_the_library_through_gunicorn(
     predictor, holdout, folder = compiled_model
     names = predictor.feature_names
     want = expected(predictor, holdout)
-    with gunicorn_server.gunicorn(folder, project_root, tmp_path) as (port, _):
+    with gunicorn_server.gunicorn(folder, project_root, tmp_path) as (port, master):
+        # ONNX Runtime lives in the workers only: imported before fork, it aborts them at exit.
+        assert "onnxruntime" not in gunicorn_server.maps(master)
+        assert all("onnxruntime" in gunicorn_server.maps(pid) for pid in gunicorn_server.workers(master))
         for _ in range(4):  # both workers, each with its own ONNX Runtime session made after fork
             status, _, data = request(port, "POST", "/invocations", csv_body(holdout, names).encode(),
                                       {"Content-Type": "text/csv"})  # fmt: skip

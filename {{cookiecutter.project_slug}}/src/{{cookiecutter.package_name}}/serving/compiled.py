@@ -19,13 +19,14 @@ in its own input checks and ColumnTransformer plumbing; the same pipeline in ONN
 
 An ONNX file is a protobuf graph of operators, read as data (no pickle, no code); ``onnx_file.check``
 refuses any other operator domain and any tensor stored outside the file before ONNX Runtime sees
-it, at export and at load. The file name is on the Predictor's model-folder allow-list. ONNX Runtime's session (and any thread
-it might start) is created lazily in the process that predicts, so never in gunicorn's master.
+it, at export and at load. The file name is on the Predictor's model-folder allow-list. ONNX Runtime is imported, and its session
+(and any thread it starts) created, lazily in the process that predicts, so never in gunicorn's master.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -153,9 +154,7 @@ def load(directory: Path) -> Predictor:
     path = directory / COMPILED_FILE
     if not path.is_file():
         return Predictor.load(directory)
-    try:
-        import onnxruntime  # noqa: F401  # checked here (gunicorn's master), sessions start after fork
-    except ImportError:
+    if not _runtime_installed():
         _log(f"{path} ignored: onnxruntime is not installed; serving uses {metadata['library']}")
         return Predictor.load(directory)
     model = path.read_bytes()
@@ -164,6 +163,16 @@ def load(directory: Path) -> Predictor:
     except onnx_file.OnnxRefused as error:  # tampered or foreign: refuse, as for a native model
         raise ModelFolderError(f"{path}: {error}") from None
     return Predictor.from_metadata(metadata, CompiledModel(model, metadata["problem_type"]))
+
+
+def _runtime_installed() -> bool:
+    """Whether ONNX Runtime can be imported, without importing it: this runs in gunicorn's master,
+    and an ONNX Runtime imported before fork aborts or hangs the workers at exit (its threads
+    belong to the master: "std::system_error: Invalid argument", then SIGABRT; docker stop then
+    waited out its 10 s). Workers import it with their first session."""
+    if "onnxruntime" in sys.modules:
+        return sys.modules["onnxruntime"] is not None  # None: marked absent
+    return importlib.util.find_spec("onnxruntime") is not None
 
 
 def _log(message: str) -> None:
