@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,18 +109,25 @@ def test_model_local_functions_are_refused_even_in_the_standard_domain():
 
 
 @pytest.fixture
-def fitted_folder(tmp_path):
+def fitted(tmp_path) -> tuple[Predictor, Path]:
+    """A freshly fitted predictor (the converters take the fitted estimator, not a loaded booster)
+    and its saved model folder."""
     import datasets
 
     train, _ = datasets.for_problem(PROBLEM_TYPE, categorical=False)
     predictor = Predictor.fit(train, {})
     folder = tmp_path / "model"
     predictor.save(folder)
-    return folder
+    return predictor, folder
 
 
-def test_every_export_of_this_project_passes_the_check(fitted_folder):
-    predictor = Predictor.load(fitted_folder)
+@pytest.fixture
+def fitted_folder(fitted) -> Path:
+    return fitted[1]
+
+
+def test_every_export_of_this_project_passes_the_check(fitted):
+    predictor, _ = fitted
     onnx_file.check(compiled.convert(predictor))  # raises if the exporters wrote anything refused
 
 
@@ -135,10 +143,10 @@ print(json.dumps({"status": reply.status_code,
 """
 
 
-def test_serving_the_compiled_model_imports_no_model_library(fitted_folder, tmp_path):
+def test_serving_the_compiled_model_imports_no_model_library(fitted, tmp_path):
     import datasets
 
-    predictor = Predictor.load(fitted_folder)
+    predictor, fitted_folder = fitted
     _, holdout = datasets.for_problem(PROBLEM_TYPE, categorical=False)
     if not compiled.export(predictor, holdout, fitted_folder):
         pytest.skip(f"no verified ONNX export for {PROBLEM_TYPE} x {predictor.library}")
