@@ -9,8 +9,9 @@ in its own input checks and ColumnTransformer plumbing; the same pipeline in ONN
   validation channel, else the training rows) both ways. ``model.onnx`` is written only if every
   score, probability or value is within 1e-6 of the library's and every label is the same;
   otherwise, or when the model cannot be converted, one training-log line says why and serving
-  uses the library. ONNX ML's tree and imputer kernels compute in float32: classifiers pass,
-  regression on targets in the hundreds does not (differences ~1e-5), and falls back.
+  uses the library. float32 is tried first (ONNX ML's kernels; classifiers pass in it), then
+  float64: regression on targets in the hundreds misses 1e-6 in float32 (~3e-5) and passes in
+  float64 (scikit-learn's imputer through ``double_imputer``, which ONNX ML has in float32 only).
 - ``load(directory)`` (serving): the folder and metadata checks of ``predictor.read_metadata``
   first, always; then, when ``model.onnx`` is there and ONNX Runtime is installed, a Predictor
   whose estimator is the ONNX model, and the native model is never read: serving then imports
@@ -36,10 +37,12 @@ import numpy as np
 
 from ..data import Table
 from ..predictor import ModelFolderError, Predictions, Predictor, read_metadata
-from . import onnx_file
+from . import double_imputer, onnx_file
 
 COMPILED_FILE = "model.onnx"
 TOLERANCE = 1e-6
+# Tried in this order; the first that answers as the library within TOLERANCE is written.
+PRECISIONS = ("float32", "float64")
 # ai.onnx opset for skl2onnx; onnxmltools' tree converters support up to 15.
 SKLEARN_OPSET, TREES_OPSET = 18, 15
 
@@ -52,14 +55,17 @@ class CompiledModel:
         self.problem_type = problem_type
         self._session: Any = None
         self._outputs: list[str] = []
+        self._dtype: type = np.float32
         self._pid: int | None = None
 
     def _run(self, X: np.ndarray, output: int) -> np.ndarray:
         if self._pid != os.getpid():  # first call in this process (e.g. a freshly forked worker)
             self._session, self._pid = _session(self.model), os.getpid()
             self._outputs = [o.name for o in self._session.get_outputs()]
+            double = self._session.get_inputs()[0].type == "tensor(double)"
+            self._dtype = np.float64 if double else np.float32
         # Only the output asked for: the label tensor of a classifier is never converted.
-        return self._session.run([self._outputs[output]], {"X": np.asarray(X, dtype=np.float32)})[0]
+        return self._session.run([self._outputs[output]], {"X": np.asarray(X, dtype=self._dtype)})[0]
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self._run(X, 1), dtype=np.float64)  # outputs: label, probabilities
@@ -79,26 +85,32 @@ def _session(model: bytes) -> Any:
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def convert(predictor: Predictor) -> bytes:
-    """The fitted estimator as ONNX bytes; raises ImportError or the converter's error."""
-    n = len(predictor.feature_names)
+def convert(predictor: Predictor, precision: str = "float32") -> bytes:
+    """The fitted estimator as ONNX bytes taking ``precision`` input; raises ImportError or the
+    converter's error."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
+    n, double = len(predictor.feature_names), precision == "float64"
     classifier = predictor.problem_type != "regression"
     if predictor.library == "scikit-learn":
-        from skl2onnx import to_onnx
-        from skl2onnx.common.data_types import FloatTensorType
+        from skl2onnx import convert_sklearn
+        from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+        from sklearn.impute import SimpleImputer
 
         options = {id(predictor.estimator): {"zipmap": False}} if classifier else None
-        model = to_onnx(
+        model = convert_sklearn(
             predictor.estimator,
-            initial_types=[("X", FloatTensorType([None, n]))],
+            initial_types=[("X", (DoubleTensorType if double else FloatTensorType)([None, n]))],
             options=options,
             target_opset=SKLEARN_OPSET,
+            custom_conversion_functions={SimpleImputer: double_imputer.convert},
         )
     elif predictor.library in ("xgboost", "lightgbm"):
         from onnxmltools.convert import convert_lightgbm, convert_xgboost
+        from onnxmltools.convert.common.data_types import DoubleTensorType as TreeDouble
         from onnxmltools.convert.common.data_types import FloatTensorType as TreeFloat
 
-        types = [("X", TreeFloat([None, n]))]
+        types = [("X", (TreeDouble if double else TreeFloat)([None, n]))]
         if predictor.library == "xgboost":
             model = convert_xgboost(predictor.estimator, initial_types=types, target_opset=TREES_OPSET)
         else:
@@ -119,32 +131,34 @@ def difference(want: Predictions, got: Predictions) -> float:
 
 
 def export(predictor: Predictor, table: Table, directory: Path) -> bool:
-    """Write ``model.onnx`` next to the native model if it predicts ``table`` as the library does.
-
-    Never fails training: every outcome is one line in the training log.
+    """Write ``model.onnx`` next to the native model if it predicts ``table`` as the library does,
+    in the first of PRECISIONS that does. Never fails training: the outcome is one training-log line.
     """
-    library = predictor.library
-    try:
-        model = convert(predictor)
-        onnx_file.check(model)  # what serving would refuse is not exported
-        compiled = dataclasses.replace(predictor, estimator=CompiledModel(model, predictor.problem_type))
-        X = predictor.features(table)
-        gap = difference(predictor.predict(X), compiled.predict(X))
-    except ImportError as error:
-        _log(f"not exported ({error.name or error} is not installed); serving uses {library}")
-        return False
-    except Exception as error:  # an estimator or option the converters do not support
-        _log(f"not exported ({type(error).__name__}: {str(error)[:200]}); serving uses {library}")
-        return False
-    if not gap <= TOLERANCE:
+    library, X = predictor.library, predictor.features(table)
+    tried: list[str] = []
+    for precision in PRECISIONS:
+        try:
+            model = convert(predictor, precision)
+            onnx_file.check(model)  # what serving would refuse is not exported
+            compiled = dataclasses.replace(predictor, estimator=CompiledModel(model, predictor.problem_type))
+            gap = difference(predictor.predict(X), compiled.predict(X))
+        except ImportError as error:
+            _log(f"not exported ({error.name or error} is not installed); serving uses {library}")
+            return False
+        except Exception as error:  # an estimator, option or precision the converters do not support
+            tried.append(f"{precision}: not converted ({type(error).__name__}: {str(error)[:160]})")
+            continue
+        if gap <= TOLERANCE:
+            (Path(directory) / COMPILED_FILE).write_bytes(model)
+            _log(
+                f"{COMPILED_FILE} written ({precision}, max difference {gap:.3g} on {table.n_rows} rows);"
+                " serving uses ONNX Runtime"
+            )
+            return True
         what = "labels differ" if gap == float("inf") else f"max difference {gap:.3g} > {TOLERANCE:g}"
-        _log(f"not used: {what} on {table.n_rows} rows; serving uses {library}")
-        return False
-    (Path(directory) / COMPILED_FILE).write_bytes(model)
-    _log(
-        f"{COMPILED_FILE} written (max difference {gap:.3g} on {table.n_rows} rows); serving uses ONNX Runtime"
-    )
-    return True
+        tried.append(f"{precision}: {what} on {table.n_rows} rows")
+    _log(f"not used ({'; '.join(tried)}); serving uses {library}")
+    return False
 
 
 def load(directory: Path) -> Predictor:
