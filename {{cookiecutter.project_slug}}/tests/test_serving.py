@@ -7,6 +7,7 @@ import io
 import json
 import threading
 
+import orjson
 import pytest
 from serving_bodies import assert_exact, csv_body, expected, json_rows, parse_csv, parse_json
 
@@ -92,6 +93,11 @@ def test_json_in_every_shape_answers_exactly(client, predictor, rows, names, sha
     assert_exact(answer, expected(predictor, rows), PROBLEM_TYPE, predictor.classes, csv_=False)
 
 
+def number(value: float) -> str:
+    """A number as the answers write it: orjson's shortest round-trip text, in CSV as in JSON."""
+    return orjson.dumps(float(value)).decode()
+
+
 def test_the_output_shape_of_this_problem_type(client, predictor, rows, names):
     one = rows.take(slice(0, 1))
     body = json.loads(post(client, csv_body(one, names), accept="application/json").get_data())
@@ -99,17 +105,15 @@ def test_the_output_shape_of_this_problem_type(client, predictor, rows, names):
     want = expected(predictor, one)
     if PROBLEM_TYPE == "binary":
         assert body == {"predictions": [{"label": want.labels[0], "score": float(want.scores[0])}]}
-        assert csv_text == f"{want.labels[0]},{float(want.scores[0])!r}\n"
+        assert csv_text == f"{want.labels[0]},{number(want.scores[0])}\n"
     elif PROBLEM_TYPE == "multiclass":
         probabilities = dict(zip(map(str, predictor.classes), want.probabilities[0].tolist(), strict=True))
         assert body == {"predictions": [{"label": want.labels[0], "probabilities": probabilities}]}
         header = ",".join(["label", *map(str, predictor.classes)])
-        assert (
-            csv_text == f"{header}\n{want.labels[0]},{','.join(map(repr, want.probabilities[0].tolist()))}\n"
-        )
+        assert csv_text == f"{header}\n{want.labels[0]},{','.join(map(number, want.probabilities[0]))}\n"
     else:
         assert body == {"predictions": [{"value": float(want.values[0])}]}
-        assert csv_text == f"{float(want.values[0])!r}\n"
+        assert csv_text == f"{number(want.values[0])}\n"
 
 
 @pytest.mark.parametrize(
@@ -330,3 +334,11 @@ def test_scikit_learn_skips_its_finiteness_check_in_every_serving_thread(client,
     thread.start()
     thread.join()
     assert seen == [False, True]
+
+
+def test_a_big_cell_is_quoted_in_at_most_120_characters_of_an_error_line():
+    from {{ cookiecutter.package_name }}.serving.codecs import quote
+
+    cell = [{f"{k}{'k' * 40}": "v" * 50 for k in range(4)} for _ in range(4)]  # reprlib alone: 1,352
+    assert len(quote(cell)) == 120 and quote(cell).endswith("...") and quote(cell).startswith("[{'0kkk")
+    assert quote([1, "a"]) == "[1, 'a']"  # short values as they are
