@@ -272,5 +272,5 @@ def test_the_default_model_is_compiled_where_it_answers_as_the_library(baked, li
         assert outcome == "written" and "model.onnx written (float32," in log, log
     elif combo["model_library"] == "scikit-learn":  # float32 misses 1e-6 on the target; float64 does not
         assert outcome == "written" and "model.onnx written (float64," in log, log
-    else:  # the boosters' converters keep float32 thresholds: ~1e-5 off, so the library serves
+    else:  # ONNX ML's tree regressor answers in float32: ~1e-5 off, so the library serves
         assert outcome == "not written" and "not used (float32: max difference" in log, log
