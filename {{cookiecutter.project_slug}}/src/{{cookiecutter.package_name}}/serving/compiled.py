@@ -134,13 +134,14 @@ def export(predictor: Predictor, table: Table, directory: Path) -> bool:
     """Write ``model.onnx`` next to the native model if it predicts ``table`` as the library does,
     in the first of PRECISIONS that does. Never fails training: the outcome is one training-log line.
     """
-    library, X = predictor.library, predictor.features(table)
+    library = predictor.library
     tried: list[str] = []
     for precision in PRECISIONS:
         try:
             model = convert(predictor, precision)
             onnx_file.check(model)  # what serving would refuse is not exported
             compiled = dataclasses.replace(predictor, estimator=CompiledModel(model, predictor.problem_type))
+            X = predictor.features(table)
             gap = difference(predictor.predict(X), compiled.predict(X))
         except ImportError as error:
             _log(f"not exported ({error.name or error} is not installed); serving uses {library}")
