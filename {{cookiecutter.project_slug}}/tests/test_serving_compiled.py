@@ -148,7 +148,7 @@ def test_export_writes_the_first_precision_that_answers_as_the_library(fitted, t
             == {"float32": "tensor(float)", "float64": "tensor(double)"}[passing[0]]
         )
         assert f"written ({passing[0]}, max difference" in capsys.readouterr().err
-    if PROBLEM_TYPE == "regression" and predictor.library == "scikit-learn":
+    if PROBLEM_TYPE == "regression" and predictor.library in ("scikit-learn", "lightgbm"):
         # The case float64 is for: float32 misses 1e-6 on targets in the hundreds, float64 does not.
         assert gaps["float32"] > compiled.TOLERANCE and passing == ["float64"], gaps
 

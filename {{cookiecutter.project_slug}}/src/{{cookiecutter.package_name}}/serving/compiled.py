@@ -11,7 +11,9 @@ in its own input checks and ColumnTransformer plumbing; the same pipeline in ONN
   otherwise, or when the model cannot be converted, one training-log line says why and serving
   uses the library. float32 is tried first (ONNX ML's kernels; classifiers pass in it), then
   float64: regression on targets in the hundreds misses 1e-6 in float32 (~3e-5) and passes in
-  float64 (scikit-learn's imputer through ``double_imputer``, which ONNX ML has in float32 only).
+  float64, for scikit-learn through ``double_imputer`` (ONNX ML's Imputer is float32 only) and for
+  LightGBM through ``tree_ensemble`` (ONNX ML's TreeEnsembleRegressor answers in float32).
+  XGBoost regression computes in float32 itself and is served by the library.
 - ``load(directory)`` (serving): the folder and metadata checks of ``predictor.read_metadata``
   first, always; then, when ``model.onnx`` is there and ONNX Runtime is installed, a Predictor
   whose estimator is the ONNX model, and the native model is never read: serving then imports
@@ -37,7 +39,7 @@ import numpy as np
 
 from ..data import Table
 from ..predictor import ModelFolderError, Predictions, Predictor, read_metadata
-from . import double_imputer, onnx_file
+from . import double_imputer, onnx_file, tree_ensemble
 
 COMPILED_FILE = "model.onnx"
 TOLERANCE = 1e-6
@@ -105,6 +107,10 @@ def convert(predictor: Predictor, precision: str = "float32") -> bytes:
             target_opset=SKLEARN_OPSET,
             custom_conversion_functions={SimpleImputer: double_imputer.convert},
         )
+    elif predictor.library == "lightgbm" and double and not classifier:
+        # TreeEnsembleRegressor answers in float32 whatever it is fed: opset 5's TreeEnsemble instead.
+        attrs = tree_ensemble.regressor_attributes(predictor.estimator, n)
+        return tree_ensemble.float64_model(attrs, n)
     elif predictor.library in ("xgboost", "lightgbm"):
         from onnxmltools.convert import convert_lightgbm, convert_xgboost
         from onnxmltools.convert.common.data_types import DoubleTensorType as TreeDouble
