@@ -1,6 +1,6 @@
 """serving/tree_ensemble.py: TreeEnsembleRegressor attributes re-encoded as opset 5's TreeEnsemble,
-float64 in and out (issue 13). Hand-built trees, so every bake runs it; LightGBM's own export is
-tested in test_serving_compiled.py and test_problem_types.py of the LightGBM bakes."""
+in float64 or float32, the base score summed first (issue 13). Hand-built trees, so every bake runs it; LightGBM's own export is
+tested in test_serving_compiled.py and test_problem_types.py of the booster bakes."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ ROWS = np.array(
 
 
 def test_the_model_answers_as_the_trees_do_in_float64():
-    model = tree_ensemble.float64_model(ATTRS, 2)
+    model = tree_ensemble.model(ATTRS, 2)
     onnx_file.check(model)  # serving would load it
     session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     assert (
@@ -80,4 +80,24 @@ def test_the_model_answers_as_the_trees_do_in_float64():
 )
 def test_what_it_does_not_cover_is_refused_so_the_library_serves(change, reason):
     with pytest.raises(NotImplementedError, match=reason):
-        tree_ensemble.float64_model({**ATTRS, **change}, 2)
+        tree_ensemble.model({**ATTRS, **change}, 2)
+
+
+def test_in_float32_the_base_score_is_summed_first_as_xgboost_does():
+    # float32 sums are order-dependent: 2**24 + 1 + 1 is 2**24 when the base comes first.
+    big = {**ATTRS, "base_values": [2.0**24], "target_weights": [1.0, 1.0, 1.0, 1.0, 1.0, 0.0]}
+    session = ort.InferenceSession(
+        tree_ensemble.model(big, 2, np.float32), providers=["CPUExecutionProvider"]
+    )
+    assert (
+        session.get_inputs()[0].type == "tensor(float)" and session.get_outputs()[0].type == "tensor(float)"
+    )
+    got = session.run(None, {"X": np.array([[0.0, 0.0]], dtype=np.float32)})[0].reshape(-1)
+    base_first = np.float32(np.float32(np.float32(2.0**24) + np.float32(1.0)) + np.float32(1.0))
+    base_last = np.float32(np.float32(1.0 + 1.0) + np.float32(2.0**24))
+    assert base_first != base_last and got.tolist() == [float(base_first)]
+
+
+def test_an_unknown_dtype_is_refused():
+    with pytest.raises(ValueError, match="float32 or float64"):
+        tree_ensemble.model(ATTRS, 2, np.float16)

@@ -12,8 +12,9 @@ in its own input checks and ColumnTransformer plumbing; the same pipeline in ONN
   uses the library. float32 is tried first (ONNX ML's kernels; classifiers pass in it), then
   float64: regression on targets in the hundreds misses 1e-6 in float32 (~3e-5) and passes in
   float64, for scikit-learn through ``double_imputer`` (ONNX ML's Imputer is float32 only) and for
-  LightGBM through ``tree_ensemble`` (ONNX ML's TreeEnsembleRegressor answers in float32).
-  XGBoost regression computes in float32 itself and is served by the library.
+  LightGBM through ``tree_ensemble`` (ONNX ML's TreeEnsembleRegressor answers in float32). XGBoost
+  regression passes in float32 through ``tree_ensemble`` too, its base score summed first as
+  XGBoost does.
 - ``load(directory)`` (serving): the folder and metadata checks of ``predictor.read_metadata``
   first, always; then, when ``model.onnx`` is there and ONNX Runtime is installed, a Predictor
   whose estimator is the ONNX model, and the native model is never read: serving then imports
@@ -45,6 +46,8 @@ COMPILED_FILE = "model.onnx"
 TOLERANCE = 1e-6
 # Tried in this order; the first that answers as the library within TOLERANCE is written.
 PRECISIONS = ("float32", "float64")
+# Booster regression through tree_ensemble, in the precision each booster computes in.
+TREE_ENSEMBLE = {("lightgbm", "float64"), ("xgboost", "float32")}
 # ai.onnx opset for skl2onnx; onnxmltools' tree converters support up to 15.
 SKLEARN_OPSET, TREES_OPSET = 18, 15
 
@@ -107,10 +110,11 @@ def convert(predictor: Predictor, precision: str = "float32") -> bytes:
             target_opset=SKLEARN_OPSET,
             custom_conversion_functions={SimpleImputer: double_imputer.convert},
         )
-    elif predictor.library == "lightgbm" and double and not classifier:
-        # TreeEnsembleRegressor answers in float32 whatever it is fed: opset 5's TreeEnsemble instead.
-        attrs = tree_ensemble.regressor_attributes(predictor.estimator, n)
-        return tree_ensemble.float64_model(attrs, n)
+    elif not classifier and (predictor.library, precision) in TREE_ENSEMBLE:
+        # TreeEnsembleRegressor answers in float32 and adds the base score last: opset 5's
+        # TreeEnsemble in the booster's own precision and order instead (serving/tree_ensemble.py).
+        attrs = tree_ensemble.regressor_attributes(predictor.library, predictor.estimator, n)
+        return tree_ensemble.model(attrs, n, np.float64 if double else np.float32)
     elif predictor.library in ("xgboost", "lightgbm"):
         from onnxmltools.convert import convert_lightgbm, convert_xgboost
         from onnxmltools.convert.common.data_types import DoubleTensorType as TreeDouble

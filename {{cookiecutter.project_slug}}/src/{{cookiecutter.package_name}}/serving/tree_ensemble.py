@@ -1,21 +1,25 @@
-"""LightGBM regression in float64 ONNX: ai.onnx.ml opset 5's ``TreeEnsemble`` (training only).
+"""Tree regression as ai.onnx.ml opset 5's ``TreeEnsemble``, answering as the booster does (training only).
 
 onnxmltools writes ``TreeEnsembleRegressor``. Its output is float32 in every version (ONNX ML types
-``Y`` as tensor(float)), and its thresholds and leaf weights are float32 attributes. So a tree
-regression on targets in the hundreds misses 1e-6 however it is fed (LightGBM: 1.8e-5, issue 13).
-Opset 5's ``TreeEnsemble`` keeps splits and leaf weights as tensors of the input's type and answers
-in that type. No converter writes it yet, so this module does. LightGBM computes in double, so this
-answers exactly as LightGBM does (measured: 0 on the sample). XGBoost is left out: it compares
-float32 features with float32 thresholds and returns float32 sums, so a float64 model splits
-differently (measured: 74 off).
+``Y`` as tensor(float)), and its thresholds and leaf weights are float32 attributes. It also adds
+the base score after the trees. Either way a tree regression on targets in the hundreds missed
+1e-6 (issue 13): LightGBM by 1.8e-5, XGBoost by 2.8e-4. Opset 5's ``TreeEnsemble`` keeps splits
+and leaf weights as tensors of the input's type and answers in that type. No converter writes it
+yet, so this module does, in the precision the booster computes in:
 
-It does not re-read the booster's model format. onnxmltools' own operator converter runs, and
+- LightGBM splits and sums in double: ``float64`` (measured: 0 difference on the sample).
+- XGBoost compares float32 features with float32 thresholds. It starts from its base score and
+  adds each tree in order, in float32: ``float32``, with the base score as the first tree, so the
+  sums are XGBoost's own (measured: every answer bit-identical). In float64 it split differently
+  (74 off).
+
+It does not re-read the boosters' model formats. onnxmltools' own operator converter runs, and
 each tree's nodes, modes, missing-value directions and leaves are taken from it, as the Python
-doubles it passed to ``add_node``, before ONNX rounded them to float32. They are re-encoded in the
-opset-5 layout: interior nodes in ``nodes_*`` and leaves in ``leaf_*``. Anything this re-encoding
-does not cover raises NotImplementedError, and the library then serves: a post-transform, several
-targets, a leaf voting more than once, an unknown split mode. ``compiled.export`` still checks
-the answers against the library's.
+numbers it passed to ``add_node``, before ONNX rounded them. They are re-encoded in the opset-5
+layout: interior nodes in ``nodes_*`` and leaves in ``leaf_*``. Anything this re-encoding does not
+cover raises NotImplementedError, and the library then serves: a post-transform, several targets,
+a leaf voting more than once, an unknown split mode. ``compiled.export`` still checks the answers
+against the library's.
 """
 
 from __future__ import annotations
@@ -45,33 +49,43 @@ class _Recorder:
         return self._container.add_node(op_type, *args, **attrs)
 
 
-def regressor_attributes(estimator: Any, n_features: int) -> dict[str, Any]:
-    """The TreeEnsembleRegressor attributes onnxmltools writes for a LightGBM regressor, as doubles."""
-    from onnxmltools.convert import convert_lightgbm
-    from onnxmltools.convert.common.data_types import DoubleTensorType
-    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm as own
+def regressor_attributes(library: str, estimator: Any, n_features: int) -> dict[str, Any]:
+    """The TreeEnsembleRegressor attributes onnxmltools writes for a booster's regressor."""
+    from onnxmltools.convert import convert_lightgbm, convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
 
     found: list[dict[str, Any]] = []
+    types = [("X", FloatTensorType([None, n_features]))]  # the recorded numbers do not depend on it
+    if library == "lightgbm":
+        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm as own
+
+        alias, convert = "LgbmRegressor", convert_lightgbm
+    elif library == "xgboost":
+        from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost as own
+
+        alias, convert = "XGBRegressor", convert_xgboost
+    else:
+        raise NotImplementedError(f"no tree converter for library {library!r}")
 
     def recorded(scope: Any, operator: Any, container: Any) -> None:
         own(scope, operator, _Recorder(container, found))
 
-    convert_lightgbm(
-        estimator,
-        initial_types=[("X", DoubleTensorType([None, n_features]))],
-        custom_conversion_functions={"LgbmRegressor": recorded},
-    )
+    convert(estimator, initial_types=types, custom_conversion_functions={alias: recorded})
     if len(found) != 1:
         raise NotImplementedError(f"expected one TreeEnsembleRegressor, the converter wrote {len(found)}")
     return found[0]
 
 
-def float64_model(attrs: dict[str, Any], n_features: int) -> bytes:
-    """A float64-in, float64-out ONNX model of one TreeEnsembleRegressor's attributes."""
+def model(attrs: dict[str, Any], n_features: int, dtype: type = np.float64) -> bytes:
+    """An ONNX model of one TreeEnsembleRegressor's attributes, ``dtype`` (float32 or float64) in
+    and out; the base score is the first tree's one leaf, so it is summed first."""
     from onnx import TensorProto, helper, numpy_helper
 
     if attrs.get("post_transform", "NONE") != "NONE" or attrs.get("n_targets", 1) != 1:
         raise NotImplementedError("only single-target regression without a post-transform")
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype {dtype}: float32 or float64")
+    attrs = _base_first(attrs)
     leaves = _leaf_weights(attrs)
     nodes: dict[tuple[int, int], int] = {}  # (tree, node id) -> position in the converter's lists
     roots: dict[int, tuple[int, int]] = {}  # tree -> its first node, the root
@@ -113,14 +127,14 @@ def float64_model(attrs: dict[str, Any], n_features: int) -> bytes:
     node = helper.make_node(
         "TreeEnsemble",
         ["X"],
-        ["trees"],
+        ["variable"],
         domain="ai.onnx.ml",
         n_targets=1,
         aggregate_function=AGGREGATES[attrs.get("aggregate_function", "SUM")],
         post_transform=0,
         tree_roots=[interior_index[root] for _, root in sorted(roots.items())],
         nodes_featureids=columns["feature"],
-        nodes_splits=numpy_helper.from_array(np.array(columns["split"], dtype=np.float64)),
+        nodes_splits=numpy_helper.from_array(np.array(columns["split"], dtype=dtype)),
         nodes_modes=numpy_helper.from_array(np.array(columns["mode"], dtype=np.uint8)),
         nodes_truenodeids=columns["true"],
         nodes_trueleafs=columns["true_leaf"],
@@ -128,19 +142,37 @@ def float64_model(attrs: dict[str, Any], n_features: int) -> bytes:
         nodes_falseleafs=columns["false_leaf"],
         nodes_missing_value_tracks_true=columns["missing"],
         leaf_targetids=[0] * len(leaf_keys),
-        leaf_weights=numpy_helper.from_array(np.array([leaves[key] for key in leaf_keys], dtype=np.float64)),
+        leaf_weights=numpy_helper.from_array(np.array([leaves[key] for key in leaf_keys], dtype=dtype)),
     )
-    base = np.array(attrs.get("base_values") or [0.0], dtype=np.float64)
-    add = helper.make_node("Add", ["trees", "base"], ["variable"])
+    tensor = TensorProto.DOUBLE if dtype is np.float64 else TensorProto.FLOAT
     graph = helper.make_graph(
-        [node, add],
-        "trees_float64",
-        [helper.make_tensor_value_info("X", TensorProto.DOUBLE, [None, n_features])],
-        [helper.make_tensor_value_info("variable", TensorProto.DOUBLE, [None, 1])],
-        initializer=[numpy_helper.from_array(base, "base")],
+        [node],
+        "trees",
+        [helper.make_tensor_value_info("X", tensor, [None, n_features])],
+        [helper.make_tensor_value_info("variable", tensor, [None, 1])],
     )
     opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid("ai.onnx.ml", ML_OPSET)]
     return helper.make_model(graph, opset_imports=opsets, ir_version=9).SerializeToString()
+
+
+def _base_first(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The base score as a tree of one leaf, ahead of the others (XGBoost's order of summation)."""
+    base = attrs.get("base_values") or []
+    if len(base) > 1:
+        raise NotImplementedError("several base values")
+    if not base or base[0] == 0:
+        return attrs
+    tree = min(attrs["nodes_treeids"]) - 1
+    out = {name: list(values) if isinstance(values, list) else values for name, values in attrs.items()}
+    for name, value in (("nodes_treeids", tree), ("nodes_nodeids", 0), ("nodes_featureids", 0),
+                        ("nodes_modes", "LEAF"), ("nodes_values", 0.0), ("nodes_truenodeids", 0),
+                        ("nodes_falsenodeids", 0), ("nodes_missing_value_tracks_true", 0),
+                        ("target_treeids", tree), ("target_nodeids", 0), ("target_ids", 0),
+                        ("target_weights", float(base[0])) ):  # fmt: skip
+        out[name] = [value, *out[name]]
+    out.pop("base_values")
+    out.pop("nodes_hitrates", None)  # unused, and not extended here
+    return out
 
 
 def _leaf_weights(attrs: dict[str, Any]) -> dict[tuple[int, int], float]:
