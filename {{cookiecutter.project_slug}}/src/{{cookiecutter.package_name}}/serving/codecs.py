@@ -241,11 +241,25 @@ def _csv_field(value: Any) -> str:
     return text
 
 
-def _numbers(values: list[Any]) -> bytes | None:
-    """The floats as orjson writes them, comma-separated (nested lists: ``a,b],[c,d``), or None if
-    one is NaN or infinite (JSON has no such number: orjson writes null; repr's text is kept)."""
+def _numbers(values: list[float]) -> list[bytes]:
+    """Each float's text: orjson's (the JSON answer's), or repr's for all when one is NaN or
+    infinite (JSON has no such number: orjson writes null)."""
     text = orjson.dumps(values)
-    return None if b"null" in text else text
+    if b"null" not in text:
+        return text[1:-1].split(b",")
+    return [repr(value).encode() for value in values]
+
+
+def _rows(rows: list[list[float]]) -> list[bytes]:
+    """Each row's floats as comma-separated text, as ``_numbers`` writes them."""
+    text = orjson.dumps(rows)
+    if b"null" not in text:
+        return text[2:-2].split(b"],[")
+    return [",".join(map(repr, row)).encode() for row in rows]
+
+
+def _lines(first: list[bytes], rest: list[bytes]) -> bytes:
+    return b"\n".join(map(b",".join, zip(first, rest, strict=True))) + b"\n"
 
 
 class Encoder:
@@ -268,9 +282,8 @@ class Encoder:
             raise ValueError(f"unknown problem type {problem_type!r}")
         self.problem_type = problem_type
         self.keys = [str(c) for c in classes]  # JSON object keys are strings
-        self.fields = {c: _csv_field(c) for c in classes}
-        self.byte_fields = {c: field.encode() for c, field in self.fields.items()}
-        self.header = ",".join(["label", *(_csv_field(c) for c in classes)]) + "\n"
+        self.fields = {c: _csv_field(c).encode() for c in classes}
+        self.header = ",".join(["label", *(_csv_field(c) for c in classes)]).encode() + b"\n"
 
     def encode(self, predictions: Any, accept: str) -> bytes:
         if self.problem_type == "regression":
@@ -280,39 +293,19 @@ class Encoder:
             return self._binary(labels, predictions.scores.tolist(), accept)
         return self._multiclass(labels, predictions.probabilities.tolist(), accept)
 
-    def _field(self, label: Any) -> str:
-        found = self.fields.get(label)
-        return found if found is not None else _csv_field(label)
-
-    def _byte_fields(self, labels: list[Any]) -> list[bytes]:
-        known = self.byte_fields
+    def _fields(self, labels: list[Any]) -> list[bytes]:
+        known = self.fields
         return [known[label] if label in known else _csv_field(label).encode() for label in labels]
 
     def _binary(self, labels: list[Any], scores: list[float], accept: str) -> bytes:
         if accept == CSV:
-            numbers = _numbers(scores)
-            if numbers is not None:
-                lines = zip(self._byte_fields(labels), numbers[1:-1].split(b","), strict=True)
-                return b"\n".join(map(b",".join, lines)) + b"\n"
-            field_of = self._field
-            return "".join(
-                f"{field_of(label)},{score!r}\n" for label, score in zip(labels, scores, strict=True)
-            ).encode()
+            return _lines(self._fields(labels), _numbers(scores))
         rows = [{"label": label, "score": score} for label, score in zip(labels, scores, strict=True)]
         return orjson.dumps({"predictions": rows}, option=orjson.OPT_SERIALIZE_NUMPY)
 
     def _multiclass(self, labels: list[Any], probabilities: list[list[float]], accept: str) -> bytes:
         if accept == CSV:
-            numbers = _numbers(probabilities)
-            if numbers is not None:
-                rows = zip(self._byte_fields(labels), numbers[2:-2].split(b"],["), strict=True)
-                return self.header.encode() + b"\n".join(map(b",".join, rows)) + b"\n"
-            field_of = self._field
-            lines = [
-                f"{field_of(label)},{','.join(map(repr, row))}\n"
-                for label, row in zip(labels, probabilities, strict=True)
-            ]
-            return (self.header + "".join(lines)).encode()
+            return self.header + _lines(self._fields(labels), _rows(probabilities))
         keys = self.keys
         rows = [
             {"label": label, "probabilities": dict(zip(keys, row, strict=True))}
@@ -323,10 +316,7 @@ class Encoder:
     @staticmethod
     def _regression(values: list[float], accept: str) -> bytes:
         if accept == CSV:
-            numbers = _numbers(values)
-            if numbers is not None:
-                return numbers[1:-1].replace(b",", b"\n") + b"\n"
-            return "".join(f"{value!r}\n" for value in values).encode()
+            return b"\n".join(_numbers(values)) + b"\n"
         return orjson.dumps({"predictions": [{"value": value} for value in values]})
 
 

@@ -146,13 +146,16 @@ def export(predictor: Predictor, table: Table, directory: Path) -> bool:
     """
     library = predictor.library
     tried: list[str] = []
+    reference: tuple[Any, Predictions] | None = None  # (features, the library's answers), made once
     for precision in PRECISIONS:
         try:
             model = convert(predictor, precision)
             onnx_file.check(model)  # what serving would refuse is not exported
             compiled = dataclasses.replace(predictor, estimator=CompiledModel(model, predictor.problem_type))
-            X = predictor.features(table)
-            gap = difference(predictor.predict(X), compiled.predict(X))
+            if reference is None:
+                X = predictor.features(table)
+                reference = X, predictor.predict(X)
+            gap = difference(reference[1], compiled.predict(reference[0]))
         except ImportError as error:
             _log(f"not exported ({error.name or error} is not installed); serving uses {library}")
             return False
