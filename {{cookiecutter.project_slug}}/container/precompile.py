@@ -21,8 +21,6 @@ LAZY = (
     "gunicorn.workers.sync",
     "gunicorn.workers.gthread",
     "gunicorn.glogging",
-    "matplotlib.pyplot",
-    "matplotlib.backends.backend_agg",
     "boto3",
     "xgboost",
     "lightgbm",

@@ -67,7 +67,7 @@ def test_requirements_are_an_exact_lock(project_root):
     pins = [line for line in lines if line.strip() and not line.startswith("#")]
     assert pins and all("==" in line and ">" not in line and "<" not in line for line in pins), pins
     names = {line.split("==")[0] for line in pins}
-    direct = {"numpy", "scipy", "scikit-learn", "flask", "gunicorn", "orjson", "boto3", "matplotlib"}
+    direct = {"numpy", "scipy", "scikit-learn", "flask", "gunicorn", "orjson", "boto3"}
     # The model library's own package: skops stores scikit-learn models; the boosters ship their own.
     library = {"scikit-learn": "skops", "xgboost": "xgboost-cpu", "lightgbm": "lightgbm"}[MODEL_LIBRARY]
     assert direct | {library} <= names

@@ -1,23 +1,23 @@
-"""Self-contained HTML reports of the validate and evaluate steps (plots inlined as base64 PNG).
+"""Self-contained HTML reports of the validate and evaluate steps (charts inlined as SVG).
 
 Read top-down in ten seconds: the decision banner, the reasons, then the table (drifted features
-first) and the plots. All text goes through ``html.escape``. matplotlib is imported only when a
-plot is drawn: it takes about a second to import.
+first) and the charts (``charts``: hover a bar for its exact value). All text goes through
+``html.escape``, and the charts' through ElementTree's serializer.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 from html import escape
 from typing import Any
 
 from .. import metrics
+from . import charts
 from .data_drift import DriftResult, FeatureDrift
 
 MAX_PLOTS = 6
 MAX_BARS = 25
+CANDIDATE, REFERENCE = "#d9534f", "#7a9cc6"  # current data or the candidate; reference or production
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #222; }
@@ -28,7 +28,8 @@ table { border-collapse: collapse; margin: 1rem 0; }
 th, td { border: 1px solid #ccc; padding: .3rem .6rem; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 tr.drifted td { background: #fde8e8; font-weight: 600; }
-img { max-width: 100%; }
+.charts { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
+svg { max-width: 100%; height: auto; }
 .note { color: #555; font-size: .9rem; }
 """
 
@@ -62,41 +63,21 @@ def _p(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2g}"
 
 
-def _png(figure: Any) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img alt="plot" src="data:image/png;base64,{encoded}">'
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display in a container
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _plain(text: str) -> str:
-    """matplotlib reads $...$ as math: escape it so a name like "cost_$" is drawn as written."""
-    return text.replace("$", r"\$")
-
-
 def _shares(counts: list[int]) -> list[float]:
     total = sum(counts) or 1
     return [c / total for c in counts]
 
 
+def _charts(svgs: list[str]) -> str:
+    return '<div class="charts">' + "".join(svgs) + "</div>"
+
+
 def drift_plots(features: list[FeatureDrift]) -> str:
-    """Reference vs current shares per PSI bin, one panel per feature."""
+    """Reference vs current shares per PSI bin, one chart per feature."""
     if not features:
         return ""
-    plt = _pyplot()
-    columns = min(len(features), 2)
-    rows = math.ceil(len(features) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(6.5 * columns, 3.2 * rows), squeeze=False)
-    for axis, feature in zip(axes.flat, features, strict=False):
+    panels = []
+    for feature in features:
         ref_shares, cur_shares = _shares(feature.reference_counts), _shares(feature.current_counts)
         # Drop the missing bin when both sides have none: it only adds an empty bar.
         keep = [
@@ -107,25 +88,18 @@ def drift_plots(features: list[FeatureDrift]) -> str:
         if len(keep) > MAX_BARS:  # many categories: show those that moved most, in their order
             moved = sorted(keep, key=lambda i: -abs(cur_shares[i] - ref_shares[i]))[:MAX_BARS]
             keep = sorted(moved)
-        labels = [_plain(feature.bins[i]) for i in keep]
-        reference = [ref_shares[i] for i in keep]
-        current = [cur_shares[i] for i in keep]
-        positions = range(len(labels))
-        axis.bar([p - 0.2 for p in positions], reference, width=0.4, label="reference", color="#7a9cc6")
-        axis.bar([p + 0.2 for p in positions], current, width=0.4, label="current", color="#d9534f")
-        axis.set_xticks(list(positions), labels, rotation=45, ha="right", fontsize=7)
-        axis.set_ylabel("share of rows")
-        axis.set_title(
-            f"{_plain(feature.name)}  (PSI {feature.psi:.3f}, {feature.test} p {feature.p_value:.2g})",
-            fontsize=9,
+        panels.append(
+            charts.bars(
+                f"{feature.name}  (PSI {feature.psi:.3f}, {feature.test} p {feature.p_value:.2g})",
+                [feature.bins[i] for i in keep],
+                [
+                    charts.Series("reference", [ref_shares[i] for i in keep], REFERENCE),
+                    charts.Series("current", [cur_shares[i] for i in keep], CANDIDATE),
+                ],
+                y_label="share of rows",
+            )
         )
-        axis.legend(fontsize=7)
-    for axis in list(axes.flat)[len(features) :]:
-        axis.set_visible(False)
-    figure.tight_layout()
-    html = _png(figure)
-    plt.close(figure)
-    return html
+    return _charts(panels)
 
 
 def _feature_rows(decision: dict[str, Any]) -> list[str]:
@@ -207,77 +181,40 @@ def metric_plot(
     minimum: float,
     higher_is_better: bool = True,
 ) -> str:
-    """One small panel per metric (their scales differ: rmse in target units, AUC in [0, 1])."""
-    plt = _pyplot()
-    names = list(candidate)
+    """One small chart per metric (their scales differ: rmse in target units, AUC in [0, 1])."""
     sides = [
-        ("candidate", candidate, "#d9534f"),
-        *([("production", production, "#7a9cc6")] if production else []),
+        ("candidate", candidate, CANDIDATE),
+        *([("production", production, REFERENCE)] if production else []),
     ]
-    figure, axes = plt.subplots(1, len(names), figsize=(2.2 * len(names), 2.8), squeeze=False)
-    for axis, name in zip(axes.flat, names, strict=True):
-        heights = [math.nan if values[name] is None else values[name] for _, values, _ in sides]
-        bars = axis.bar(range(len(sides)), heights, color=[color for *_, color in sides])
-        axis.bar_label(bars, fmt="%.3f", fontsize=7)
-        finite = [h for h in (*heights, minimum if name == metric else 0.0) if math.isfinite(h)]
-        if finite:  # room above the bars for their labels
-            axis.set_ylim(min(0.0, min(finite) * 1.2), max(max(finite) * 1.2, 1e-9))
-        axis.set_xticks(range(len(sides)), [label for label, *_ in sides], fontsize=7)
+    panels = []
+    for name in candidate:
         arrow = "higher is better" if metrics.higher_is_better(name) else "lower is better"
-        axis.set_title(f"{_plain(name)}\n({arrow})", fontsize=8)
-        if name == metric:  # the gate's bound, drawn over the gated metric only
-            bound = "minimum" if higher_is_better else "maximum"
-            axis.axhline(minimum, color="black", linestyle="--", label=f"gate {bound}")
-            axis.legend(fontsize=6, loc="lower right")
-        axis.tick_params(axis="y", labelsize=7)
-    figure.tight_layout()
-    html = _png(figure)
-    plt.close(figure)
-    return html
+        bound = (minimum, f"gate {'minimum' if higher_is_better else 'maximum'}") if name == metric else None
+        panels.append(
+            charts.bars(
+                f"{name} ({arrow})",
+                [label for label, *_ in sides],
+                [
+                    charts.Series(
+                        name, [values[name] for _, values, _ in sides], [color for *_, color in sides]
+                    )
+                ],
+                bound=bound,
+                show_values=True,
+            )
+        )
+    return _charts(panels)
 
 
 def confusion_plot(classes: list[str], counts: list[list[int]]) -> str:
     """Rows: actual class; columns: predicted class; each cell's count written in it."""
-    plt = _pyplot()
-    size = max(3.0, 0.6 * len(classes) + 1.5)
-    figure, axis = plt.subplots(figsize=(size + 0.8, size))
-    matrix = [[float(c) for c in row] for row in counts]
-    image = axis.imshow(matrix, cmap="Blues")
-    peak = max((max(row) for row in matrix), default=0.0) or 1.0
-    for i, row in enumerate(counts):
-        for j, count in enumerate(row):
-            color = "white" if count > peak / 2 else "black"
-            axis.text(j, i, str(count), ha="center", va="center", color=color, fontsize=9)
-    labels = [_plain(c) for c in classes]
-    axis.set_xticks(range(len(classes)), labels, rotation=45, ha="right", fontsize=8)
-    axis.set_yticks(range(len(classes)), labels, fontsize=8)
-    axis.set_xlabel("predicted")
-    axis.set_ylabel("actual")
-    axis.set_title("candidate on the holdout: confusion matrix", fontsize=9)
-    figure.colorbar(image, ax=axis, fraction=0.046)
-    figure.tight_layout()
-    html = _png(figure)
-    plt.close(figure)
-    return html
+    return _charts([charts.heatmap("candidate on the holdout: confusion matrix", classes, classes, counts)])
 
 
 def predicted_vs_actual_plot(actual: list[float], predicted: list[float]) -> str:
     """Each holdout row as a point; the diagonal is a perfect prediction."""
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(4.5, 4.5))
-    axis.scatter(actual, predicted, s=10, alpha=0.6, color="#d9534f")
-    finite = [v for v in (*actual, *predicted) if math.isfinite(v)]
-    if finite:
-        low, high = min(finite), max(finite)
-        axis.plot([low, high], [low, high], color="black", linestyle="--", linewidth=1, label="perfect")
-        axis.legend(fontsize=7, loc="upper left")
-    axis.set_xlabel("actual")
-    axis.set_ylabel("predicted")
-    axis.set_title("candidate on the holdout: predicted vs actual", fontsize=9)
-    figure.tight_layout()
-    html = _png(figure)
-    plt.close(figure)
-    return html
+    title = "candidate on the holdout: predicted vs actual"
+    return _charts([charts.scatter(title, actual, predicted, x_label="actual", y_label="predicted")])
 
 
 def _difference(candidate: float | None, production: float | None) -> str:

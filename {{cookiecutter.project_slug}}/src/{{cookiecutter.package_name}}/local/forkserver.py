@@ -38,7 +38,6 @@ PRELOAD = (
     "boto3",
     "skl2onnx",
     "onnxruntime",
-    "matplotlib.pyplot",  # evaluate's report plots (0.7 s to import)
 )
 JOB_MODULES = ("training", "drift.validate", "drift.evaluate")
 LAMBDA_PRELOAD = ("boto3",)
