@@ -99,6 +99,7 @@ def test_the_bound_is_drawn_at_its_value():
     (bar,), (bound,) = marks(root, "bar"), marks(root, "bound")
     assert math.isclose(float(bound.get("y1")), top(bar), abs_tol=0.11)
     assert tip(bound) == "gate minimum 0.8"
+    assert "gate minimum 0.8" in texts(root)  # said beside the chart too, not only on hover
     higher = parse(
         charts.bars("auc", ["c"], [charts.Series("auc", [0.8], "#f00")], bound=(0.9, "gate minimum"))
     )
@@ -124,6 +125,15 @@ def test_any_label_and_any_value_give_well_formed_svg(label, values):
     root = parse(svg)
     finite = [v for v in values if v is not None and math.isfinite(v)]
     assert len(marks(root, "bar")) == len(finite)
+
+
+def test_a_chart_is_wide_enough_for_its_title():
+    title = "candidate on the holdout: confusion matrix"
+    for svg in (charts.heatmap(title, ["0", "1"], ["0", "1"], [[1, 2], [3, 4]]),
+                charts.bars(title, ["a"], [charts.Series("s", [1.0], "#f00")]),
+                charts.scatter(title + " " * 40, [1.0], [1.0], x_label="x", y_label="y")):  # fmt: skip
+        root = parse(svg)
+        assert float(root.get("width")) >= charts.title_width(root.find(f"{SVG}title").text)
 
 
 def test_heatmap_writes_each_count_and_shades_by_it():

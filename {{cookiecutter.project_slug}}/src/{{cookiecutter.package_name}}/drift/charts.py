@@ -66,6 +66,11 @@ def number(value: float) -> str:
     return f"{value:.4g}"
 
 
+def title_width(title: str) -> float:
+    """Pixels a chart needs for its bold title on one line."""
+    return 1.15 * CHAR * len(clean(title)) + 16
+
+
 def ticks(low: float, high: float, count: int = 5) -> list[float]:
     """Round tick values covering [low, high] (to a billionth of a step): steps of 1, 2, 2.5 or 5 x 10^n."""
     # One value, or values a billionth apart (no label could tell them apart): a range around them.
@@ -88,13 +93,14 @@ def ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 
 def _svg(width: float, height: float, title: str) -> ET.Element:
+    width, height = math.ceil(width), math.ceil(height)
     root = ET.Element(
         "svg",
         {
             "xmlns": "http://www.w3.org/2000/svg",
-            "width": f"{width:.0f}",
-            "height": f"{height:.0f}",
-            "viewBox": f"0 0 {width:.0f} {height:.0f}",
+            "width": f"{width}",
+            "height": f"{height}",
+            "viewBox": f"0 0 {width} {height}",
             "role": "img",
             "font-family": FONT,
             "font-size": str(FONT_SIZE),
@@ -149,9 +155,9 @@ def bars(
     slot = max(14.0 * len(series) + 8, 28.0 if tilt else CHAR * longest + 10)
     # A tilted label reaches left of its bar by cos(40 degrees) of its length.
     left = max(56.0, 0.77 * CHAR * len(short(categories[0])) - slot / 2 + 8) if tilt and categories else 56.0
-    top = 28.0 + 14 * bool(len(series) > 1)
+    top = 28.0 + 14 * bool(len(series) > 1 or bound)  # a row for the legend
     bottom = 14 + CHAR * longest if tilt else 30.0
-    width = max(left + slot * len(categories) + 16, 170.0)
+    width = max(left + slot * len(categories) + 16, 170.0, title_width(title))
     plot_height = 150.0
     root = _svg(width, top + plot_height + bottom, title)
     finite = [v for s in series for v in s.values if v is not None and math.isfinite(v)]
@@ -179,6 +185,9 @@ def bars(
         _add(line, "title", clean(f"{bound[1]} {number(bound[0])}"))
     if len(series) > 1:
         _legend(root, series, left, 32.0)
+    elif bound is not None:  # the dashed line's meaning, where a legend would be
+        _add(root, "line", x1=left, x2=left + 14, y1=28.0, y2=28.0, stroke="black", stroke_dasharray="5 3")
+        _add(root, "text", clean(f"{bound[1]} {number(bound[0])}"), x=left + 18, y=32.0)
     return _text(root)
 
 
@@ -231,7 +240,7 @@ def heatmap(title: str, rows: Sequence[str], columns: Sequence[str], counts: Seq
     label_width = 12 + CHAR * max((len(short(r)) for r in rows + columns), default=1)
     left, top = label_width + 18, 30.0
     width, height = left + cell * len(columns) + 12, top + cell * len(rows) + label_width + 16
-    root = _svg(max(width, 200.0), height, title)
+    root = _svg(max(width, 200.0, title_width(title)), height, title)
     peak = max((max(row, default=0) for row in counts), default=0) or 1
     for i, (actual, row) in enumerate(zip(rows, counts, strict=True)):
         y = top + cell * i
@@ -277,7 +286,7 @@ def scatter(title: str, xs: Sequence[float], ys: Sequence[float], *, x_label: st
     if step > 1:
         title = f"{title} ({len(shown):,} of {len(pairs):,} rows shown)"
     left, top, size = 56.0, 28.0, 260.0
-    root = _svg(left + size + 16, top + size + 40, title)
+    root = _svg(max(left + size + 16, title_width(title)), top + size + 40, title)
     values = [v for pair in pairs for v in pair] or [0.0, 1.0]
     grid = ticks(min(values), max(values))
     across, up = Scale(grid[0], grid[-1], left, left + size), Scale(grid[0], grid[-1], top + size, top)
