@@ -127,8 +127,8 @@ def _add(parent: ET.Element, tag: str, text: str | None = None, **attributes: ob
     return element
 
 
-def _text(svg: str | ET.Element) -> str:
-    return svg if isinstance(svg, str) else ET.tostring(svg, encoding="unicode")
+def _text(root: ET.Element) -> str:
+    return ET.tostring(root, encoding="unicode")
 
 
 def _value_axis(root: ET.Element, scale: Scale, values: list[float], left: float, right: float) -> None:
@@ -178,16 +178,17 @@ def bars(
         label = _add(root, "text", short(category), x=x, y=y, text_anchor="end" if tilt else "middle")
         if tilt:
             label.set("transform", f"rotate(-40 {x:.1f} {y:.1f})")
+    bound_text = clean(f"{bound[1]} {number(bound[0])}") if bound is not None else ""
     if bound is not None:
         y = scale(bound[0])
         line = _add(root, "line", x1=left, x2=width - 8, y1=y, y2=y, stroke="black", stroke_dasharray="5 3",
                     class_="bound")  # fmt: skip
-        _add(line, "title", clean(f"{bound[1]} {number(bound[0])}"))
+        _add(line, "title", bound_text)
     if len(series) > 1:
         _legend(root, series, left, 32.0)
     elif bound is not None:  # the dashed line's meaning, where a legend would be
         _add(root, "line", x1=left, x2=left + 14, y1=28.0, y2=28.0, stroke="black", stroke_dasharray="5 3")
-        _add(root, "text", clean(f"{bound[1]} {number(bound[0])}"), x=left + 18, y=32.0)
+        _add(root, "text", bound_text, x=left + 18, y=32.0)
     return _text(root)
 
 
@@ -296,11 +297,12 @@ def scatter(title: str, xs: Sequence[float], ys: Sequence[float], *, x_label: st
     low, high = grid[0], grid[-1]
     _add(root, "line", x1=across(low), y1=up(low), x2=across(high), y2=up(high), stroke="black",
          stroke_dasharray="5 3", class_="diagonal")  # fmt: skip
+    x_label, y_label = clean(x_label), clean(y_label)
     for x, y in shown:
         point = _add(root, "circle", cx=across(x), cy=up(y), r="2.5", fill="#d9534f", fill_opacity="0.6",
                      class_="point")  # fmt: skip
-        _add(point, "title", f"{clean(x_label)} {number(x)}, {clean(y_label)} {number(y)}")
-    _add(root, "text", clean(x_label), x=left + size / 2, y=top + size + 32, text_anchor="middle")
-    _add(root, "text", clean(y_label), x=12, y=top + size / 2, text_anchor="middle",
+        _add(point, "title", f"{x_label} {number(x)}, {y_label} {number(y)}")
+    _add(root, "text", x_label, x=left + size / 2, y=top + size + 32, text_anchor="middle")
+    _add(root, "text", y_label, x=12, y=top + size / 2, text_anchor="middle",
          transform=f"rotate(-90 12 {top + size / 2:.1f})")  # fmt: skip
     return _text(root)
