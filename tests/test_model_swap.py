@@ -54,11 +54,11 @@ EDITS = [
     ),
 ]
 TESTS = [
-    "tests/test_training.py",
-    "tests/test_evaluate.py",
-    "tests/test_hyperparameters.py",
-    "tests/test_problem_types.py",
-    "tests/test_models_security.py",
+    "tests/runtime/test_training.py",
+    "tests/runtime/test_evaluate.py",
+    "tests/runtime/test_hyperparameters.py",
+    "tests/runtime/test_problem_types.py",
+    "tests/runtime/test_models_security.py",
 ]
 
 
@@ -117,7 +117,8 @@ def test_training_stores_the_forest_through_the_same_contract(swapped, tmp_path:
     script = f"""
 import json, sys
 from pathlib import Path
-from {package} import data, sample_data
+from {package} import data
+from {package}_emulator import sample_data
 from {package}.predictor import Predictor
 out = Path(sys.argv[1])
 paths = sample_data.write(out / "data")

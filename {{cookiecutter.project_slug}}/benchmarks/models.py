@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/models.py [--repeats 3] [--calls 2000]
 
-On the sample data set (numeric features) and on tests/datasets.py's set (text labels and
+On the sample data set (numeric features) and on tests/support/datasets.py's set (text labels and
 categorical columns): ``Predictor.fit`` wall time (median of ``--repeats``, after one warm-up fit
 so imports are not counted; the library's default threads), the native model file and model.tar.gz sizes, and the in-process
 latency of ``Predictor.predict`` on one row (median and p99 of ``--calls`` calls, one thread, as a
@@ -22,12 +22,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests" / "support")]
 
 from datasets import for_problem  # noqa: E402
 
-from {{ cookiecutter.package_name }} import data, model, sample_data, settings  # noqa: E402
+from {{ cookiecutter.package_name }} import data, model, settings  # noqa: E402
 from {{ cookiecutter.package_name }}.predictor import Predictor  # noqa: E402
+from {{ cookiecutter.package_name }}_emulator import sample_data  # noqa: E402
 
 
 def _fit_seconds(table: data.Table, repeats: int) -> tuple[float, Predictor]:

@@ -23,21 +23,21 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from {{ cookiecutter.package_name }}.local.control_plane import LOCAL_IMAGE_URI
-from {{ cookiecutter.package_name }}.local.run import Harness, quiet_moto, run_pipeline
-from {{ cookiecutter.package_name }}.local.runtimes import docker_daemon_answers, image_exists
+from {{ cookiecutter.package_name }}_emulator.control_plane import LOCAL_IMAGE_URI
+from {{ cookiecutter.package_name }}_emulator.run import Emulator, quiet_moto, run_pipeline
+from {{ cookiecutter.package_name }}_emulator.runtimes import docker_daemon_answers, image_exists
 
 TARGETS = {"process": 10.0, "docker": 40.0}  # seconds for execution 1 + execution 2
 
 
 def measure(runtime: str, out: Path, image: str, data: Path | None = None) -> dict[str, object]:
-    harness = Harness(runtime, out / runtime, Console(file=io.StringIO()), image, data_source=data)
+    emulator = Emulator(runtime, out / runtime, Console(file=io.StringIO()), image, data_source=data)
     started = time.monotonic()
     try:
-        result = run_pipeline(harness, stamp=f"bench-{runtime}")
+        result = run_pipeline(emulator, stamp=f"bench-{runtime}")
     finally:
         cleanup_started = time.monotonic()
-        harness.close()
+        emulator.close()
         cleanup = time.monotonic() - cleanup_started
     phases = {**result.phases, "cleanup": cleanup}
     executions = sum(v for k, v in phases.items() if k.startswith("execution"))

@@ -41,8 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
-from {{ cookiecutter.package_name }} import sample_data, settings
-from {{ cookiecutter.package_name }}.serving.server import gunicorn_command
+from {{ cookiecutter.package_name }} import settings
+from {{ cookiecutter.package_name }}.steps.serve import gunicorn_command
+from {{ cookiecutter.package_name }}_emulator import sample_data
 
 PACKAGE = "{{ cookiecutter.package_name }}"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -118,7 +119,7 @@ def train_in_process(work: Path) -> Path:
     opt_ml = work / "opt_ml_process"
     shutil.copytree(work / "opt_ml" / "input", opt_ml / "input")
     env = {**os.environ, "OPT_ML_ROOT": str(opt_ml), "PYTHONPATH": str(PROJECT_ROOT / "src")}
-    subprocess.run([sys.executable, "-m", f"{PACKAGE}.training"], env=env, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", f"{PACKAGE}.steps.train"], env=env, check=True, capture_output=True)
     return opt_ml / "model"
 
 

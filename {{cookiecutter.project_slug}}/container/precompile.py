@@ -18,7 +18,7 @@ import importlib
 import sys
 
 PACKAGE = "{{ cookiecutter.package_name }}"
-ENTRYPOINTS = ("serving.server", "serving.app", "training", "drift.validate", "drift.evaluate")
+ENTRYPOINTS = ("steps.serve", "serving.app", "steps.train", "steps.validate", "steps.evaluate")
 # Imported lazily (inside functions) by the entrypoints, or present only for some libraries.
 LAZY = (
     "gunicorn.app.wsgiapp",

@@ -58,7 +58,7 @@ def project_root() -> Path:
 @pytest.fixture(scope="session")
 def sample_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The sample dataset written once per session: train, holdout and a drifted train copy."""
-    from {{ cookiecutter.package_name }} import sample_data as sd
+    from {{ cookiecutter.package_name }}_emulator import sample_data as sd
 
     return sd.write(tmp_path_factory.mktemp("data"), with_drift=True)
 
@@ -76,19 +76,19 @@ def trained_model(sample_data: dict[str, Path], tmp_path_factory: pytest.TempPat
 
 @pytest.fixture(scope="module")
 def cp():
-    """A moto control plane per module with the role the harness tests' resources use (moto state
+    """A moto control plane per module with the role the emulator tests' resources use (moto state
     is global, so one at a time: module scope tears it down before the next module starts one)."""
-    from {{ cookiecutter.package_name }}.local.control_plane import ControlPlane
+    from {{ cookiecutter.package_name }}_emulator.control_plane import ControlPlane
 
     with ControlPlane() as control_plane:
-        control_plane.client("iam").create_role(RoleName="local-harness", AssumeRolePolicyDocument="{}")
+        control_plane.client("iam").create_role(RoleName="local-emulator", AssumeRolePolicyDocument="{}")
         yield control_plane
 
 
 @pytest.fixture(scope="session")
 def served(tmp_path_factory: pytest.TempPathFactory):
     """(predictor, holdout Table, model folder) for this bake's problem type, trained on the
-    tests/datasets.py set (string labels, categorical columns, an unseen category in the holdout)."""
+    tests/support/datasets.py set (string labels, categorical columns, an unseen category in the holdout)."""
     import datasets
 
     from {{ cookiecutter.package_name }}.predictor import Predictor

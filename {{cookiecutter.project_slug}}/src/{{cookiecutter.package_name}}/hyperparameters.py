@@ -17,31 +17,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-Kind = Literal["float", "int", "categorical"]
-
-
-@dataclass(frozen=True)
-class Param:
-    """One hyperparameter: its type, default, range and search scale.
-
-    ``categorical`` with empty ``values`` takes any text (e.g. a class label). ``tune=False`` keeps
-    a parameter out of the tuning job's search space (it is still settable per run).
-    """
-
-    name: str
-    kind: Kind
-    default: Any
-    low: float | None = None
-    high: float | None = None
-    scale: Literal["linear", "log"] = "linear"
-    values: tuple[str, ...] = ()
-    tune: bool = True
-    help: str = ""
-
+from . import model, settings
+from .params import Param
 
 # Added for every model of a binary problem; "" means "the second class in sorted order".
 GENERIC: dict[str, tuple[Param, ...]] = {
@@ -74,15 +54,11 @@ class HyperparameterError(ValueError):
 
 def all_params(problem_type: str | None = None) -> tuple[Param, ...]:
     """The model's own parameters followed by the generic ones for ``problem_type``."""
-    from . import model, settings  # lazy: model.py imports Param from here
-
     return (*model.HYPERPARAMETERS, *GENERIC[problem_type or settings.PROBLEM_TYPE])
 
 
 def model_names() -> set[str]:
     """Names that go to ``model.build_estimator`` (the generic ones stay with the Predictor)."""
-    from . import model
-
     return {p.name for p in model.HYPERPARAMETERS}
 
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import {% if cookiecutter.model_library == "scikit-learn" %}TYPE_CHECKING, {% endif %}Any
 {% if cookiecutter.model_library == "scikit-learn" %}
-from . import native
-from .hyperparameters import Param
+from . import model_files
+from .params import Param
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -40,7 +40,7 @@ HYPERPARAMETERS: tuple[Param, ...] = (
 {%- endif %}
 )
 
-# The exact types a skops file of this pipeline may contain (see native.load_skops). Swapping the
+# The exact types a skops file of this pipeline may contain (see model_files.load_skops). Swapping the
 # estimator? Train once, run `skops.io.get_untrusted_types(file=...)` on the file, and add the
 # estimator's own class here: classes, never functions.
 SKOPS_TYPES = frozenset(
@@ -105,14 +105,14 @@ def save_native(estimator: Pipeline, directory: Path) -> str:
 
 
 def load_native(directory: Path, file_name: str) -> Pipeline:
-    estimator = native.load_skops(directory / file_name, SKOPS_TYPES)
-    native.pin_threads()
+    estimator = model_files.load_skops(directory / file_name, SKOPS_TYPES)
+    model_files.pin_threads()
     return estimator
 {%- elif cookiecutter.model_library == "xgboost" %}
 import numpy as np
 
-from . import native
-from .hyperparameters import Param
+from . import model_files
+from .params import Param
 
 LIBRARY = "xgboost"
 # UBJSON, XGBoost's own binary JSON: https://xgboost.readthedocs.io/en/stable/tutorials/saving_model.html
@@ -150,23 +150,23 @@ def save_native(estimator: Any, directory: Path) -> str:
     return MODEL_FILE
 
 
-def load_native(directory: Path, file_name: str) -> native.BoosterModel:
+def load_native(directory: Path, file_name: str) -> model_files.BoosterModel:
     path = directory / file_name
-    native.check_prefix(path, (b"{",), "an XGBoost UBJSON or JSON model")
+    model_files.check_prefix(path, (b"{",), "an XGBoost UBJSON or JSON model")
     import xgboost as xgb
 
     booster = xgb.Booster(params={"nthread": 1}, model_file=str(path))
-    native.pin_threads()
+    model_files.pin_threads()
 
     def raw(X: np.ndarray) -> np.ndarray:
         return booster.inplace_predict(X)
 
-    return native.BoosterModel(raw, booster)
+    return model_files.BoosterModel(raw, booster)
 {%- elif cookiecutter.model_library == "lightgbm" %}
 import numpy as np
 
-from . import native
-from .hyperparameters import Param
+from . import model_files
+from .params import Param
 
 LIBRARY = "lightgbm"
 # LightGBM's text model format: https://lightgbm.readthedocs.io/en/stable/Python-API.html
@@ -200,16 +200,16 @@ def save_native(estimator: Any, directory: Path) -> str:
     return MODEL_FILE
 
 
-def load_native(directory: Path, file_name: str) -> native.BoosterModel:
+def load_native(directory: Path, file_name: str) -> model_files.BoosterModel:
     path = directory / file_name
-    native.check_prefix(path, (b"tree\n", b"tree\r\n"), "a LightGBM text model")
+    model_files.check_prefix(path, (b"tree\n", b"tree\r\n"), "a LightGBM text model")
     import lightgbm as lgb
 
     booster = lgb.Booster(model_file=str(path))  # threads: per predict call below
-    native.pin_threads()
+    model_files.pin_threads()
 
     def raw(X: np.ndarray) -> np.ndarray:
         return booster.predict(X, num_threads=1)
 
-    return native.BoosterModel(raw, booster)
+    return model_files.BoosterModel(raw, booster)
 {%- endif %}

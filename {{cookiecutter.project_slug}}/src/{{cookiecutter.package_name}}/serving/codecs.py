@@ -50,7 +50,7 @@ _QUOTED_LENGTH = 120
 
 def quote(value: Any) -> str:
     """A client value for an error line: reprlib bounds each part, this the whole (four dicts of
-    four 40-character entries still made a 300-character line: tests/test_serving_fuzz.py)."""
+    four 40-character entries still made a 300-character line: tests/runtime/test_serving_fuzz.py)."""
     text = _QUOTE.repr(value)
     return text if len(text) <= _QUOTED_LENGTH else text[: _QUOTED_LENGTH - 3] + "..."
 

@@ -1,0 +1,1 @@
+"""The four container steps side by side: train, serve, validate, evaluate."""

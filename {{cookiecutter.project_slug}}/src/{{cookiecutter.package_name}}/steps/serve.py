@@ -1,0 +1,250 @@
+"""The ``serve`` entrypoint: nginx on the public port in front of gunicorn on a unix socket.
+
+    python -m <package>.steps.serve [--host H] [--port P] [--workers N] [--timeout S]
+    python -m <package>.steps.serve --no-nginx [--host 127.0.0.1] [--port P]   (process runtime)
+
+Settings come from SageMaker's environment: SAGEMAKER_BIND_TO_PORT (default 8080),
+MODEL_SERVER_WORKERS (default: CPU count), MODEL_SERVER_TIMEOUT (default 60 s).
+https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-inference-code.html
+
+The image always serves through nginx: nginx reads whole requests (headers and body) before it
+hands them to a gunicorn sync worker, so a slow or lying client holds an nginx connection, never a
+worker. Without nginx the launcher refuses to start, unless ``--no-nginx`` asks for the process
+runtime's server: waitress on loopback only, which also buffers whole requests in its event loop
+before a thread sees them and drops a connection idle for ``--client-timeout`` seconds
+(issue 15: two slow-header clients blocked every bare gunicorn sync worker).
+
+gunicorn runs with --preload: the master imports the app and loads the model once, and the
+workers share it copy-on-write. Anything that may start a library thread pool runs after fork:
+the ``post_worker_init`` hook below (this module is also gunicorn's config module) calls the app's
+``warm_up()`` in each worker before that worker accepts a connection, so /ping cannot answer
+before the model has made one prediction. BLAS/OpenMP pools are pinned to one thread per worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ..serving import MAX_PAYLOAD_BYTES
+
+APP = f"{__package__.rpartition('.')[0]}.serving.app:create_app()"
+NGINX_CONF = Path(os.environ.get("NGINX_CONF_TEMPLATE", "/opt/program/nginx.conf"))
+# One prediction at a time per worker process: library thread pools would only oversubscribe the
+# CPUs the workers already share (and a pool started before fork would not survive it).
+SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# Exit status gunicorn's arbiter reads as "the worker cannot boot": it stops instead of respawning.
+WORKER_BOOT_ERROR = 3
+
+
+class LaunchError(Exception):
+    """A configuration the launcher refuses, with a one-line reason."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    env = os.environ
+    parser = argparse.ArgumentParser(description="Serve the model on SageMaker's inference contract.")
+    parser.add_argument(
+        "--no-nginx",
+        action="store_true",
+        default=env.get("SERVE_NO_NGINX") == "1",
+        help="process runtime only: waitress on loopback instead of nginx + gunicorn",
+    )
+    parser.add_argument("--host", default=None, help="nginx: 0.0.0.0; --no-nginx: 127.0.0.1 (loopback only)")
+    parser.add_argument("--port", type=int, default=int(env.get("SAGEMAKER_BIND_TO_PORT", "8080")))
+    parser.add_argument(
+        "--workers", type=int, default=int(env.get("MODEL_SERVER_WORKERS") or os.cpu_count() or 1)
+    )
+    parser.add_argument("--timeout", type=int, default=int(env.get("MODEL_SERVER_TIMEOUT", "60")))
+    parser.add_argument(
+        "--client-timeout",
+        type=int,
+        default=10,
+        help="--no-nginx: seconds a connection may send nothing before it is closed",
+    )
+    # The WSGI app gunicorn loads; benchmarks/ceiling swaps in a constant handler on the same stack.
+    parser.add_argument("--app", default=APP, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def gunicorn_command(bind: str, workers: int, timeout: int, app: str = APP) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn",
+        # This module is the config module too: it holds the post_worker_init hook.
+        "--config", f"python:{__package__}.serve",
+        "--preload",
+        "--bind", bind,
+        # gthread with one thread: one prediction at a time per process, as with sync workers, but
+        # the worker keeps nginx's upstream connections alive (sync closes after every response).
+        # nginx has already read each whole request, so no slow client ever reaches a worker.
+        # Measured on this stack (docs/decisions.md): the ceiling gains 15-60% in rps.
+        "--worker-class", "gthread",
+        "--threads", "1",
+        "--workers", str(workers),
+        # nginx keeps at most `keepalive` idle connections per nginx worker; idle ones close here.
+        "--keep-alive", "75",
+        "--timeout", str(timeout),
+        "--graceful-timeout", "10",
+        # The heartbeat file on tmpfs: a container's overlay file system can stall it.
+        "--worker-tmp-dir", "/dev/shm" if Path("/dev/shm").is_dir() else tempfile.gettempdir(),
+        "--error-logfile", "-",
+        "--log-level", "info",
+        app,
+    ]  # fmt: skip
+
+
+# gunicorn reads this module's names that are settings (--config python:...) and skips the others.
+# gunicorn >= 27 opens a control socket under $HOME by default; nothing here uses it. A setting here
+# rather than --no-control-socket: older gunicorns ignore it, and the launcher need not import
+# gunicorn to find out which it has (~55 ms of start-up in the image).
+control_socket_disable = True
+
+
+def post_worker_init(worker) -> None:  # gunicorn hook: the name is gunicorn's
+    """In each worker, after fork and before it accepts: the app's warm-up prediction."""
+    try:
+        warm_up(worker.wsgi)
+    except Exception as error:  # a model that cannot predict its own example row must not serve
+        worker.log.exception("warm-up failed: %s", error)
+        sys.exit(WORKER_BOOT_ERROR)
+
+
+def warm_up(app: object) -> None:
+    """Call the app's ``warm_up()`` when it has one (app.py defines it; the ceiling has none)."""
+    hook = getattr(app, "warm_up", None)
+    if callable(hook):
+        hook()
+
+
+def render_nginx(template: Path, run_dir: Path, port: int, socket: Path, timeout: int) -> Path:
+    values = {
+        "__RUN_DIR__": str(run_dir),
+        "__SOCKET__": str(socket),
+        "__PORT__": str(port),
+        "__TIMEOUT__": str(timeout),
+        "__MAX_BODY__": str(MAX_PAYLOAD_BYTES),
+    }
+    text = template.read_text()
+    for key, value in values.items():
+        text = text.replace(key, value)
+    config = run_dir / "nginx.conf"
+    config.write_text(text)
+    return config
+
+
+def serve_with_nginx(args: argparse.Namespace, nginx: str) -> int:
+    """Start gunicorn and nginx, stop both when either exits or SageMaker sends SIGTERM."""
+    run_dir = Path(tempfile.mkdtemp(prefix="serve-"))
+    socket = run_dir / "gunicorn.sock"
+    config = render_nginx(NGINX_CONF, run_dir, args.port, socket, args.timeout)
+    env = {**SINGLE_THREADED, **os.environ, "MODEL_SERVER_WORKERS": str(args.workers)}
+    command = gunicorn_command(f"unix:{socket}", args.workers, args.timeout, args.app)
+    children = [subprocess.Popen(command, env=env)]
+    children.append(subprocess.Popen([nginx, "-c", str(config), "-p", str(run_dir), "-e", "stderr"]))
+
+    def stop(signum: int = signal.SIGTERM, _frame: object = None) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGQUIT if child is children[1] else signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while all(child.poll() is None for child in children):
+        time.sleep(0.05)
+    stop()
+    codes = [child.wait() for child in children]
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return next((code for code in codes if code), 0)
+
+
+def serve_without_nginx(args: argparse.Namespace) -> int:
+    """The process runtime's server: waitress, loopback only, whole requests before any thread."""
+    import waitress
+
+    from ..serving.app import create_app
+
+    os.environ["MODEL_SERVER_WORKERS"] = str(args.workers)
+    app = create_app()
+    warm_up(app)
+    server = waitress.create_server(
+        app,
+        host=args.host,
+        port=args.port,
+        threads=args.workers,
+        # Idle connections (a stalled header or a body shorter than its Content-Length) are closed
+        # after this many seconds; until then they hold a socket in the event loop, not a thread.
+        channel_timeout=args.client_timeout,
+        cleanup_interval=max(1, args.client_timeout // 2),
+        # The app refuses bodies over SageMaker's limit itself; this bounds what waitress buffers.
+        max_request_body_size=MAX_PAYLOAD_BYTES + 1,
+        ident=None,
+    )
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise SystemExit(0)  # waitress's run() ends its loop and its threads on SystemExit
+
+    signal.signal(signal.SIGTERM, stop)  # what SageMaker (and the process runtime) send to stop
+    server.run()
+    return 0
+
+
+def check(args: argparse.Namespace) -> str | None:
+    """The nginx binary to use, or None for the no-nginx server; LaunchError for what is refused."""
+    if args.no_nginx:
+        args.host = args.host or "127.0.0.1"
+        if not is_loopback(args.host):
+            raise LaunchError(
+                f"--no-nginx serves on loopback only (got --host {args.host}); "
+                "anything reachable from outside must go through nginx"
+            )
+        return None
+    args.host = args.host or "0.0.0.0"
+    nginx = shutil.which("nginx")
+    if nginx is None or not NGINX_CONF.is_file():
+        raise LaunchError(
+            f"nginx or its config template ({NGINX_CONF}) is missing: the image always serves through "
+            "nginx; for a local process use --no-nginx (loopback only)"
+        )
+    return nginx
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        nginx = check(args)
+    except LaunchError as error:
+        print(f"serve: {error}", file=sys.stderr)
+        return 2
+    if nginx is None:
+        print(
+            f"serve: waitress on {args.host}:{args.port} ({args.workers} threads, no nginx, "
+            f"client timeout {args.client_timeout}s)",
+            file=sys.stderr,
+        )
+        return serve_without_nginx(args)
+    print(
+        f"serve: nginx :{args.port} -> gunicorn ({args.workers} workers, timeout {args.timeout}s)",
+        file=sys.stderr,
+    )
+    return serve_with_nginx(args, nginx)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,252 @@
+"""The SageMaker training contract: ``train`` in the image, ``python -m <package>.training`` locally.
+
+Reads /opt/ml/input/config/{hyperparameters,inputdataconfig,resourceconfig}.json and the CSV
+channels ``train`` (required) and ``validation`` (optional); writes the model, its metadata and the
+drift reference profile to /opt/ml/model and metrics to stdout (``train:<metric>=0.99;``) for
+MetricDefinitions and tuning. On any failure the reason goes to /opt/ml/output/failure (SageMaker
+shows its start as FailureReason), the traceback to stderr, and the exit code is 1.
+https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-output.html
+
+Several hosts: SageMaker starts this on every host. Each host trains on its shard of the rows
+(rows i with i % n_hosts == host index, unless the channel is already ShardedByS3Key) and logs
+its metrics; only the leader (first of the sorted host names) writes the model. The default
+models gain nothing from this, but the contract stays honest when you swap in a distributed one.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import paths
+
+
+def _stopped(signum: int, _frame: object) -> None:
+    """SageMaker sends SIGTERM on StopTrainingJob or a spot reclaim: leave a reason, not silence.
+
+    As PID 1 of its container this process ignores SIGTERM until a handler exists, so the handler
+    is set here, before the seconds of numpy and scikit-learn imports below.
+    """
+    reason = f"training was stopped by {signal.Signals(signum).name} before it finished"
+    failure = paths.failure_file()
+    failure.parent.mkdir(parents=True, exist_ok=True)
+    failure.write_text(reason + "\n")
+    print(f"training failed: {reason}", file=sys.stderr, flush=True)
+    raise SystemExit(1)
+
+
+signal.signal(signal.SIGTERM, _stopped)
+
+import numpy as np  # noqa: E402
+
+from .. import metrics, settings  # noqa: E402
+from ..data import DataError, Table, read_csv  # noqa: E402
+from ..drift.profile import PROFILE_FILE, build_profile, save_profile  # noqa: E402
+from ..hyperparameters import HyperparameterError, load  # noqa: E402
+from ..predictor import Predictor  # noqa: E402
+from ..serving import compiled  # noqa: E402
+from ..settings import LABEL_COLUMN, PROBLEM_TYPE  # noqa: E402
+
+REQUIRED_CHANNEL = "train"
+OPTIONAL_CHANNEL = "validation"
+
+
+class TrainingError(Exception):
+    """A failure with a reason fit for /opt/ml/output/failure."""
+
+
+@dataclass
+class Cluster:
+    current_host: str = "algo-1"
+    hosts: list[str] = field(default_factory=lambda: ["algo-1"])
+
+    @property
+    def index(self) -> int:
+        return sorted(self.hosts).index(self.current_host)
+
+    @property
+    def is_leader(self) -> bool:
+        return self.index == 0
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise TrainingError(f"cannot read {path}: {error}") from None
+
+
+def read_cluster() -> Cluster:
+    path = paths.resource_config_file()
+    if not path.exists():
+        return Cluster()
+    config = _read_json(path)
+    hosts, current = config.get("hosts") or [], config.get("current_host")
+    if current not in hosts:
+        raise TrainingError(f"{path}: current_host {current!r} is not in hosts {hosts}")
+    return Cluster(current, list(hosts))
+
+
+def read_channel_config() -> dict[str, dict[str, Any]]:
+    """Channels SageMaker declared (name -> settings); empty when run outside SageMaker."""
+    path = paths.input_data_config_file()
+    config = _read_json(path) if path.exists() else {}
+    if REQUIRED_CHANNEL not in config and config:
+        raise TrainingError(
+            f"channel {REQUIRED_CHANNEL!r} is required but the job declares only {sorted(config)}"
+        )
+    for name, channel in config.items():
+        # Pipe mode streams bytes through a FIFO; this algorithm reads files (File or FastFile).
+        if channel.get("TrainingInputMode", "File") == "Pipe":
+            raise TrainingError(
+                f"channel {name!r} uses Pipe input mode; this algorithm supports File and FastFile"
+            )
+    return config
+
+
+def read_channel(name: str) -> Table:
+    directory = paths.channel(name)
+    if not directory.is_dir():
+        raise TrainingError(f"channel {name!r} is missing: no directory {directory}")
+    try:
+        return read_csv(directory)
+    except DataError as error:
+        raise TrainingError(f"channel {name!r}: {error}") from None
+
+
+def check_table(table: Table, channel: str, feature_names: list[str] | None = None) -> None:
+    """The label is present and complete; numeric features hold no infinity.
+
+    Missing feature cells (empty, NaN) are imputed or routed by the model, in training and serving
+    alike; an infinite value is a broken upstream computation, so it is refused in both.
+    """
+    if LABEL_COLUMN not in table.data:
+        raise TrainingError(
+            f"channel {channel!r} has no label column {LABEL_COLUMN!r} (columns: {', '.join(table.columns)})"
+        )
+    absent = [c for c in feature_names or [] if c not in table.data]
+    if absent:
+        raise TrainingError(f"channel {channel!r}: missing column(s): {', '.join(absent)}")
+    for name in feature_names or [c for c in table.columns if c != LABEL_COLUMN]:
+        column = table.data[name]
+        if column.dtype.kind == "f" and np.isinf(column).any():
+            row = int(np.flatnonzero(np.isinf(column))[0])
+            raise TrainingError(
+                f"channel {channel!r}: column {name!r} has an infinite value (data row {row + 1})"
+            )
+    y = table.data[LABEL_COLUMN]
+    missing = np.flatnonzero(np.isnan(y)) if y.dtype.kind == "f" else np.flatnonzero(y == "")
+    if len(missing):
+        raise TrainingError(
+            f"channel {channel!r}: label column {LABEL_COLUMN!r} has {len(missing)} missing value(s), first in data row {missing[0] + 1}"
+        )
+
+
+def shard(table: Table, cluster: Cluster, channel_config: dict[str, Any]) -> Table:
+    if len(cluster.hosts) == 1 or channel_config.get("S3DistributionType") == "ShardedByS3Key":
+        return table
+    part = table.take(np.arange(cluster.index, table.n_rows, len(cluster.hosts)))
+    if part.n_rows == 0:
+        raise TrainingError(
+            f"host {cluster.current_host} got no rows: {table.n_rows} rows for {len(cluster.hosts)} hosts"
+        )
+    return part
+
+
+def score(predictor: Predictor, table: Table, channel: str) -> tuple[dict[str, float], np.ndarray]:
+    """All metrics of the problem type on a channel, and the per-row drift scores."""
+    try:
+        predictions = predictor.predict(predictor.features(table))
+        values = metrics.compute(
+            PROBLEM_TYPE,
+            table.data[LABEL_COLUMN],
+            predictions,
+            predictor.classes,
+            predictor.positive_class,
+        )
+    except ValueError as error:  # DataError, unknown labels
+        raise TrainingError(f"channel {channel!r}: {error}") from None
+    return values, predictor.drift_scores(predictions)
+
+
+def train() -> Predictor:
+    hyperparameters = load(paths.hyperparameters_file())
+    channels = read_channel_config()
+    cluster = read_cluster()
+
+    table = shard(read_channel(REQUIRED_CHANNEL), cluster, channels.get(REQUIRED_CHANNEL, {}))
+    check_table(table, REQUIRED_CHANNEL)
+    try:
+        predictor = Predictor.fit(table, hyperparameters)
+    except DataError as error:
+        raise TrainingError(f"channel {REQUIRED_CHANNEL!r}: {error}") from None
+    # Scored once: the train metrics and the prediction-drift reference.
+    train_metrics, drift_scores = score(predictor, table, REQUIRED_CHANNEL)
+    results = {"train": train_metrics}
+    if OPTIONAL_CHANNEL in channels or paths.channel(OPTIONAL_CHANNEL).is_dir():
+        validation = read_channel(OPTIONAL_CHANNEL)
+        check_table(validation, OPTIONAL_CHANNEL, predictor.feature_names)
+        results["validation"] = score(predictor, validation, OPTIONAL_CHANNEL)[0]
+    for prefix, values in results.items():
+        print(metrics.format_for_logs(values, prefix), flush=True)
+    predictor.metrics = {
+        f"{prefix}_{name}": value for prefix, values in results.items() for name, value in values.items()
+    }
+
+    if cluster.is_leader:
+        predictor.save(paths.model_dir())
+        if settings.COMPILED_PREDICTOR:  # model.onnx only when it answers as the library (see settings)
+            compiled.export(predictor, validation if "validation" in results else table, paths.model_dir())
+        write_profile(table, predictor, drift_scores, paths.model_dir())
+    else:
+        print(
+            f"host {cluster.current_host} is not the leader; {sorted(cluster.hosts)[0]} writes the model",
+            file=sys.stderr,
+        )
+    return predictor
+
+
+def write_profile(table: Table, predictor: Predictor, scores: np.ndarray, model_dir: Path) -> None:
+    """The drift reference next to the model: the data profile, and the model's own scores on it
+    (the reference for prediction drift when this model is production and new data arrives)."""
+    profile = build_profile(table, predictor.feature_names, scores=scores)
+    save_profile(profile, model_dir / PROFILE_FILE)
+
+
+def reason(error: BaseException) -> str:
+    """One sentence for the failure file: our own errors as they are, others with their type."""
+    if isinstance(error, TrainingError | HyperparameterError | DataError):
+        text = str(error)
+    else:
+        text = f"unexpected {type(error).__name__}: {error}"
+    return text.replace("\n", " ").strip() or type(error).__name__
+
+
+def write_failure(text: str) -> None:
+    try:
+        path = paths.failure_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n", encoding="utf-8")
+    except OSError as error:  # the reason still reaches stderr below
+        print(f"cannot write the failure file: {error}", file=sys.stderr)
+
+
+def main() -> int:
+    try:
+        train()
+    except Exception as error:
+        text = reason(error)
+        write_failure(text)
+        traceback.print_exc()
+        print(f"training failed: {text}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Deploy tooling for CI and operators: artifacts, stack, image, endpoint, executions."""

@@ -1,0 +1,389 @@
+"""The process runtime: the image's entrypoints as ``python -m`` subprocesses, no Docker needed.
+
+Each job gets its own folder laid out like the container's /opt/ml (``OPT_ML_ROOT`` re-roots
+``paths.py``), with inputs downloaded from moto's S3 and outputs uploaded back the way SageMaker
+does it, so the entrypoints cannot tell the difference. Container paths in processing arguments
+(``/opt/ml/...``) are rewritten into the job folder.
+https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-running-container.html
+https://docs.aws.amazon.com/sagemaker/latest/dg/build-your-own-processing-container.html
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+
+from {{ cookiecutter.package_name }} import s3uri, tarballs
+from {{ cookiecutter.package_name }}.settings import PACKAGE_NAME
+
+from .. import forkserver
+from . import Endpoint, JobResult, Runtime, aws_environment, free_port, log_tail
+
+# Container entrypoint (on PATH in the image) -> module run with ``python -m`` here.
+ENTRYPOINT_MODULES = {
+    "train": "steps.train",
+    "serve": "steps.serve",
+    "validate": "steps.validate",
+    "evaluate": "steps.evaluate",
+}
+CONTAINER_ROOT = "/opt/ml"
+DEFAULT_MAX_RUNTIME = 3600
+HEALTH_TIMEOUT = 60.0
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    try:
+        return s3uri.split(uri)
+    except s3uri.S3UriError as error:
+        raise ValueError(str(error)) from None
+
+
+class S3:
+    """The few S3 transfers SageMaker performs around a job, against moto."""
+
+    def __init__(self, endpoint_url: str, region: str):
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # pragma: allowlist secret (moto dummy)
+        )
+
+    def download(self, uri: str, dest: Path) -> int:
+        """Copy an S3 prefix (or one object) below ``dest``, keeping key paths relative to the prefix."""
+        bucket, prefix = split_s3_uri(uri)
+        count = 0
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                key = item["Key"]
+                if key.endswith("/"):
+                    continue
+                relative = key[len(prefix) :].lstrip("/") or Path(key).name
+                target = dest / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self.client.download_file(bucket, key, str(target))
+                count += 1
+        if count == 0:
+            raise FileNotFoundError(f"no S3 objects under {uri}")
+        return count
+
+    def upload_file(self, path: Path, uri: str) -> None:
+        bucket, key = split_s3_uri(uri)
+        self.client.upload_file(str(path), bucket, key)
+
+    def upload_tree(self, folder: Path, uri: str) -> None:
+        bucket, prefix = split_s3_uri(uri)
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            self.client.upload_file(
+                str(path), bucket, f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}"
+            )
+
+
+make_tarball = tarballs.create  # model.tar.gz as SageMaker writes it: contents at the archive root
+
+
+def extract_tarball(archive: Path, dest: Path) -> None:
+    tarballs.extract(archive, dest)  # size and member caps, then the "data" filter
+
+
+def failure_reason(job_root: Path, logs: str, returncode: int) -> str:
+    """SageMaker's ``AlgorithmError: <contents of /opt/ml/output/failure>``, else the log tail."""
+    failure = job_root / "output" / "failure"
+    if failure.is_file() and failure.read_text().strip():
+        return f"AlgorithmError: {failure.read_text().strip()[:1024]}"
+    tail = " | ".join(logs.strip().splitlines()[-3:])
+    return f"AlgorithmError: exit code {returncode}: {tail}"[:1024]
+
+
+class ProcessRuntime(Runtime):
+    name = "process"
+    max_parallel_jobs = 2  # jobs spend most of their time importing: two overlap well on 2 cores
+
+    def __init__(
+        self, endpoint_url: str, region: str, workdir: Path, package: str = PACKAGE_NAME, warm: bool = True
+    ):
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.workdir = Path(workdir).resolve()  # job folders are cwd and OPT_ML_ROOT of subprocesses
+        self.package = package
+        self.s3 = S3(endpoint_url, region)
+        self._servers: dict[int, subprocess.Popen[bytes]] = {}
+        self._jobs: dict[int, Any] = {}
+        # Jobs fork from an interpreter that imported numpy, scipy and scikit-learn once: on 2 busy
+        # cores those imports take 3-6 s, more than the jobs themselves. Same code, same argv.
+        self.warm = warm
+        if warm:
+            forkserver.warm_up(forkserver.preload_for(package))  # overlaps the deploy
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _env(self, job_root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = {**os.environ, **(extra or {}), **aws_environment(self.endpoint_url, self.region)}
+        env["OPT_ML_ROOT"] = str(job_root)
+        env["PYTHONUNBUFFERED"] = "1"
+        # The package's own src/ must win over whatever the job folder holds.
+        src = str(Path(__file__).resolve().parents[3])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+        return env
+
+    def _command(self, argv: list[str]) -> list[str]:
+        """Map a container command (``train``, ``validate ...``, ``python -m x``) to this interpreter."""
+        if not argv:
+            raise ValueError("empty container command")
+        head, rest = Path(argv[0]).name, argv[1:]
+        if head in ENTRYPOINT_MODULES:
+            return [sys.executable, "-m", f"{self.package}.{ENTRYPOINT_MODULES[head]}", *rest]
+        if head.startswith("python"):
+            return [sys.executable, *rest]
+        raise ValueError(
+            f"container command {argv[0]!r} is not one of {sorted(ENTRYPOINT_MODULES)} or python"
+        )
+
+    @staticmethod
+    def _reroot(value: str, job_root: Path) -> str:
+        if value == CONTAINER_ROOT or value.startswith(CONTAINER_ROOT + "/"):
+            return str(job_root) + value[len(CONTAINER_ROOT) :]
+        return value
+
+    def _job_root(self, kind: str, name: str) -> Path:
+        root = self.workdir / kind / name
+        if root.exists():
+            shutil.rmtree(root)
+        (root / "output").mkdir(parents=True)
+        return root
+
+    def _run(self, argv: list[str], job_root: Path, env: dict[str, str], timeout: float) -> tuple[int, str]:
+        log_file = job_root / "logs.txt"
+        with log_file.open("wb") as log:
+            # Its own process group, tracked: close() (Ctrl-C, SIGTERM) stops a job still running.
+            if self.warm and argv[1:2] == ["-m"]:
+                process: Any = WarmJob(argv[2], argv[3:], env, job_root, log_file)
+            else:
+                process = subprocess.Popen(
+                    argv, env=env, cwd=job_root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            self._jobs[process.pid] = process
+            try:
+                code = process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                stop_process_group(process, grace=0)
+                code = process.returncode
+                log.write(f"\nstopped: MaxRuntimeInSeconds={timeout:.0f} exceeded\n".encode())
+            finally:
+                self._jobs.pop(process.pid, None)
+        return code, log_file.read_text(errors="replace")
+
+    # -- training ----------------------------------------------------------------------------------
+    def run_training(self, request: dict[str, Any]) -> JobResult:
+        name = request["TrainingJobName"]
+        root = self._job_root("training", name)
+        config = root / "input" / "config"
+        config.mkdir(parents=True)
+        channels = request.get("InputDataConfig") or []
+        hosts = [
+            f"algo-{i + 1}" for i in range(int(request.get("ResourceConfig", {}).get("InstanceCount", 1)))
+        ]
+        (config / "hyperparameters.json").write_text(json.dumps(request.get("HyperParameters") or {}))
+        (config / "inputdataconfig.json").write_text(
+            json.dumps(
+                {
+                    c["ChannelName"]: {
+                        "ContentType": c.get("ContentType", "text/csv"),
+                        "TrainingInputMode": request["AlgorithmSpecification"].get(
+                            "TrainingInputMode", "File"
+                        ),
+                        "S3DistributionType": c["DataSource"]["S3DataSource"].get(
+                            "S3DataDistributionType", "FullyReplicated"
+                        ),
+                        "RecordWrapperType": "None",
+                    }
+                    for c in channels
+                }
+            )
+        )
+        (config / "resourceconfig.json").write_text(
+            json.dumps({"current_host": hosts[0], "hosts": hosts, "network_interface_name": "eth0"})
+        )
+        try:
+            for channel in channels:
+                self.s3.download(
+                    channel["DataSource"]["S3DataSource"]["S3Uri"],
+                    root / "input" / "data" / channel["ChannelName"],
+                )
+        except (FileNotFoundError, ValueError) as error:
+            return JobResult(False, f"ClientError: channel data: {error}")
+        (root / "model").mkdir()
+        command = self._command(request["AlgorithmSpecification"].get("ContainerEntrypoint") or ["train"])
+        command += request["AlgorithmSpecification"].get("ContainerArguments") or []
+        timeout = request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", DEFAULT_MAX_RUNTIME)
+        code, logs = self._run(command, root, self._env(root, request.get("Environment")), timeout)
+        output = request["OutputDataConfig"]["S3OutputPath"].rstrip("/") + f"/{name}/output"
+        data_dir = root / "output" / "data"
+        if data_dir.is_dir() and any(data_dir.iterdir()):
+            self.s3.upload_file(make_tarball(data_dir, root / "output.tar.gz"), f"{output}/output.tar.gz")
+        if code != 0:
+            return JobResult(False, failure_reason(root, logs, code), logs)
+        artifact = f"{output}/model.tar.gz"
+        self.s3.upload_file(make_tarball(root / "model", root / "model.tar.gz"), artifact)
+        return JobResult(True, logs=logs, model_artifacts=artifact)
+
+    # -- processing --------------------------------------------------------------------------------
+    def run_processing(self, request: dict[str, Any]) -> JobResult:
+        name = request["ProcessingJobName"]
+        root = self._job_root("processing", name)
+        try:
+            for item in request.get("ProcessingInputs") or []:
+                source = item["S3Input"]
+                self.s3.download(source["S3Uri"], Path(self._reroot(source["LocalPath"], root)))
+        except (FileNotFoundError, ValueError) as error:
+            return JobResult(False, f"ClientError: processing input: {error}")
+        outputs = (request.get("ProcessingOutputConfig") or {}).get("Outputs") or []
+        for item in outputs:
+            Path(self._reroot(item["S3Output"]["LocalPath"], root)).mkdir(parents=True, exist_ok=True)
+        app = request["AppSpecification"]
+        argv = [*(app.get("ContainerEntrypoint") or []), *(app.get("ContainerArguments") or [])]
+        command = self._command([self._reroot(a, root) for a in argv])
+        timeout = (request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds", DEFAULT_MAX_RUNTIME)
+        code, logs = self._run(command, root, self._env(root, request.get("Environment")), timeout)
+        # SageMaker uploads EndOfJob outputs whether the job succeeded or not.
+        for item in outputs:
+            folder = Path(self._reroot(item["S3Output"]["LocalPath"], root))
+            self.s3.upload_tree(folder, item["S3Output"]["S3Uri"])
+        if code != 0:
+            return JobResult(False, failure_reason(root, logs, code), logs)
+        return JobResult(True, logs=logs)
+
+    # -- endpoints ---------------------------------------------------------------------------------
+    def start_endpoint(self, name: str, container: dict[str, Any], instance_count: int = 1) -> Endpoint:
+        root = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self._ensure(self.workdir / "endpoints")))
+        model_url = container["ModelDataUrl"]
+        archive = root / "model.tar.gz"
+        bucket, key = split_s3_uri(model_url)
+        self.s3.client.download_file(bucket, key, str(archive))
+        extract_tarball(archive, root / "model")
+        port = free_port()
+        # SAGEMAKER_BIND_TO_PORT is how SageMaker tells a container its port when it cannot use 8080.
+        extra = {
+            **(container.get("Environment") or {}),
+            "SAGEMAKER_BIND_TO_PORT": str(port),
+            "SAGEMAKER_BIND_HOST": "127.0.0.1",
+        }
+        command = [*self._command(["serve"]), "--no-nginx", "--host", "127.0.0.1", "--port", str(port)]
+        log_file = root / "logs.txt"
+        log_file.touch()
+        if self.warm:  # forked from the warm interpreter, like the jobs: no cold import of the stack
+            process: Any = WarmJob(command[2], command[3:], self._env(root, extra), root, log_file)
+        else:
+            with log_file.open("wb") as log:
+                process = subprocess.Popen(
+                    command,
+                    env=self._env(root, extra),
+                    cwd=root,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # its own process group: stop_endpoint ends its workers too
+                )
+        endpoint = Endpoint(name, f"http://127.0.0.1:{port}", model_url, {"process": process, "root": root})
+        self._servers[process.pid] = process
+        try:
+            wait_healthy(endpoint.url, process, HEALTH_TIMEOUT)
+        except RuntimeError as error:
+            logs = self.endpoint_logs(endpoint)
+            self.stop_endpoint(endpoint)
+            raise RuntimeError(f"{error}; serving log tail: {log_tail(logs, 8)}") from None
+        return endpoint
+
+    def stop_endpoint(self, endpoint: Endpoint) -> None:
+        process: subprocess.Popen[bytes] = endpoint.details["process"]
+        stop_process_group(process)
+        self._servers.pop(process.pid, None)
+        shutil.rmtree(endpoint.details["root"], ignore_errors=True)
+
+    def endpoint_logs(self, endpoint: Endpoint) -> str:
+        log = Path(endpoint.details["root"]) / "logs.txt"
+        return log.read_text(errors="replace") if log.is_file() else ""
+
+    def close(self) -> None:
+        for process in [*self._jobs.values(), *self._servers.values()]:
+            stop_process_group(process)
+        self._servers.clear()
+
+    @staticmethod
+    def _ensure(path: Path) -> Path:
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def _run_module(module: str, args: list[str], env: dict[str, str], cwd: str, log: str) -> None:
+    """In the forked child: become ``python -m module args`` with this environment and log file."""
+    os.setsid()
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+        os.dup2(fd, stream.fileno())
+    sys.argv = [module, *args]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)  # SystemExit(code) sets the exit code
+
+
+class WarmJob:
+    """A job forked from the fork server, with the little of Popen that ``_run`` and ``close`` use."""
+
+    def __init__(self, module: str, args: list[str], env: dict[str, str], cwd: Path, log: Path):
+        self.process = forkserver.start(_run_module, (module, args, env, str(cwd), str(log)))
+        self.pid: int = self.process.pid  # type: ignore[assignment]
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.exitcode
+
+    def poll(self) -> int | None:
+        return self.process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.process.join(timeout)
+        if self.process.exitcode is None:
+            raise subprocess.TimeoutExpired(self.process.name, timeout or 0)
+        return self.process.exitcode
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """Poll GET /ping until 200, as SageMaker's health check does; fail fast if the server died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"serving process exited with code {process.returncode} before /ping answered")
+        try:
+            if requests.get(f"{url}/ping", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url}/ping did not answer 200 within {timeout:.0f} s")
+
+
+def stop_process_group(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
+        process.wait(grace or None)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        pass

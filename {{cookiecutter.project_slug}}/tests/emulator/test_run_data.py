@@ -1,0 +1,180 @@
+"""Your data for the offline emulator: validation before moto starts, the split, drift from any data."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+from rich.console import Console
+
+from {{ cookiecutter.package_name }} import data, settings
+from {{ cookiecutter.package_name }}.data import Table
+from {{ cookiecutter.package_name }}_emulator import control_plane, drift_injection, run, run_data
+
+PROBLEM = getattr(settings, "PROBLEM_TYPE", "binary")
+
+
+def table(rows: int, classes: tuple[str, ...] = ("yes", "no"), label: str = settings.LABEL_COLUMN) -> Table:
+    rng = np.random.default_rng(0)
+    values = [classes[i % len(classes)] for i in range(rows)]
+    return Table(
+        ["dose", "ward", label],
+        {
+            "dose": rng.normal(size=rows),
+            "ward": np.array([("east", "west", "north")[i % 3] for i in range(rows)], dtype=object),
+            label: np.array(values, dtype=object),
+        },
+    )
+
+
+@pytest.fixture
+def no_moto(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refusals must come before the control plane starts."""
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("moto was started for data that should have been refused")
+
+    monkeypatch.setattr(control_plane.ControlPlane, "start", refuse)
+
+
+def refusal(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    code = run.main(argv)
+    out = capsys.readouterr().out
+    assert code == 2, out
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Refused: "), out  # one line, no traceback
+    return lines[0]
+
+
+def test_no_label_column_is_refused(
+    no_moto: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data.write_csv(tmp_path / "all.csv", table(60))
+    line = refusal(
+        ["--data", str(tmp_path / "all.csv"), "--label-column", "outcome", "--out", str(tmp_path)], capsys
+    )
+    assert "no label column 'outcome'" in line and "--label-column" in line
+
+
+@pytest.mark.skipif(PROBLEM == "regression", reason="one class is a classification refusal")
+def test_one_class_is_refused(no_moto: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data.write_csv(tmp_path / "all.csv", table(60, classes=("yes",)))
+    line = refusal(["--data", str(tmp_path / "all.csv"), "--out", str(tmp_path)], capsys)
+    assert "has one class ('yes')" in line
+
+
+@pytest.mark.skipif(PROBLEM != "regression", reason="a constant target is a regression refusal")
+def test_constant_target_is_refused(
+    no_moto: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    constant = table(60)
+    constant.data[settings.LABEL_COLUMN] = np.full(60, 4.5)
+    data.write_csv(tmp_path / "all.csv", constant)
+    line = refusal(["--data", str(tmp_path / "all.csv"), "--out", str(tmp_path)], capsys)
+    assert "has one value (4.5)" in line
+
+
+def test_too_few_rows_for_the_split_are_refused(
+    no_moto: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data.write_csv(tmp_path / "all.csv", table(12))
+    line = refusal(["--data", str(tmp_path / "all.csv"), "--out", str(tmp_path)], capsys)
+    assert "12 rows, too few for the train/holdout split" in line
+
+
+def test_an_unreadable_csv_is_refused(
+    no_moto: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "bad.csv").write_bytes(b"dose,target\n1.0,yes\n2.0\n")
+    line = refusal(["--data", str(tmp_path / "bad.csv"), "--out", str(tmp_path)], capsys)
+    assert "unreadable CSV" in line and "bad.csv:3: expected 2 fields, got 1" in line
+
+
+def test_a_folder_without_holdout_is_refused(
+    no_moto: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data.write_csv(tmp_path / "train" / "train.csv", table(60))
+    line = refusal(["--data", str(tmp_path), "--out", str(tmp_path / "out")], capsys)
+    assert "needs train/ and holdout/" in line and "missing: holdout" in line
+
+
+def test_one_csv_splits_deterministically_and_stratified(tmp_path: Path) -> None:
+    source = table(100, classes=("a", "b", "b", "b"))  # 25 a, 75 b
+    train, holdout = run_data.split(source, settings.LABEL_COLUMN, "binary")
+    again = run_data.split(source, settings.LABEL_COLUMN, "binary")
+    assert [list(t.data["dose"]) for t in (train, holdout)] == [list(t.data["dose"]) for t in again]
+    assert (train.n_rows, holdout.n_rows) == (80, 20)
+    counts = {v: int((holdout.data[settings.LABEL_COLUMN] == v).sum()) for v in ("a", "b")}
+    assert counts == {"a": 5, "b": 15}  # the class shares of the whole set
+
+
+def test_a_class_with_one_row_cannot_be_split(tmp_path: Path) -> None:
+    source = table(40)
+    source.data[settings.LABEL_COLUMN][0] = "rare"
+    with pytest.raises(run_data.DataRefused, match="class 'rare' of 'target' has 1 row"):
+        run_data.split(source, settings.LABEL_COLUMN, "binary")
+
+
+def test_the_label_column_is_renamed_to_the_projects_in_the_run_copy(tmp_path: Path) -> None:
+    source = table(60, label="diagnosis")
+    data.write_csv(tmp_path / "mine.csv", source)
+    prepared = run_data.prepare(tmp_path / "mine.csv", tmp_path / "run", "diagnosis", "binary")
+    written = data.read_csv(prepared.train)
+    assert written.columns == ["dose", "ward", settings.LABEL_COLUMN]
+    assert prepared.rows == (48, 12) and prepared.source == str(tmp_path / "mine.csv")
+    assert set(written.data[settings.LABEL_COLUMN]) == {"yes", "no"}
+
+
+@pytest.mark.parametrize("problem_type", ["binary", "multiclass", "regression"])
+def test_drift_injection_works_on_any_names_labels_and_categories(problem_type: str) -> None:
+    train, _ = datasets.for_problem(problem_type)
+    drifted = drift_injection.inject(train, settings.LABEL_COLUMN, problem_type)
+    label = settings.LABEL_COLUMN
+    numeric = [c for c in train.columns if c != label and train.is_numeric(c)]
+    categorical = [c for c in train.columns if c != label and not train.is_numeric(c)]
+    assert categorical, "the data set must hold a text column for this test"
+    first = numeric[0]
+    assert np.nanmean(drifted.data[first]) > np.nanmean(train.data[first]) + np.nanstd(train.data[first])
+    assert np.isnan(drifted.data[first]).sum() == np.isnan(train.data[first]).sum()  # missing stays missing
+    for name in categorical:
+        before = {v: int((train.data[name] == v).sum()) for v in set(train.data[name])}
+        after = {v: int((drifted.data[name] == v).sum()) for v in set(drifted.data[name])}
+        assert set(after) <= set(before) and after != before  # re-weighted, no new category
+    changed = drifted.data[label] != train.data[label]
+    assert 0.1 < changed.mean() < 0.6  # concept drift in a region, not everywhere
+    if problem_type != "regression":
+        assert set(drifted.data[label]) <= set(train.data[label])  # labels stay the data's own values
+
+
+def test_emulator_refuses_before_starting_anything(no_moto: None, tmp_path: Path) -> None:
+    data.write_csv(tmp_path / "few.csv", table(8))
+    emulator = run.Emulator(
+        "process", tmp_path / "run", Console(file=io.StringIO()), data_source=tmp_path / "few.csv"
+    )
+    with pytest.raises(run_data.DataRefused, match="8 rows, too few"):
+        emulator.start()
+
+
+def test_ctrl_c_ends_a_keep_session_with_exit_0_after_cleanup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    closed: list[bool] = []
+
+    def fake_pipeline(emulator: run.Emulator, **_kwargs: object) -> run.PipelineResult:
+        emulator.stack = type("Stack", (), {"state_machine_arn": "arn:aws:states:::stateMachine:x"})()
+        emulator.cp.port = 1  # as if started: keep_serving prints the moto address
+        return emulator.result
+
+    def ctrl_c(_seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "run_pipeline", fake_pipeline)
+    monkeypatch.setattr(run.terminal, "render_summary", lambda *_a: None)
+    monkeypatch.setattr(run.time, "sleep", ctrl_c)
+    monkeypatch.setattr(run.Emulator, "close", lambda self: closed.append(True))
+    assert run.main(["--runtime", "process", "--keep", "--out", str(tmp_path)]) == 0
+    assert closed == [True]
+    assert "Press Ctrl-C to stop and clean up." in capsys.readouterr().out

@@ -1,0 +1,267 @@
+"""The runtimes against moto's S3: inputs laid out like /opt/ml, outputs uploaded like SageMaker.
+
+The process runtime always runs; the docker runtime needs a daemon and the built image.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from moto.server import ThreadedMotoServer
+
+from {{ cookiecutter.package_name }} import data, settings, tarballs
+from {{ cookiecutter.package_name }}.model import HYPERPARAMETERS
+from {{ cookiecutter.package_name }}.predictor import Predictor
+from {{ cookiecutter.package_name }}_emulator import endpoint_check
+from {{ cookiecutter.package_name }}_emulator.runtimes import aws_environment, free_port
+from {{ cookiecutter.package_name }}_emulator.runtimes.process import ProcessRuntime
+
+REGION = "eu-west-1"
+BUCKET = "runtime-test"
+IMAGE = "{{ cookiecutter.project_slug }}:latest"
+
+
+def overrides() -> dict[str, str]:
+    """A value other than the default for this bake's first float and first int hyperparameter
+    (C and max_iter for scikit-learn, learning_rate and n_estimators for the boosters)."""
+    first = {p.kind: p for p in reversed(HYPERPARAMETERS) if p.kind in ("float", "int")}
+    real, whole = first["float"], first["int"]
+    value = real.default / 2
+    if real.low is not None and value < real.low:
+        value = (real.default + real.high) / 2
+    step = 1 if whole.high is None or whole.default < whole.high else -1
+    return {real.name: repr(value), whole.name: str(whole.default + step)}
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def s3(moto_url: str, sample_data: dict[str, Path]) -> Any:
+    client = boto3.client(
+        "s3", endpoint_url=moto_url, region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    client.upload_file(str(sample_data["train"]), BUCKET, "data/train/train.csv")
+    client.upload_file(str(sample_data["holdout"]), BUCKET, "data/holdout/holdout.csv")
+    client.put_object(Bucket=BUCKET, Key="data/corrupt/train.csv", Body=b"a,b,target\n1,2\n")
+    return client
+
+
+@pytest.fixture
+def runtime(moto_url: str, tmp_path: Path) -> Iterator[ProcessRuntime]:
+    process = ProcessRuntime(moto_url, REGION, tmp_path)
+    yield process
+    process.close()
+
+
+def training_request(
+    name: str, channel: str = "data/train/", hyperparameters: dict[str, str] | None = None
+) -> dict[str, Any]:
+    return {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+        "HyperParameters": hyperparameters or overrides(),
+        "InputDataConfig": [
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/{channel}"}
+                },
+            }
+        ],
+        "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/runs/test/training"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 300},
+    }
+
+
+def model_from_s3(s3: Any, uri: str, dest: Path) -> Predictor:
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    archive = dest.with_suffix(".tar.gz")
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    s3.download_file(bucket, key, str(archive))
+    return Predictor.load(tarballs.extract(archive, dest))
+
+
+def test_aws_environment_points_every_client_at_moto() -> None:
+    env = aws_environment("http://10.0.0.1:5000", REGION)
+    assert env["AWS_ENDPOINT_URL"] == env["AWS_ENDPOINT_URL_S3"] == "http://10.0.0.1:5000"
+    assert env["AWS_REGION"] == REGION and env["AWS_EC2_METADATA_DISABLED"] == "true"
+
+
+def test_training_uploads_model_tarball_where_sagemaker_does(
+    runtime: ProcessRuntime, s3: Any, sample_data: dict[str, Path], tmp_path: Path
+) -> None:
+    chosen = overrides()
+    result = runtime.run_training(training_request("train-ok", hyperparameters=chosen))
+    assert result.succeeded, result.failure_reason
+    assert result.model_artifacts == f"s3://{BUCKET}/runs/test/training/train-ok/output/model.tar.gz"
+    model = model_from_s3(s3, result.model_artifacts, tmp_path / "model")
+    assert {name: float(model.hyperparameters[name]) for name in chosen} == {
+        name: float(value) for name, value in chosen.items()
+    }
+    sample = data.read_csv(sample_data["train"])
+    assert model.feature_names == [c for c in sample.columns if c != settings.LABEL_COLUMN]
+    assert f"train:{settings.GATE_METRIC}=" in result.logs
+    config = json.loads(
+        (tmp_path / "training" / "train-ok" / "input" / "config" / "resourceconfig.json").read_text()
+    )
+    assert config["current_host"] == "algo-1"
+
+
+def test_training_failure_reason_comes_from_the_failure_file(runtime: ProcessRuntime, s3: Any) -> None:
+    result = runtime.run_training(training_request("train-bad", channel="data/corrupt/"))
+    assert not result.succeeded
+    assert result.failure_reason.startswith("AlgorithmError: ")
+    assert "train.csv" in result.failure_reason  # the entrypoint names the file at fault
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/test/training/train-bad/output/model.tar.gz")
+    assert listed["KeyCount"] == 0
+
+
+def test_training_with_a_missing_channel_fails_as_client_error(runtime: ProcessRuntime, s3: Any) -> None:
+    result = runtime.run_training(training_request("train-missing", channel="data/nothing-here/"))
+    assert not result.succeeded
+    assert result.failure_reason.startswith("ClientError: ") and "data/nothing-here/" in result.failure_reason
+
+
+def test_processing_reroots_container_paths_and_uploads_outputs(
+    runtime: ProcessRuntime, s3: Any, sample_data: dict[str, Path]
+) -> None:
+    script = (
+        "import os,sys,pathlib;"
+        "src=pathlib.Path(sys.argv[1]);out=pathlib.Path(sys.argv[2]);"
+        "rows=len(next(src.rglob('*.csv')).read_text().splitlines());"
+        "(out/'decision.json').write_text('{\"rows\": %d, \"endpoint\": \"%s\"}' % (rows, os.environ['AWS_ENDPOINT_URL_S3']))"
+    )
+    request = {
+        "ProcessingJobName": "proc-ok",
+        "AppSpecification": {
+            "ImageUri": IMAGE,
+            "ContainerEntrypoint": ["python3", "-c", script],
+            "ContainerArguments": ["/opt/ml/processing/input/data", "/opt/ml/processing/output"],
+        },
+        "ProcessingInputs": [
+            {
+                "InputName": "data",
+                "S3Input": {
+                    "S3Uri": f"s3://{BUCKET}/data/holdout/",
+                    "LocalPath": "/opt/ml/processing/input/data",
+                    "S3DataType": "S3Prefix",
+                    "S3InputMode": "File",
+                },
+            }
+        ],
+        "ProcessingOutputConfig": {
+            "Outputs": [
+                {
+                    "OutputName": "out",
+                    "S3Output": {
+                        "S3Uri": f"s3://{BUCKET}/runs/test/validation",
+                        "LocalPath": "/opt/ml/processing/output",
+                        "S3UploadMode": "EndOfJob",
+                    },
+                }
+            ]
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": 60},
+    }
+    result = runtime.run_processing(request)
+    assert result.succeeded, result.failure_reason
+    decision = json.loads(
+        s3.get_object(Bucket=BUCKET, Key="runs/test/validation/decision.json")["Body"].read()
+    )
+    holdout_lines = len(sample_data["holdout"].read_text().splitlines())  # header + holdout rows
+    assert decision == {"rows": holdout_lines, "endpoint": runtime.endpoint_url}
+
+
+def test_processing_failure_still_uploads_outputs(runtime: ProcessRuntime, s3: Any) -> None:
+    script = "import pathlib,sys;r=pathlib.Path(sys.argv[1]);(r/'output'/'failure').write_text('schema: column x missing');(r/'processing'/'output'/'decision.json').write_text('{}');sys.exit(1)"
+    request = {
+        "ProcessingJobName": "proc-bad",
+        "AppSpecification": {
+            "ImageUri": IMAGE,
+            "ContainerEntrypoint": ["python3", "-c", script],
+            "ContainerArguments": ["/opt/ml"],
+        },
+        "ProcessingOutputConfig": {
+            "Outputs": [
+                {
+                    "OutputName": "out",
+                    "S3Output": {
+                        "S3Uri": f"s3://{BUCKET}/runs/bad/validation",
+                        "LocalPath": "/opt/ml/processing/output",
+                        "S3UploadMode": "EndOfJob",
+                    },
+                }
+            ]
+        },
+    }
+    result = runtime.run_processing(request)
+    assert not result.succeeded
+    assert result.failure_reason == "AlgorithmError: schema: column x missing"
+    assert s3.get_object(Bucket=BUCKET, Key="runs/bad/validation/decision.json")["Body"].read() == b"{}"
+
+
+def test_unknown_container_command_is_refused(runtime: ProcessRuntime) -> None:
+    with pytest.raises(ValueError, match="not one of"):
+        runtime._command(["/usr/bin/curl", "x"])
+
+
+@pytest.mark.slow
+def test_endpoint_serves_the_trained_model_and_stops(
+    runtime: ProcessRuntime, s3: Any, sample_data: dict[str, Path], tmp_path: Path
+) -> None:
+    trained = runtime.run_training(training_request("train-serve"))
+    assert trained.succeeded, trained.failure_reason
+    endpoint = runtime.start_endpoint(
+        "ep", {"Image": IMAGE, "ModelDataUrl": trained.model_artifacts, "Environment": {}}
+    )
+    try:
+        assert requests.get(f"{endpoint.url}/ping", timeout=5).status_code == 200
+        rows, body = endpoint_check.request_body(data.read_csv(sample_data["holdout"]), rows=5)
+        reply = requests.post(
+            f"{endpoint.url}/invocations",
+            data=body,
+            headers={"Content-Type": "text/csv", "Accept": "application/json"},
+            timeout=10,
+        )
+        assert reply.status_code == 200, reply.text
+        model_from_s3(s3, trained.model_artifacts, tmp_path / "expected")
+        # The answer of this bake's problem type (label and score, probabilities, or a value).
+        want = endpoint_check.expected(tmp_path / "expected", rows)
+        assert endpoint_check.agree(reply.json()["predictions"], want), (reply.text, want)
+    finally:
+        runtime.stop_endpoint(endpoint)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{endpoint.url}/ping", timeout=2)
+
+
+def test_log_tail_drops_health_check_noise_and_keeps_the_reason() -> None:
+    from {{ cookiecutter.package_name }}_emulator.runtimes import log_tail
+
+    logs = "\n".join(
+        [
+            "Booting worker with pid: 15",
+            "ModelFolderError: metadata.json: feature_names do not match the model",
+            *[
+                f'[crit] 14#14: *{i} connect() to unix:/tmp/s/gunicorn.sock failed (2: No such file) "GET /ping"'
+                for i in range(20)
+            ],
+        ]
+    )
+    assert log_tail(logs, 2) == (
+        "Booting worker with pid: 15 | ModelFolderError: metadata.json: feature_names do not match the model"
+    )
