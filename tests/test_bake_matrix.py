@@ -173,7 +173,7 @@ def test_asl_check(baked, combo) -> None:
         [
             sys.executable,
             "-m",
-            f"{package}.asl_check",
+            f"{package}_deploy.asl_check",
             "pipeline/state_machine.asl.json",
             "infra/template.yaml",
         ],
