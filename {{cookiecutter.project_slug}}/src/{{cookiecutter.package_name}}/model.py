@@ -1,6 +1,5 @@
-"""The algorithm: the one file to edit when you swap it.
+"""The algorithm: the one file to edit when you swap it (between the REPLACE THIS fences below).
 
-# ---- REPLACE THIS WITH YOUR OWN MODEL ----
 Everything else (training, evaluate and the gate, serving, prediction drift, the tuning job's
 ranges) goes through ``predictor.Predictor``, which only uses what this file defines:
 
@@ -29,6 +28,7 @@ from .params import Param
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
+# ---- REPLACE THIS WITH YOUR OWN MODEL ----
 LIBRARY = "scikit-learn"
 MODEL_FILE = "model.skops"
 
@@ -97,6 +97,11 @@ def build_estimator(
     return Pipeline([("prepare", prepare), ("estimate", final)])
 
 
+# ----
+# The library's own file format, read as data: change these only with LIBRARY (the checks in
+# model_files.py run before the library parses a byte).
+
+
 def save_native(estimator: Pipeline, directory: Path) -> str:
     import skops.io as sio
 
@@ -114,6 +119,7 @@ import numpy as np
 from . import model_files
 from .params import Param
 
+# ---- REPLACE THIS WITH YOUR OWN MODEL ----
 LIBRARY = "xgboost"
 # UBJSON, XGBoost's own binary JSON: https://xgboost.readthedocs.io/en/stable/tutorials/saving_model.html
 MODEL_FILE = "model.ubj"
@@ -145,6 +151,11 @@ def build_estimator(
     return xgb.XGBClassifier(**settings)
 
 
+# ----
+# The library's own file format, read as data: change these only with LIBRARY (the checks in
+# model_files.py run before the library parses a byte).
+
+
 def save_native(estimator: Any, directory: Path) -> str:
     estimator.get_booster().save_model(str(directory / MODEL_FILE))
     return MODEL_FILE
@@ -168,6 +179,7 @@ import numpy as np
 from . import model_files
 from .params import Param
 
+# ---- REPLACE THIS WITH YOUR OWN MODEL ----
 LIBRARY = "lightgbm"
 # LightGBM's text model format: https://lightgbm.readthedocs.io/en/stable/Python-API.html
 MODEL_FILE = "model.txt"
@@ -193,6 +205,11 @@ def build_estimator(
     if problem_type == "regression":
         return lgb.LGBMRegressor(**settings)
     return lgb.LGBMClassifier(**settings)
+
+
+# ----
+# The library's own file format, read as data: change these only with LIBRARY (the checks in
+# model_files.py run before the library parses a byte).
 
 
 def save_native(estimator: Any, directory: Path) -> str:
