@@ -41,7 +41,6 @@ MOTO_VERSION = MOTO_PINS["moto"]
 _SFN = "moto.stepfunctions.parser.asl"
 _STATE_TASK = f"{_SFN}.component.state.exec.state_task"
 PATCHES = Patches("integrations", pins=MOTO_PINS)
-_private = private  # the name the tests and older callers use
 
 
 def install() -> None:
@@ -60,7 +59,7 @@ def uninstall() -> None:
 
 def moto_endpoint_url() -> str:
     """The moto server as processes on this host reach it (moto's own clients use the same)."""
-    port = _private("moto.settings", "moto_server_port")()
+    port = private("moto.settings", "moto_server_port")()
     return f"http://127.0.0.1:{port}"
 
 
@@ -104,17 +103,17 @@ _JOB_FAILED = {"Failed", "Stopped"}
 
 
 def _sagemaker_integration_class() -> type:
-    callback_base = _private(f"{_STATE_TASK}.service.state_task_service_callback", "StateTaskServiceCallback")
-    resource_condition = _private(f"{_STATE_TASK}.service.resource", "ResourceCondition")
-    boto_client_for = _private(f"{_SFN}.utils.boto_client", "boto_client_for")
-    failure_event = _private(f"{_SFN}.component.common.error_name.failure_event", "FailureEvent")
-    failure_exception = _private(f"{_SFN}.component.common.error_name.failure_event", "FailureEventException")
-    custom_error = _private(f"{_SFN}.component.common.error_name.custom_error_name", "CustomErrorName")
-    states_error = _private(f"{_SFN}.component.common.error_name.states_error_name", "StatesErrorName")
-    states_error_type = _private(
+    callback_base = private(f"{_STATE_TASK}.service.state_task_service_callback", "StateTaskServiceCallback")
+    resource_condition = private(f"{_STATE_TASK}.service.resource", "ResourceCondition")
+    boto_client_for = private(f"{_SFN}.utils.boto_client", "boto_client_for")
+    failure_event = private(f"{_SFN}.component.common.error_name.failure_event", "FailureEvent")
+    failure_exception = private(f"{_SFN}.component.common.error_name.failure_event", "FailureEventException")
+    custom_error = private(f"{_SFN}.component.common.error_name.custom_error_name", "CustomErrorName")
+    states_error = private(f"{_SFN}.component.common.error_name.states_error_name", "StatesErrorName")
+    states_error_type = private(
         f"{_SFN}.component.common.error_name.states_error_name_type", "StatesErrorNameType"
     )
-    event_details = _private(f"{_SFN}.eval.event.event_detail", "EventDetails")
+    event_details = private(f"{_SFN}.eval.event.event_detail", "EventDetails")
     api = importlib.import_module("moto.stepfunctions.parser.api")
     client_error = importlib.import_module("botocore.exceptions").ClientError
 
@@ -232,7 +231,7 @@ def _sagemaker_integration_class() -> type:
 
 def _install_sagemaker() -> None:
     factory_module = importlib.import_module(f"{_STATE_TASK}.state_task_factory")
-    original = _private(f"{_STATE_TASK}.state_task_factory", "state_task_service_for")
+    original = private(f"{_STATE_TASK}.state_task_factory", "state_task_service_for")
     integration = _sagemaker_integration_class()
 
     @functools.wraps(original)
@@ -252,7 +251,7 @@ def _install_sagemaker() -> None:
 # 2. Lambda: run the deployed zip in a subprocess
 # ---------------------------------------------------------------------------------------------
 def _install_lambda() -> None:
-    function_class = _private("moto.awslambda.models", "LambdaFunction")
+    function_class = private("moto.awslambda.models", "LambdaFunction")
     if not hasattr(function_class, "_invoke_lambda"):
         raise MotoInternalsChanged(
             f"moto.awslambda.models.LambdaFunction._invoke_lambda is missing: written for moto=={MOTO_VERSION}"
@@ -282,10 +281,10 @@ def _install_lambda() -> None:
 # ---------------------------------------------------------------------------------------------
 def _fail(env: Any, error: str, cause: str) -> Exception:
     """A ``States.*`` failure as the interpreter reports it (execution error + cause)."""
-    failure_event = _private(f"{_SFN}.component.common.error_name.failure_event", "FailureEvent")
-    failure_exception = _private(f"{_SFN}.component.common.error_name.failure_event", "FailureEventException")
-    states_error = _private(f"{_SFN}.component.common.error_name.states_error_name", "StatesErrorName")
-    event_details = _private(f"{_SFN}.eval.event.event_detail", "EventDetails")
+    failure_event = private(f"{_SFN}.component.common.error_name.failure_event", "FailureEvent")
+    failure_exception = private(f"{_SFN}.component.common.error_name.failure_event", "FailureEventException")
+    states_error = private(f"{_SFN}.component.common.error_name.states_error_name", "StatesErrorName")
+    event_details = private(f"{_SFN}.eval.event.event_detail", "EventDetails")
     api = importlib.import_module("moto.stepfunctions.parser.api")
     details = api.ExecutionFailedEventDetails(error=error, cause=cause)
     return failure_exception(
@@ -322,7 +321,7 @@ def _fix_definite_paths() -> None:
     moto wraps any match below an index into a list (its fix for moto issue 7825).
     """
     json_path = importlib.import_module(f"{_SFN}.utils.json_path")
-    original = _private(f"{_SFN}.utils.json_path", "extract_json")
+    original = private(f"{_SFN}.utils.json_path", "extract_json")
     parse = importlib.import_module("jsonpath_ng.ext").parse
 
     def extract_json(path: str, data: Any) -> Any:
@@ -351,10 +350,10 @@ def _fix_choice() -> None:
     moto takes the Default branch on a missing variable and fails with States.Runtime otherwise.
     """
     base = f"{_SFN}.component.state.choice"
-    comparison_variable = _private(f"{base}.comparison.comparison_variable", "ComparisonVariable")
-    no_such_variable = _private(f"{base}.comparison.variable", "NoSuchVariable")
-    operator_type = _private(f"{base}.comparison.comparison_operator_type", "ComparisonOperatorType")
-    state_choice = _private(f"{base}.state_choice", "StateChoice")
+    comparison_variable = private(f"{base}.comparison.comparison_variable", "ComparisonVariable")
+    no_such_variable = private(f"{base}.comparison.variable", "NoSuchVariable")
+    operator_type = private(f"{base}.comparison.comparison_operator_type", "ComparisonOperatorType")
+    state_choice = private(f"{base}.state_choice", "StateChoice")
 
     def comparison_eval_body(self: Any, env: Any) -> None:
         self.variable.eval(env)
@@ -393,7 +392,7 @@ def _fix_context_start_time() -> None:
     AWS: "Context object" (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html).
     moto puts a datetime there, which then breaks DescribeExecution (HTTP 500) once it reaches the output.
     """
-    details = _private(f"{_SFN}.eval.evaluation_details", "ExecutionDetails")
+    details = private(f"{_SFN}.eval.evaluation_details", "ExecutionDetails")
     original_init = details.__init__
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -412,8 +411,8 @@ def _fix_execution_output() -> None:
     (https://docs.aws.amazon.com/step-functions/latest/apireference/API_DescribeExecution.html).
     moto returns a string result bare and fails (HTTP 500) on timestamps from aws-sdk tasks.
     """
-    comm = _private("moto.stepfunctions.parser.backend.execution", "BaseExecutionWorkerCommunication")
-    to_json_str = _private(f"{_SFN}.utils.encoding", "to_json_str")
+    comm = private("moto.stepfunctions.parser.backend.execution", "BaseExecutionWorkerCommunication")
+    to_json_str = private(f"{_SFN}.utils.encoding", "to_json_str")
     original = comm._reflect_execution_status
 
     def _reflect_execution_status(self: Any) -> None:
@@ -434,7 +433,7 @@ def _fix_aws_sdk_error_names() -> None:
     moto knows the spelling only for DynamoDB and SFN and yields ``s3.NoSuchKeyException`` and
     ``sagemaker.sagemakerException``, which no Retry/Catch of the template matches.
     """
-    names = _private(f"{_STATE_TASK}.service.state_task_service_aws_sdk", "_SERVICE_ERROR_NAMES")
+    names = private(f"{_STATE_TASK}.service.state_task_service_aws_sdk", "_SERVICE_ERROR_NAMES")
     PATCHES.replace_item(names, "s3", "S3")
     PATCHES.replace_item(names, "sagemaker", "SageMaker")
 
@@ -446,7 +445,7 @@ def _fix_aws_sdk_streaming_body() -> None:
     example of "AWS SDK service integrations", limited to 256 KiB of state data). moto leaves
     botocore's stream object there; StringToJson then fails with States.Runtime.
     """
-    aws_sdk = _private(f"{_STATE_TASK}.service.state_task_service_aws_sdk", "StateTaskServiceAwsSdk")
+    aws_sdk = private(f"{_STATE_TASK}.service.state_task_service_aws_sdk", "StateTaskServiceAwsSdk")
     streaming_body = importlib.import_module("botocore.response").StreamingBody
     original = aws_sdk._eval_service_task
 
@@ -470,8 +469,8 @@ def _fix_fail_state_rethrow() -> None:
     runtime value as a *custom* error name and turns the failure into States.Runtime.
     """
     state_fail = importlib.import_module(f"{_SFN}.component.state.fail.state_fail")
-    custom_error = _private(f"{_SFN}.component.common.error_name.custom_error_name", "CustomErrorName")
-    error_name = _private(f"{_SFN}.component.common.error_name.error_name", "ErrorName")
+    custom_error = private(f"{_SFN}.component.common.error_name.custom_error_name", "CustomErrorName")
+    error_name = private(f"{_SFN}.component.common.error_name.error_name", "ErrorName")
     if state_fail.CustomErrorName is not custom_error:
         raise MotoInternalsChanged("StateFail no longer builds its error with CustomErrorName")
 
@@ -500,7 +499,7 @@ def _fix_bucket_policy_conditions(patches: Patches = PATCHES) -> None:
     their Condition blocks, so that Deny refuses every request. Offline requests stand for the TLS
     requests of AWS: the statement is dropped before moto evaluates the policy.
     """
-    fake_bucket = _private("moto.s3.models", "FakeBucket")
+    fake_bucket = private("moto.s3.models", "FakeBucket")
     original = fake_bucket.get_permission
 
     def get_permission(self: Any, action: str, resource: str) -> Any:
@@ -516,7 +515,7 @@ def _fix_bucket_policy_conditions(patches: Patches = PATCHES) -> None:
             return (
                 original(self, action, resource)
                 if kept
-                else _private("moto.iam.access_control", "PermissionResult").NEUTRAL
+                else private("moto.iam.access_control", "PermissionResult").NEUTRAL
             )
         finally:
             self.policy = saved
@@ -536,12 +535,12 @@ def _cache_parse_trees() -> None:
     same text is the same: keep it, and build the evaluation components from it afresh each time
     (``Preprocessor``), so no execution shares state with another. Syntax errors are not cached."""
     parser_module = f"{_SFN}.parse.asl_parser"
-    parser_class = _private(parser_module, "AmazonStateLanguageParser")
-    lexer = _private(f"{_SFN}.antlr.runtime.ASLLexer", "ASLLexer")
-    asl_parser = _private(f"{_SFN}.antlr.runtime.ASLParser", "ASLParser")
-    preprocessor = _private(f"{_SFN}.parse.preprocessor", "Preprocessor")
-    listener = _private(parser_module, "SyntaxErrorListener")
-    parser_error = _private(parser_module, "ASLParserException")
+    parser_class = private(parser_module, "AmazonStateLanguageParser")
+    lexer = private(f"{_SFN}.antlr.runtime.ASLLexer", "ASLLexer")
+    asl_parser = private(f"{_SFN}.antlr.runtime.ASLParser", "ASLParser")
+    preprocessor = private(f"{_SFN}.parse.preprocessor", "Preprocessor")
+    listener = private(parser_module, "SyntaxErrorListener")
+    parser_error = private(parser_module, "ASLParserException")
     antlr4 = importlib.import_module("antlr4")
 
     @functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
