@@ -24,8 +24,9 @@ from rich.console import Console
 from rich.table import Table
 
 from {{ cookiecutter.package_name }}_emulator.control_plane import LOCAL_IMAGE_URI
-from {{ cookiecutter.package_name }}_emulator.run import Emulator, quiet_moto, run_pipeline
+from {{ cookiecutter.package_name }}_emulator.run import Emulator, run_pipeline
 from {{ cookiecutter.package_name }}_emulator.runtimes import docker_daemon_answers, image_exists
+from {{ cookiecutter.package_name }}_emulator.terminal import quiet_moto
 
 TARGETS = {"process": 10.0, "docker": 40.0}  # seconds for execution 1 + execution 2
 

@@ -8,6 +8,7 @@ https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-ru
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 
@@ -43,14 +44,20 @@ def output_dir() -> Path:
     return root() / "output"
 
 
-def output_data_dir() -> Path:
-    return output_dir() / "data"
-
-
 def failure_file() -> Path:
     return output_dir() / "failure"
 
 
-def processing_dir() -> Path:
-    """Processing jobs mount their inputs and outputs below /opt/ml/processing."""
-    return root() / "processing"
+def write_failure(reason: str) -> None:
+    """Leave ``reason`` where SageMaker reads it: ``/opt/ml/output/failure`` (a job's FailureReason)
+    and ``/opt/ml/output/message`` (a processing job's ExitMessage, first 1 KB).
+    https://docs.aws.amazon.com/sagemaker/latest/dg/byoc-metadata.html
+
+    A folder that cannot be written is reported on stderr; the caller still exits non-zero.
+    """
+    for target in (failure_file(), output_dir() / "message"):
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(reason + "\n", encoding="utf-8")
+        except OSError as error:
+            print(f"warning: cannot write {target}: {error}", file=sys.stderr)

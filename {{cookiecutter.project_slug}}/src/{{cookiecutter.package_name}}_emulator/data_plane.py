@@ -31,7 +31,6 @@ from moto.sagemaker.models import FakeEndpoint
 from . import jobs, tuning, wire
 from .jobs import JobLifecycle
 from .runtimes import Endpoint, JobResult, Runtime
-from .tuning import parse_metrics, sample_hyperparameters  # noqa: F401 - their former home
 
 log = logging.getLogger(__name__)
 INVOKE_TIMEOUT = 60  # seconds: SageMaker's limit for a real-time invocation
@@ -154,7 +153,7 @@ class DataPlane:
                 running[0] += 1
                 job.training_job_status_counters = tuning.counters(trials, in_progress=running[0])
             result = self._run_training(backend, request)
-            metrics = parse_metrics(
+            metrics = tuning.parse_metrics(
                 result.logs, definition["AlgorithmSpecification"].get("MetricDefinitions")
             )
             done = tuning.Trial(

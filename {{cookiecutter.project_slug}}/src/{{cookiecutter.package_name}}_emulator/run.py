@@ -32,35 +32,19 @@ from typing import Any
 from rich.console import Console
 
 from {{ cookiecutter.package_name }} import settings
-from {{ cookiecutter.package_name }}_deploy import cli, clients, polling
+from {{ cookiecutter.package_name }}_deploy import cli, clients, executions, polling
 
 from . import endpoint_check, forkserver, observe, terminal
-from .control_plane import DUMMY_CREDENTIALS, LOCAL_IMAGE_URI, ControlPlane
+from .control_plane import LOCAL_IMAGE_URI, ControlPlane
 from .data_plane import DataPlane
+from .moto_server import DUMMY_CREDENTIALS
 from .observe import ExecutionOutcome, Failure, InvokeCheck, PipelineResult
-from .run_data import DataRefused, DataSet, one_class_copy, prepare, training_sets
+from .run_data import DataRefused, DataSet, prepare, training_sets
 from .runtimes import Runtime, RuntimeUnavailable, default_runtime_name
 from .runtimes.process import ProcessRuntime
 from .scenarios import SCENARIOS, Observation, Scenario, Step, artifacts_present, run_checks
 from .terminal import quiet_moto, route_logs, unroute_logs
 
-__all__ = [  # the emulator API the tests and the benchmark use
-    "Emulator",
-    "ExecutionOutcome",
-    "Failure",
-    "InvokeCheck",
-    "PipelineResult",
-    "main",
-    "one_class_copy",
-    "parse_args",
-    "quiet_moto",
-    "route_logs",
-    "run_pipeline",
-    "run_step",
-    "unroute_logs",
-]
-
-TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 POLL_SECONDS = 0.1  # DescribeExecution: a few hundred bytes; the live view reads the history less often
 
 
@@ -169,7 +153,7 @@ class Emulator:
             try:
                 status = polling.wait_until(
                     lambda: sfn.describe_execution(executionArn=arn)["status"],
-                    lambda s: s in TERMINAL,
+                    lambda s: s in executions.TERMINAL_EXECUTION,
                     timeout,
                     POLL_SECONDS,
                     what=f"execution {name}",

@@ -1,7 +1,7 @@
 """moto's SageMaker wire, corrected and routed to the data plane: the thin layer, no state.
 
 Each patch parses the request, lets moto validate and record it where moto can, and hands the
-rest to ``plane`` (``sagemaker_backend.DataPlane``), which owns the state. "Where is moto
+rest to ``plane`` (``data_plane.DataPlane``), which owns the state. "Where is moto
 corrected?" for SageMaker: here (for the ASL interpreter and S3: ``integrations``). Patched, all
 through one ``patches.Patches`` (reversible, pinned to moto 5.2.5):
 

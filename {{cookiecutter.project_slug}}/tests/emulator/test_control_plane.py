@@ -24,7 +24,8 @@ import pytest
 from {{ cookiecutter.package_name }} import settings
 from {{ cookiecutter.package_name }}_deploy.definition import render_definition, render_model_tokens
 from {{ cookiecutter.package_name }}_emulator import sample_data as samples
-from {{ cookiecutter.package_name }}_emulator.control_plane import LOCAL_IMAGE_URI, ControlPlane, ControlPlaneError
+from {{ cookiecutter.package_name }}_emulator.control_plane import LOCAL_IMAGE_URI, ControlPlane
+from {{ cookiecutter.package_name }}_emulator.moto_server import ControlPlaneError
 
 
 @pytest.fixture(scope="module")

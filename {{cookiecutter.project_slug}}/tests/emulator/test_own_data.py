@@ -15,7 +15,8 @@ from rich.console import Console
 from {{ cookiecutter.package_name }} import data, settings
 from {{ cookiecutter.package_name }}.data import Table
 from {{ cookiecutter.package_name }}_emulator import scenarios
-from {{ cookiecutter.package_name }}_emulator.run import Emulator, PipelineResult, run_pipeline, run_step
+from {{ cookiecutter.package_name }}_emulator.observe import PipelineResult
+from {{ cookiecutter.package_name }}_emulator.run import Emulator, run_pipeline, run_step
 
 PROBLEM = getattr(settings, "PROBLEM_TYPE", "binary")
 LABEL = "diagnosis_outcome"

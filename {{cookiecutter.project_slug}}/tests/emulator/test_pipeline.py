@@ -22,7 +22,9 @@ from rich.console import Console
 
 from {{ cookiecutter.package_name }} import model, settings
 from {{ cookiecutter.package_name }}_emulator import endpoint_check, scenarios, terminal
-from {{ cookiecutter.package_name }}_emulator.run import Emulator, PipelineResult, one_class_copy, parse_args, run_pipeline
+from {{ cookiecutter.package_name }}_emulator.observe import PipelineResult
+from {{ cookiecutter.package_name }}_emulator.run import Emulator, parse_args, run_pipeline
+from {{ cookiecutter.package_name }}_emulator.run_data import one_class_copy
 from {{ cookiecutter.package_name }}_emulator.runtimes import image_exists
 
 IMAGE = f"{settings.PROJECT_SLUG}:latest"

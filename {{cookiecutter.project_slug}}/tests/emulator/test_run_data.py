@@ -12,7 +12,7 @@ from rich.console import Console
 
 from {{ cookiecutter.package_name }} import data, settings
 from {{ cookiecutter.package_name }}.data import Table
-from {{ cookiecutter.package_name }}_emulator import control_plane, drift_injection, run, run_data
+from {{ cookiecutter.package_name }}_emulator import control_plane, drift_injection, observe, run, run_data
 
 PROBLEM = getattr(settings, "PROBLEM_TYPE", "binary")
 
@@ -163,7 +163,7 @@ def test_ctrl_c_ends_a_keep_session_with_exit_0_after_cleanup(
 ) -> None:
     closed: list[bool] = []
 
-    def fake_pipeline(emulator: run.Emulator, **_kwargs: object) -> run.PipelineResult:
+    def fake_pipeline(emulator: run.Emulator, **_kwargs: object) -> observe.PipelineResult:
         emulator.stack = type("Stack", (), {"state_machine_arn": "arn:aws:states:::stateMachine:x"})()
         emulator.cp.port = 1  # as if started: keep_serving prints the moto address
         return emulator.result

@@ -166,6 +166,38 @@ print("sklearn", importlib.util.find_spec("sklearn") is not None, "pip", importl
 """
 
 
+PACKAGE_LIST = """
+import pkgutil, sys
+sys.path[:0] = ["/opt/program/src"]
+names = sorted(m.name for m in pkgutil.iter_modules(["/opt/program/src"]))
+print(" ".join(names))
+import {{ cookiecutter.package_name }}
+print(" ".join(sorted(m.name for m in pkgutil.walk_packages({{ cookiecutter.package_name }}.__path__, "{{ cookiecutter.package_name }}."))))
+"""
+
+
+def test_the_image_carries_the_runtime_package_only(docker_client, image, project_root):
+    """Neither the deploy tooling nor the emulator is in the image: src/ holds the runtime alone,
+    module for module the same as the project's runtime package (docs/architecture.md)."""
+    logs = docker_client.containers.run(
+        image.id, ["python3", "-c", PACKAGE_LIST], user="model", remove=True, stderr=True
+    ).decode()
+    top, modules = logs.strip().splitlines()[-2:]
+    assert top.split() == ["{{ cookiecutter.package_name }}"]
+    src = project_root / "src" / "{{ cookiecutter.package_name }}"
+    local = {
+        "{{ cookiecutter.package_name }}." + ".".join(p.relative_to(src).with_suffix("").parts)
+        for p in src.rglob("*.py")
+        if p.name != "__init__.py"
+    } | {
+        "{{ cookiecutter.package_name }}." + ".".join(p.parent.relative_to(src).parts)
+        for p in src.rglob("__init__.py")
+        if p.parent != src
+    }
+    assert set(modules.split()) == local
+    print("modules in the image:", modules)
+
+
 def test_slimmed_image_keeps_what_the_entrypoints_need(docker_client, image, tmp_path):
     """pip and unused API models are gone; S3/STS clients still build; serving has bytecode."""
     logs = docker_client.containers.run(

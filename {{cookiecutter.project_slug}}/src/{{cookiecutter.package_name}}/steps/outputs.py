@@ -39,12 +39,7 @@ def fail(
     if error is not None and not isinstance(error, ValueError):
         traceback.print_exception(error, file=sys.stderr)  # unexpected: keep the stack for the logs
     print(f"error: {reason}", file=sys.stderr)
-    for target in (paths.failure_file(), paths.output_dir() / "message"):
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(reason + "\n", encoding="utf-8")
-        except OSError as write_error:  # still write the decision below
-            print(f"warning: cannot write {target}: {write_error}", file=sys.stderr)
+    paths.write_failure(reason)
     decision = {**decision, "decision": "fail", "reasons": [reason]}
     write(output, decision, page(decision))
     return 1

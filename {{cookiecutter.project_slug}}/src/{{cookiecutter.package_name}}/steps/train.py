@@ -33,9 +33,7 @@ def _stopped(signum: int, _frame: object) -> None:
     is set here, before the seconds of numpy and scikit-learn imports below.
     """
     reason = f"training was stopped by {signal.Signals(signum).name} before it finished"
-    failure = paths.failure_file()
-    failure.parent.mkdir(parents=True, exist_ok=True)
-    failure.write_text(reason + "\n")
+    paths.write_failure(reason)
     print(f"training failed: {reason}", file=sys.stderr, flush=True)
     raise SystemExit(1)
 
@@ -227,21 +225,12 @@ def reason(error: BaseException) -> str:
     return text.replace("\n", " ").strip() or type(error).__name__
 
 
-def write_failure(text: str) -> None:
-    try:
-        path = paths.failure_file()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + "\n", encoding="utf-8")
-    except OSError as error:  # the reason still reaches stderr below
-        print(f"cannot write the failure file: {error}", file=sys.stderr)
-
-
 def main() -> int:
     try:
         train()
     except Exception as error:
         text = reason(error)
-        write_failure(text)
+        paths.write_failure(text)
         traceback.print_exc()
         print(f"training failed: {text}", file=sys.stderr)
         return 1

@@ -134,7 +134,7 @@ class ProcessRuntime(Runtime):
         env["OPT_ML_ROOT"] = str(job_root)
         env["PYTHONUNBUFFERED"] = "1"
         # The package's own src/ must win over whatever the job folder holds.
-        src = str(Path(__file__).resolve().parents[3])
+        src = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
         return env
 
