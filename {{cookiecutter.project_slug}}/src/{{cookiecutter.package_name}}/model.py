@@ -41,7 +41,7 @@ HYPERPARAMETERS: tuple[Param, ...] = (
 )
 
 # The exact types a skops file of this pipeline may contain (see model_files.load_skops). Swapping the
-# estimator? Train once, run `skops.io.get_untrusted_types(file=...)` on the file, and add the
+# estimator? Train once, run `python -m <package>.skops_types model/model.skops`, and add the
 # estimator's own class here: classes, never functions.
 SKOPS_TYPES = frozenset(
     {

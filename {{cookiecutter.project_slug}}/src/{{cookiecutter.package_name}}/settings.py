@@ -57,7 +57,7 @@ MAX_ARCHIVE_MEMBERS = 10_000
 # The compiled predictor (serving/compiled.py): training also exports model.onnx, verified against the
 # library on the holdout within 1e-6, and serving answers through ONNX Runtime without importing the
 # library (1-row predict ~6-20 us against ~0.1-1 ms; start-up without scikit-learn and SciPy; figures
-# in docs/decisions.md). float32 is tried, then float64. A model that does not convert or verify in
+# in benchmarks/RESULTS.md). float32 is tried, then float64. A model that does not convert or verify in
 # either (e.g. an estimator the converters do not know) is served by the
 # library, with a line in the training log saying why. False: never export.
 COMPILED_PREDICTOR = True

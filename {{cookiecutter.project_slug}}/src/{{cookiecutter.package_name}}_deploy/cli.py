@@ -33,7 +33,7 @@ from .stack import deploy_infra
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=f"python -m {settings.PACKAGE_NAME}.deploy", description=__doc__.splitlines()[0]
+        prog=f"python -m {settings.PACKAGE_NAME}_deploy", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
         "--region", default=None, help="AWS region (default: AWS_REGION, then the baked answer)"

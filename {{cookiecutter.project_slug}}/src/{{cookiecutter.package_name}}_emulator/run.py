@@ -3,7 +3,7 @@
     python -m <package>_emulator.run [--runtime docker|process] [--data PATH [--label-column NAME]]
         [--inject-drift | --fail-training] [--keep] [execution input flags: --tune, --max-jobs N, ...]
 
-Prepares the data first (``dataset.prepare``: the built-in sample or ``--data``, refused with one
+Prepares the data first (``run_data.prepare``: the built-in sample or ``--data``, refused with one
 line when unusable), then starts moto with the real stack (``control_plane``), attaches a
 data-plane runtime to its SageMaker backend and runs a scenario (``scenarios.SCENARIOS``): two
 executions through ``stepfunctions.start_execution`` (create path, then update path; or the drift
@@ -15,7 +15,7 @@ Outputs go to ``.local-pipeline/<run>/``: each execution's history, the decision
 downloaded from S3, the job logs, and ``emulator.log`` (moto's and the emulator's own log lines).
 
 This module orchestrates only: what is read back from moto is ``observe``, what was expected is
-``scenarios``, what is shown is ``report``.
+``scenarios``, what is shown is ``terminal``.
 """
 
 from __future__ import annotations

@@ -100,9 +100,9 @@ def test_bucket_holds_models_profile_decisions_and_reports(pipeline: tuple[Emula
     for outcome in result.executions:
         for part in (
             "validation/decision.json",
-            "validation/console.html",
+            "validation/report.html",
             "evaluation/decision.json",
-            "evaluation/console.html",
+            "evaluation/report.html",
         ):
             assert f"runs/{outcome.name}/{part}" in keys
             assert (emulator.run_dir / outcome.name / part).is_file()  # downloaded for the reader

@@ -2,7 +2,7 @@
 
     python -m {{ cookiecutter.package_name }}.steps.evaluate --model DIR --holdout DIR --production-model URI|none --output DIR
 
-Writes ``decision.json`` (shape in docs/architecture.md) and ``pages.html`` to ``--output``.
+Writes ``decision.json`` (shape in docs/architecture.md) and ``report.html`` to ``--output``.
 Exit 0 whether or not the candidate is promoted; exit 1 with ``/opt/ml/output/failure`` when a
 model or the holdout cannot be read. Both models are read through ``Predictor.load`` (checked
 before any library reads them) and scored with the problem type's metrics only.
@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--production-model", default="none", help="s3://.../model.tar.gz, a local model, or none"
     )
-    parser.add_argument("--output", type=Path, required=True, help="folder for decision.json and pages.html")
+    parser.add_argument("--output", type=Path, required=True, help="folder for decision.json and report.html")
     parser.add_argument(
         "--metric", choices=metrics.METRICS[settings.PROBLEM_TYPE], default=settings.GATE_METRIC
     )

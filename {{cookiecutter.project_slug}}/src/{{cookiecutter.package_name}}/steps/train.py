@@ -1,4 +1,4 @@
-"""The SageMaker training contract: ``train`` in the image, ``python -m <package>.training`` locally.
+"""The SageMaker training contract: ``train`` in the image, ``python -m <package>.steps.train`` locally.
 
 Reads /opt/ml/input/config/{hyperparameters,inputdataconfig,resourceconfig}.json and the CSV
 channels ``train`` (required) and ``validation`` (optional); writes the model, its metadata and the

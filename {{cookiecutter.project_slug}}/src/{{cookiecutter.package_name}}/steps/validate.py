@@ -2,7 +2,7 @@
 
     python -m {{ cookiecutter.package_name }}.steps.validate --data DIR --reference-model URI|none --output DIR
 
-Writes ``decision.json`` (shape in docs/architecture.md) and ``pages.html`` to ``--output``.
+Writes ``decision.json`` (shape in docs/architecture.md) and ``report.html`` to ``--output``.
 Exit 0 for "proceed" and for "block" (a drift block is a correct outcome, not an error); exit 1
 with ``/opt/ml/output/failure`` for a schema violation or unreadable input.
 
@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--reference-model", default="none", help="s3://.../model.tar.gz, a local model, or none"
     )
-    parser.add_argument("--output", type=Path, required=True, help="folder for decision.json and pages.html")
+    parser.add_argument("--output", type=Path, required=True, help="folder for decision.json and report.html")
     parser.add_argument("--psi-threshold", type=float, default=settings.PSI_THRESHOLD)
     parser.add_argument(
         "--ks-pvalue", type=float, default=settings.KS_PVALUE, help="alpha for KS / chi-squared"
