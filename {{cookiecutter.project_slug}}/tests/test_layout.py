@@ -83,3 +83,60 @@ print(sorted(n for n in sys.modules if n.split(".")[0] in ("{DEPLOY}", "{EMULATO
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def runtime_import_graph(src: Path) -> dict[str, set[str]]:
+    """Module -> the runtime modules it imports (absolute or relative, at any depth of the file)."""
+    root = src / RUNTIME
+    modules = {
+        ".".join(p.relative_to(src).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in root.rglob("*.py")
+    }
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*parts, *([node.module] if node.module else [])])
+                for alias in node.names:
+                    for candidate in (f"{base}.{alias.name}", base):
+                        if candidate in modules and candidate != name:
+                            edges.add(candidate)
+                            break
+            elif isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names if a.name in modules and a.name != name}
+        graph[name] = edges
+    return graph
+
+
+def reaches(graph: dict[str, set[str]], start: str, goal: str) -> bool:
+    seen, stack = set(), list(graph.get(start, ()))
+    while stack:
+        module = stack.pop()
+        if module == goal:
+            return True
+        if module not in seen:
+            seen.add(module)
+            stack.extend(graph.get(module, ()))
+    return False
+
+
+def test_no_import_cycle_involves_model_py(project_root: Path) -> None:
+    graph = runtime_import_graph(project_root / "src")
+    model = f"{RUNTIME}.model"
+    assert graph[model], "model.py imports the project's Param and model_files"
+    assert [m for m in graph[model] if reaches(graph, m, model)] == []
+
+
+def test_a_cycle_through_model_py_is_found(tmp_path: Path) -> None:
+    package = tmp_path / RUNTIME
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "model.py").write_text("from .params import Param\n")
+    (package / "params.py").write_text("def f():\n    from . import model\n    return model\n")
+    graph = runtime_import_graph(tmp_path)
+    assert reaches(graph, f"{RUNTIME}.params", f"{RUNTIME}.model")
