@@ -251,8 +251,9 @@ def test_roles_are_split_per_job_kind(machine):
     states = machine["States"]
     assert states["Train"]["Arguments"]["RoleArn"] == "${TrainingRoleArn}"
     assert states["Tune"]["Arguments"]["TrainingJobDefinition"]["RoleArn"] == "${TrainingRoleArn}"
-    assert states["ValidateData"]["Arguments"]["RoleArn"] == "${ProcessingRoleArn}"
-    assert states["Evaluate"]["Arguments"]["RoleArn"] == "${ProcessingRoleArn}"
+    # Validate and evaluate each have a role: only evaluate's may write the decision (issue 22).
+    assert states["ValidateData"]["Arguments"]["RoleArn"] == "${ValidateRoleArn}"
+    assert states["Evaluate"]["Arguments"]["RoleArn"] == "${EvaluateRoleArn}"
     assert states["CreateModel"]["Arguments"]["ExecutionRoleArn"] == "${HostingRoleArn}"
     assert "SageMakerRoleArn" not in json.dumps(machine)
 
