@@ -189,7 +189,9 @@ def test_every_task_retries_and_reports_failure(machine):
         ), name
         catch = [c for c in state["Catch"] if "States.ALL" in c["ErrorEquals"]]
         # A promotion whose key exists goes on to verify it (PromotedBefore); every other error fails.
-        expected = {"NotifyFailure": "Failed", "PromoteCandidate": "PromotedBefore"}.get(name, "NotifyFailure")
+        expected = {"NotifyFailure": "Failed", "PromoteCandidate": "PromotedBefore"}.get(
+            name, "NotifyFailure"
+        )
         assert [c["Next"] for c in catch] == [expected], name
         if name != "NotifyFailure":
             assert set(catch[0]["Assign"]["failure"]) == {"Error", "Cause", "state"}, name
@@ -286,7 +288,9 @@ def test_the_promotion_writes_once_and_pins_the_version_it_verified(machine):
         "$exists($states.result.VersionId) ? $states.result.VersionId : 'null'"
     )
     assert expression(states["VerifyArtifact"]["Arguments"]["Payload"]["VersionId"]) == "$model_version"
-    assert expression(states["VerifyArtifact"]["Assign"]["model_version"]) == "$states.result.Payload.version_id"
+    assert (
+        expression(states["VerifyArtifact"]["Assign"]["model_version"]) == "$states.result.Payload.version_id"
+    )
     tags = {t["Key"]: t["Value"] for t in states["CreateModel"]["Arguments"]["Tags"]}
     assert expression(tags["model-version-id"]) == "$model_version"
     for end in ("Deployed", "DryRunDone"):
