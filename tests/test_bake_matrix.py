@@ -27,6 +27,8 @@ EXPECTED = [
     ".gitignore",
     ".dockerignore",
     ".gitlab-ci.yml",
+    "ci/with-aws.sh",
+    "ci/requirements-ci.txt",
     "container/Dockerfile",
     "container/requirements.txt",
     "container/train",

@@ -21,8 +21,9 @@ fi
     exit 1
 }
 mkdir -p "$WHEELHOUSE"
-# --no-deps: requirements.txt is a full lock, so nothing outside it may sneak in.
-"$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: \
+# --no-deps: requirements.txt is a full lock, so nothing outside it may sneak in. Its hashes make
+# this a hash-checked download: a wheel whose sha256 the lock does not list is refused.
+"$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: --require-hashes \
     --python-version 3.11 --implementation cp --abi cp311 \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -r "$REQUIREMENTS" -d "$WHEELHOUSE"

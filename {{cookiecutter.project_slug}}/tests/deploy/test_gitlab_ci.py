@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import os
 import re
 import shlex
+import stat
 import subprocess
 import sys
 
@@ -17,8 +20,9 @@ from {{ cookiecutter.package_name }}_deploy import cli
 PKG = settings.PACKAGE_NAME
 MAIN = "refs/heads/main"
 ALWAYS = {"test": "on_success"}
-# The manual "start an execution" job is offered on every default-branch pipeline.
-MANUAL = {"pipeline:start": "manual"}
+# The manual "start an execution" job is offered on every default-branch pipeline, with the deploy
+# CLI it runs (installed by deploy:cli, which holds no token).
+MANUAL = {"pipeline:start": "manual", "deploy:cli": "on_success"}
 
 
 @pytest.fixture(scope="module")
@@ -40,27 +44,29 @@ def test_file_validates_against_the_gitlab_ci_schema(project_root):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+# Building (no token) and pushing (token, no build) the image are two jobs.
+IMAGE = {"image:build", "image:push"}
+
+
 @pytest.mark.parametrize(
     ("files", "expected"),
     [
-        pytest.param([f"src/{PKG}/serving/app.py"], {"image:push", "endpoint:update"}, id="serving-only"),
+        pytest.param([f"src/{PKG}/serving/app.py"], {*IMAGE, "endpoint:update"}, id="serving-only"),
         pytest.param(
             ["container/nginx.conf", "container/serve"],
-            {"image:push", "endpoint:update"},
+            {*IMAGE, "endpoint:update"},
             id="serving-container",
         ),
-        pytest.param([f"src/{PKG}/model.py"], {"image:push"}, id="training"),
-        pytest.param([f"src/{PKG}/drift/validate.py"], {"image:push"}, id="drift"),
-        pytest.param(
-            [f"src/{PKG}/serving/app.py", f"src/{PKG}/training.py"], {"image:push"}, id="serving+training"
-        ),
-        pytest.param(["container/Dockerfile"], {"image:push"}, id="dockerfile"),
+        pytest.param([f"src/{PKG}/model.py"], IMAGE, id="training"),
+        pytest.param([f"src/{PKG}/drift/validate.py"], IMAGE, id="drift"),
+        pytest.param([f"src/{PKG}/serving/app.py", f"src/{PKG}/training.py"], IMAGE, id="serving+training"),
+        pytest.param(["container/Dockerfile"], IMAGE, id="dockerfile"),
         pytest.param(["infra/template.yaml"], {"infra:deploy"}, id="infra"),
         pytest.param(["pipeline/state_machine.asl.json"], {"infra:deploy"}, id="asl"),
         pytest.param(["lambdas/check_endpoint/handler.py"], {"infra:deploy"}, id="lambda"),
         pytest.param(
             ["infra/template.yaml", f"src/{PKG}/serving/app.py"],
-            {"infra:deploy", "image:push", "endpoint:update"},
+            {"infra:deploy", *IMAGE, "endpoint:update"},
             id="infra+serving",
         ),
         pytest.param(["README.md", "docs/usage.md", "tests/test_x.py"], set(), id="docs-only"),
@@ -119,28 +125,24 @@ def test_aws_jobs_use_oidc_and_no_static_keys(config, project_root):
     text = (project_root / ".gitlab-ci.yml").read_text()
     assert "AWS_SECRET_ACCESS_KEY" not in text and "AWS_ACCESS_KEY_ID" not in text
     assert config[".aws"]["id_tokens"]["GITLAB_OIDC_TOKEN"]["aud"] == "sts.amazonaws.com"
-    assert "AWS_WEB_IDENTITY_TOKEN_FILE" in config[".aws"]["variables"]
-    for name in ("image:push", "infra:deploy", "endpoint:update", "pipeline:start"):
+    assert set(gitlab_rules.credentialed_jobs(config)) == CREDENTIALED
+    for name in CREDENTIALED:
         extends = config[name]["extends"]
         assert ".aws" in (extends if isinstance(extends, list) else [extends]), name
 
 
 def test_job_scripts_call_existing_deploy_commands(config):
     parser = cli._parser()
-    variables = {"${PACKAGE}": PKG, "$IMAGE_NAME": settings.PROJECT_SLUG, "$CI_COMMIT_SHA": "0123abcd",
-                 "$BASE_IMAGE": "python:3.11-slim-bookworm"}  # fmt: skip
     calls = 0
     for name in gitlab_rules.job_names(config):
         for line in config[name].get("script", []):
-            if "${PACKAGE}_deploy" not in line:
+            if f"{PKG}_deploy" not in line:
                 continue
-            for key, value in variables.items():
-                line = line.replace(key, value)
-            words = shlex.split(line)
+            words = shlex.split(line.replace("$CI_COMMIT_SHA", "0123abcd"))
             args = parser.parse_args(words[words.index(f"{PKG}_deploy") + 1 :])
-            assert args.command in {"build", "push", "deploy-infra", "update-endpoint", "start-execution"}
+            assert args.command in {"push", "deploy-infra", "update-endpoint", "start-execution"}
             calls += 1
-    assert calls >= 5
+    assert calls >= 4
 
 
 @pytest.mark.parametrize(
@@ -163,44 +165,158 @@ def test_evaluator_globs_follow_fnmatch_pathname():
     assert gitlab_rules.glob_to_regex("container/{serve,nginx.conf}").match("container/nginx.conf")
 
 
-# ---------------------------------------------------------------- supply chain (issue 15)
+# ---------------------------------------------------------------- credentials (issues 15 and 22)
 
-TOKEN_LINE = '> "$AWS_WEB_IDENTITY_TOKEN_FILE"'
-LOCKED_INSTALL = '--require-hashes --only-binary=:all: -r "$CI_LOCK"'
-PROJECT_INSTALL = "--no-deps --no-build-isolation ."
-
-
-def aws_jobs(config: dict) -> list[str]:
-    names = []
-    for name in gitlab_rules.job_names(config):
-        extends = config[name].get("extends", [])
-        if ".aws" in (extends if isinstance(extends, list) else [extends]):
-            names.append(name)
-    return names
+CREDENTIALED = {"image:push", "infra:deploy", "endpoint:update", "pipeline:start"}
+ENVIRONMENTS = {"production-image", "production-infra", "production-endpoint", "production-pipeline"}
+# The only variables those jobs (and the jobs feeding them) read: a value, never code.
+ALLOWED_VARIABLES = {"CI_COMMIT_SHA"}
+LOCKED_INSTALL = "--require-hashes --only-binary=:all: --target .ci/site -r ci/requirements-ci.txt"
 
 
-def steps(config: dict, job: str) -> list[str]:
-    before = gitlab_rules.job_setting(config, job, "before_script") or []
-    return [*before, *(gitlab_rules.job_setting(config, job, "script") or [])]
+def test_jobs_with_credentials_run_only_pinned_code_in_protected_environments(config):
+    assert gitlab_rules.credential_problems(config, ALLOWED_VARIABLES) == []
+    environments = {config[job]["environment"]["name"] for job in CREDENTIALED}
+    assert environments == ENVIRONMENTS
+    # The jobs whose artifacts they run: the deploy CLI and the image.
+    assert gitlab_rules.feeders(config, sorted(CREDENTIALED)) == {"deploy:cli", "image:build"}
 
 
-def test_every_install_happens_from_the_lock_before_the_token_exists(config):
-    jobs = aws_jobs(config)
-    assert set(jobs) == {"image:push", "infra:deploy", "endpoint:update", "pipeline:start"}
-    for job in jobs:
-        lines = steps(config, job)
-        (token,) = [i for i, line in enumerate(lines) if TOKEN_LINE in line]
-        installs = [i for i, line in enumerate(lines) if re.search(r"\bpip3? install\b|\bapk add\b", line)]
-        assert installs and max(installs) < token, (job, lines)
-        assert all(isinstance(line, str) for line in lines), (job, lines)  # no line read as a mapping
-        for i in installs:
-            line = lines[i]
-            if re.search(r"\bpip3? install\b", line):  # apk packages come signed from Alpine
-                assert LOCKED_INSTALL in line or line.endswith(PROJECT_INSTALL), (job, line)
-        # The locked install precedes the project's own (which must not fetch build dependencies).
-        locked = [i for i in installs if LOCKED_INSTALL in lines[i]]
-        project = [i for i in installs if lines[i].endswith(PROJECT_INSTALL)]
-        assert locked and project and max(locked) < min(project), job
+def _mutated(config: dict, job: str, key: str, value) -> dict:
+    broken = copy.deepcopy(config)
+    if value is None:
+        broken[job].pop(key, None)
+    else:
+        broken[job][key] = value
+    return broken
+
+
+@pytest.mark.parametrize(
+    ("mutate", "problem"),
+    [
+        pytest.param(
+            lambda c: _mutated(
+                c, "infra:deploy", "script", ["pip install awscli", *c["infra:deploy"]["script"]]
+            ),
+            "infra:deploy: installs or builds code where the token exists: pip install awscli",
+            id="install-where-the-token-is",
+        ),
+        pytest.param(
+            lambda c: _mutated(c, "infra:deploy", "before_script", [f"python3 -m {PKG}_deploy deploy-infra"]),
+            f"infra:deploy: runs outside ci/with-aws.sh (the whole job environment): python3 -m {PKG}_deploy deploy-infra",
+            id="command-with-the-whole-environment",
+        ),
+        pytest.param(
+            lambda c: _mutated(c, "infra:deploy", "image", "$PYTHON_IMAGE"),
+            "infra:deploy: takes $PYTHON_IMAGE, which a pipeline variable can set",
+            id="image-from-a-variable",
+        ),
+        pytest.param(
+            lambda c: _mutated(c, "pipeline:start", "image", "python:3.11-slim-bookworm"),
+            "pipeline:start: image python:3.11-slim-bookworm is not pinned by digest",
+            id="image-by-tag",
+        ),
+        pytest.param(
+            lambda c: _mutated(c, "deploy:cli", "image", "python:3.11-slim-bookworm"),
+            "deploy:cli: image python:3.11-slim-bookworm is not pinned by digest",
+            id="feeder-image-by-tag",
+        ),
+        pytest.param(
+            lambda c: _mutated(c, "deploy:cli", "script", ['pip install -r "$CI_LOCK"']),
+            "deploy:cli: takes $CI_LOCK, which a pipeline variable can set",
+            id="feeder-lock-from-a-variable",
+        ),
+        pytest.param(
+            lambda c: _mutated(
+                c, "image:push", "script", ["sh ci/with-aws.sh python3 -m ${PACKAGE}_deploy push"]
+            ),
+            "image:push: takes $PACKAGE, which a pipeline variable can set",
+            id="package-from-a-variable",
+        ),
+        pytest.param(
+            lambda c: _mutated(c, "pipeline:start", "environment", None),
+            "pipeline:start: holds a token outside a production (protected) environment",
+            id="no-protected-environment",
+        ),
+        pytest.param(
+            lambda c: _mutated(c, "image:build", "services", ["docker:29-dind"]),
+            "image:build: image docker:29-dind is not pinned by digest",
+            id="privileged-dind-by-tag",
+        ),
+    ],
+)
+def test_each_credential_hole_is_found(config, mutate, problem):
+    assert problem in gitlab_rules.credential_problems(mutate(config), ALLOWED_VARIABLES)
+
+
+def test_only_deploy_cli_installs_and_from_the_lock(config):
+    installs = {
+        name: [line for line in gitlab_rules._lines(config, name) if re.search(r"\bpip3? install\b", line)]
+        for name in gitlab_rules.job_names(config)
+        if name != "test"  # `make install`, no token
+    }
+    assert {name for name, lines in installs.items() if lines} == {"deploy:cli"}
+    locked, project = installs["deploy:cli"]
+    assert LOCKED_INSTALL in locked
+    assert project.endswith("--no-deps --no-build-isolation --target .ci/site .")
+    assert config["deploy:cli"]["artifacts"]["paths"] == [".ci/site"]
+
+
+@pytest.fixture
+def with_aws(project_root, tmp_path):
+    """Run ci/with-aws.sh in a scratch job directory with a hostile environment."""
+
+    def run(*command: str, **extra: str) -> subprocess.CompletedProcess:
+        env = {
+            "PATH": os.environ["PATH"],
+            "TMPDIR": str(tmp_path),
+            "GITLAB_OIDC_TOKEN": "header.claims.signature",
+            "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/stack-ci",
+            "CI_COMMIT_SHA": "0123abcd",
+            "CI_PROJECT_ID": "7",
+            "CI_PIPELINE_ID": "42",
+            # What a pipeline variable could set to choose the code or where the token goes.
+            "PYTHONPATH": "/attacker",
+            "PYTHONSTARTUP": "/attacker/startup.py",
+            "LD_PRELOAD": "/attacker/hook.so",
+            "AWS_ENDPOINT_URL_STS": "https://attacker.invalid",
+            "AWS_CA_BUNDLE": "/attacker/ca.pem",
+            "HTTPS_PROXY": "http://attacker.invalid:3128",
+            "PIP_INDEX_URL": "https://attacker.invalid/simple",
+            **extra,
+        }
+        job = tmp_path / "job"
+        job.mkdir(exist_ok=True)
+        script = project_root / "ci" / "with-aws.sh"
+        return subprocess.run(["sh", str(script), *command], cwd=job, env=env, capture_output=True, text=True)
+
+    return run
+
+
+def test_with_aws_passes_only_the_allowlisted_environment(with_aws, tmp_path):
+    result = with_aws("env")
+    assert result.returncode == 0, result.stderr
+    seen = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert set(seen) == {
+        "PATH", "HOME", "PYTHONPATH", "PYTHONNOUSERSITE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_SESSION_NAME", "CFN_ROLE_ARN", "CI_COMMIT_SHA",
+        "DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH",
+    }  # fmt: skip
+    job = tmp_path / "job"
+    assert seen["PYTHONPATH"] == f"{job}/.ci/site" and seen["PATH"].startswith(f"{job}/.ci/bin:")
+    assert seen["AWS_REGION"] == settings.AWS_REGION and seen["AWS_ROLE_SESSION_NAME"] == "gitlab-7-42"
+    assert "header.claims.signature" not in result.stdout  # the token is in a file, not the environment
+    token = tmp_path.joinpath(seen["AWS_WEB_IDENTITY_TOKEN_FILE"])
+    assert token.read_text() == "header.claims.signature"
+    assert stat.S_IMODE(token.parent.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"), [("AWS_ROLE_ARN", "CiRoleArn"), ("GITLAB_OIDC_TOKEN", "id_tokens")]
+)
+def test_with_aws_refuses_to_run_without_the_role_or_the_token(with_aws, missing, message):
+    result = with_aws("env", **{missing: ""})
+    assert result.returncode != 0 and message in result.stderr and result.stdout == ""
 
 
 def test_the_lock_pins_the_whole_dependency_closure_with_hashes(project_root):
@@ -229,45 +345,19 @@ def test_the_lock_pins_the_whole_dependency_closure_with_hashes(project_root):
     assert {n.replace("_", "-") for n in seen} <= normalised
 
 
-def test_images_are_variables_that_take_a_digest(config, project_root, tmp_path):
-    variables = config["variables"]
-    for job in [*gitlab_rules.job_names(config), ".python", ".docker"]:
-        image = gitlab_rules.job_setting(config, job, "image")
-        services = gitlab_rules.job_setting(config, job, "services") or []
-        for ref in [image, *services]:
-            if ref is not None:
-                assert re.fullmatch(r"\$[A-Z_]+", ref) and ref[1:] in variables, (job, ref)
-    # The documented override, a digest, still validates.
-    digest = "@sha256:" + "0" * 64
-    text = (project_root / ".gitlab-ci.yml").read_text()
-    for name in ("PYTHON_IMAGE", "DOCKER_IMAGE", "DIND_IMAGE", "BASE_IMAGE"):
-        text = text.replace(f"  {name}: {variables[name]}\n", f"  {name}: {variables[name]}{digest}\n")
-    assert text.count(digest) == 4
-    pinned = tmp_path / ".gitlab-ci.yml"
-    pinned.write_text(text)
-    result = subprocess.run(
-        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.gitlab-ci",
-         "--data-transform", "gitlab-ci", str(pinned)],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_image_builds_use_the_pinned_base_image(config):
+    for job in ("image:check", "image:build"):
+        (build,) = [line for line in gitlab_rules._lines(config, job) if "docker build" in line]
+        base = re.search(r"--build-arg BASE_IMAGE=(\S+)", build).group(1)
+        assert gitlab_rules.DIGEST.fullmatch(base), (job, base)
+        assert base == config[".pins"]["python"]
 
 
-def test_image_builds_use_the_pinnable_base_image(config):
-    for job in ("image:check", "image:push"):
-        (build,) = [line for line in steps(config, job) if " build " in line]
-        assert "--build-arg BASE_IMAGE=$BASE_IMAGE" in build, job
-
-
-def test_deploy_jobs_run_in_protected_production_environments(config):
-    for job in ("infra:deploy", "endpoint:update"):
-        environment = config[job]["environment"]
-        assert environment["deployment_tier"] == "production" and environment["name"], job
-
-
-def test_readme_documents_protected_variables_and_the_approval(project_root):
+def test_readme_documents_protected_variables_environments_and_pins(project_root):
     readme = (project_root / "README.md").read_text()
-    for name in ("AWS_ROLE_ARN", "CFN_ROLE_ARN", "PYTHON_IMAGE", "DOCKER_IMAGE", "DIND_IMAGE", "BASE_IMAGE"):
+    for name in ("AWS_ROLE_ARN", "CFN_ROLE_ARN", "PYTHON_IMAGE", *sorted(ENVIRONMENTS)):
         assert f"`{name}`" in readme, name
-    assert "protected environment" in readme.lower() and "approval" in readme.lower()
-    assert "ci/requirements-ci.txt" in readme
+    lowered = readme.lower()
+    assert "protected environment" in lowered and "approval" in lowered
+    assert "no one allowed" in lowered  # pipeline variables
+    assert "ci/requirements-ci.txt" in readme and "ci/with-aws.sh" in readme

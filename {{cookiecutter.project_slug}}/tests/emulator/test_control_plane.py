@@ -66,7 +66,8 @@ def test_state_machine_runs_the_rendered_definition(deployed, project_root: Path
         states["NotifyFailure"]["Arguments"]["TopicArn"] == topic_arn == stack.outputs["NotificationTopicArn"]
     )
     assert states["ValidateData"]["Arguments"]["AppSpecification"]["ImageUri"] == LOCAL_IMAGE_URI
-    assert states["ValidateData"]["Arguments"]["RoleArn"] == stack.outputs["ProcessingRoleArn"]
+    assert states["ValidateData"]["Arguments"]["RoleArn"] == stack.outputs["ValidateRoleArn"]
+    assert states["Evaluate"]["Arguments"]["RoleArn"] == stack.outputs["EvaluateRoleArn"]
     # The model spec's tokens are filled at upload (deploy), CloudFormation's from the stack.
     asl = render_model_tokens((project_root / "pipeline" / "state_machine.asl.json").read_text())
     verify_arn = cp.client("lambda").get_function_configuration(FunctionName=f"{stack.name}-verify-artifact")[
@@ -77,7 +78,8 @@ def test_state_machine_runs_the_rendered_definition(deployed, project_root: Path
         "ImageUri": LOCAL_IMAGE_URI,
         "Region": settings.AWS_REGION,
         "TrainingRoleArn": stack.outputs["TrainingRoleArn"],
-        "ProcessingRoleArn": stack.outputs["ProcessingRoleArn"],
+        "ValidateRoleArn": stack.outputs["ValidateRoleArn"],
+        "EvaluateRoleArn": stack.outputs["EvaluateRoleArn"],
         "HostingRoleArn": stack.outputs["HostingRoleArn"],
         "CheckEndpointFunctionArn": function_arn,
         "VerifyArtifactFunctionArn": verify_arn,

@@ -188,9 +188,11 @@ def test_every_task_retries_and_reports_failure(machine):
             for r in state["Retry"]
         ), name
         catch = [c for c in state["Catch"] if "States.ALL" in c["ErrorEquals"]]
-        assert [c["Next"] for c in catch] == (["Failed"] if name == "NotifyFailure" else ["NotifyFailure"]), (
-            name
+        # A promotion whose key exists goes on to verify it (PromotedBefore); every other error fails.
+        expected = {"NotifyFailure": "Failed", "PromoteCandidate": "PromotedBefore"}.get(
+            name, "NotifyFailure"
         )
+        assert [c["Next"] for c in catch] == [expected], name
         if name != "NotifyFailure":
             assert set(catch[0]["Assign"]["failure"]) == {"Error", "Cause", "state"}, name
     message = machine["States"]["NotifyFailure"]["Arguments"]["Message"]
@@ -251,8 +253,9 @@ def test_roles_are_split_per_job_kind(machine):
     states = machine["States"]
     assert states["Train"]["Arguments"]["RoleArn"] == "${TrainingRoleArn}"
     assert states["Tune"]["Arguments"]["TrainingJobDefinition"]["RoleArn"] == "${TrainingRoleArn}"
-    assert states["ValidateData"]["Arguments"]["RoleArn"] == "${ProcessingRoleArn}"
-    assert states["Evaluate"]["Arguments"]["RoleArn"] == "${ProcessingRoleArn}"
+    # Validate and evaluate each have a role: only evaluate's may write the decision (issue 22).
+    assert states["ValidateData"]["Arguments"]["RoleArn"] == "${ValidateRoleArn}"
+    assert states["Evaluate"]["Arguments"]["RoleArn"] == "${EvaluateRoleArn}"
     assert states["CreateModel"]["Arguments"]["ExecutionRoleArn"] == "${HostingRoleArn}"
     assert "SageMakerRoleArn" not in json.dumps(machine)
 
@@ -272,6 +275,49 @@ def test_the_deployed_model_is_the_verified_copy(machine):
     assert expression(verify["Payload"]["ExpectedSha256"]) == "$evaluation.candidate_sha256"
     data_url = states["CreateModel"]["Arguments"]["PrimaryContainer"]["ModelDataUrl"]
     assert expression(data_url) == "'s3://${DataBucket}/' & $model_key"
+
+
+def test_the_promotion_writes_once_and_pins_the_version_it_verified(machine):
+    """Issue 22: a digest key is written once (If-None-Match: * on the copy), the verify Lambda reads
+    the version the copy wrote and names it, and the model and the run record that version."""
+    states = machine["States"]
+    promote = states["PromoteCandidate"]
+    assert promote["Arguments"]["IfNoneMatch"] == "*"
+    # S3 sends no version id for an unversioned bucket's object: its version is "null".
+    assert expression(promote["Assign"]["model_version"]) == (
+        "$exists($states.result.VersionId) ? $states.result.VersionId : 'null'"
+    )
+    assert expression(states["VerifyArtifact"]["Arguments"]["Payload"]["VersionId"]) == "$model_version"
+    assert (
+        expression(states["VerifyArtifact"]["Assign"]["model_version"]) == "$states.result.Payload.version_id"
+    )
+    tags = {t["Key"]: t["Value"] for t in states["CreateModel"]["Arguments"]["Tags"]}
+    assert expression(tags["model-version-id"]) == "$model_version"
+    for end in ("Deployed", "DryRunDone"):
+        assert expression(states[end]["Output"]["model_version_id"]) == "$model_version", end
+
+
+@pytest.mark.parametrize(
+    ("cause", "verify_existing"),
+    [
+        # What S3 answers a copy whose If-None-Match fails (HTTP 412, code PreconditionFailed).
+        ("At least one of the pre-conditions you specified did not hold (Service: S3, Status Code: 412, "
+         "Request ID: X)", True),
+        ("PreconditionFailed: At least one of the pre-conditions you specified did not hold", True),
+        ("Access Denied (Service: S3, Status Code: 403, Request ID: X)", False),
+        ("The specified key does not exist. (Service: S3, Status Code: 404)", False),
+        (None, False),
+    ],
+)  # fmt: skip
+def test_only_an_existing_key_sends_a_failed_copy_on_to_verification(machine, cause, verify_existing):
+    from {{ cookiecutter.package_name }}_emulator import jsonata
+
+    choice = machine["States"]["PromotedBefore"]
+    assert choice["Default"] == "NotifyFailure"
+    (rule,) = choice["Choices"]
+    assert rule["Next"] == "VerifyArtifact" and rule["Assign"] == {"model_version": None}
+    failure = {"Error": "S3.S3Exception", "Cause": cause, "state": "PromoteCandidate"}
+    assert jsonata.evaluate(expression(rule["Condition"]), {"failure": failure}) is verify_existing
 
 
 # ------------------------------------------------------------------ the checker catches each defect

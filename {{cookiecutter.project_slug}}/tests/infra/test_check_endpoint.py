@@ -101,33 +101,89 @@ def test_invalid_event_is_refused_with_the_reason(event):
 
 
 # -- verify_artifact: the promoted copy against the gated sha256 ------------------------------
-def _put(body: bytes) -> tuple[object, str]:
-    import hashlib
-
+def _bucket(versioned: bool = True):
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="data", CreateBucketConfiguration={"LocationConstraint": REGION})
-    s3.put_object(Bucket="data", Key="models/x/model.tar.gz", Body=body)
-    return s3, hashlib.sha256(body).hexdigest()
+    if versioned:
+        s3.put_bucket_versioning(Bucket="data", VersioningConfiguration={"Status": "Enabled"})
+    return s3
 
 
-def test_verify_artifact_accepts_the_gated_archive(aws):
+def _sha(body: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(body).hexdigest()
+
+
+def _key(sha: str) -> str:
+    return f"models/{sha}/model.tar.gz"
+
+
+def _versions(s3) -> tuple[list[str], list[str]]:
+    listing = s3.list_object_versions(Bucket="data", Prefix="models/")
+    return [v["VersionId"] for v in listing.get("Versions", [])], listing.get("DeleteMarkers", [])
+
+
+def test_verify_artifact_accepts_the_gated_archive_and_names_its_version(aws):
     from lambdas.check_endpoint import verify_artifact
 
-    _, sha = _put(b"model archive" * 1000)
-    event = {"Bucket": "data", "Key": "models/x/model.tar.gz", "ExpectedSha256": sha}
-    assert verify_artifact.handler(event, None) == {"sha256": sha, "bytes": 13000}
+    body = b"model archive" * 1000
+    s3, sha = _bucket(), _sha(body)
+    version = s3.put_object(Bucket="data", Key=_key(sha), Body=body)["VersionId"]
+    event = {"Bucket": "data", "Key": _key(sha), "ExpectedSha256": sha, "VersionId": version}
+    assert verify_artifact.handler(event, None) == {"sha256": sha, "bytes": 13000, "version_id": version}
+    # The key existed before the promotion (its conditional copy wrote nothing): the current version.
+    event["VersionId"] = None
+    assert verify_artifact.handler(event, None)["version_id"] == version
 
 
-def test_verify_artifact_refuses_and_deletes_a_swapped_archive(aws):
+def test_verify_artifact_deletes_exactly_the_swapped_version(aws):
+    """A mismatch deletes the version it read, by VersionId: no delete marker hides the key, and
+    another version (here an older, correct one) stays."""
     from lambdas.check_endpoint import verify_artifact
 
-    s3, sha = _put(b"the drifted model")
-    expected = "0" * 64
-    with pytest.raises(verify_artifact.ArtifactMismatch, match=f"has sha256 {sha}, not {expected}"):
-        verify_artifact.handler(
-            {"Bucket": "data", "Key": "models/x/model.tar.gz", "ExpectedSha256": expected}, None
-        )
-    assert s3.list_objects_v2(Bucket="data", Prefix="models/").get("KeyCount") == 0
+    good = b"the gated model"
+    s3, sha = _bucket(), _sha(good)
+    kept = s3.put_object(Bucket="data", Key=_key(sha), Body=good)["VersionId"]
+    swapped = s3.put_object(Bucket="data", Key=_key(sha), Body=b"the drifted model")["VersionId"]
+    event = {"Bucket": "data", "Key": _key(sha), "ExpectedSha256": sha, "VersionId": swapped}
+    with pytest.raises(
+        verify_artifact.ArtifactMismatch,
+        match=f"version {swapped}\\) has sha256 {_sha(b'the drifted model')}",
+    ):
+        verify_artifact.handler(event, None)
+    assert _versions(s3) == ([kept], [])
+
+
+def test_verify_artifact_refuses_a_version_that_is_not_the_current_one(aws):
+    """SageMaker downloads the current version: a verified older one would pin nothing."""
+    from lambdas.check_endpoint import verify_artifact
+
+    good = b"the gated model"
+    s3, sha = _bucket(), _sha(good)
+    old = s3.put_object(Bucket="data", Key=_key(sha), Body=good)["VersionId"]
+    current = s3.put_object(Bucket="data", Key=_key(sha), Body=b"written later")["VersionId"]
+    event = {"Bucket": "data", "Key": _key(sha), "ExpectedSha256": sha, "VersionId": old}
+    with pytest.raises(verify_artifact.ArtifactMismatch, match=f"not the current version {current}"):
+        verify_artifact.handler(event, None)
+    assert sorted(_versions(s3)[0]) == sorted([old, current])  # nothing deleted: the digest matched
+
+
+def test_an_unversioned_object_is_verified_as_the_null_version(aws):
+    """S3's name for the one version of an unversioned bucket's object (the offline emulator's
+    bucket: moto's CloudFormation ignores VersioningConfiguration). A mismatch still deletes it
+    by that version, and a match names it."""
+    from lambdas.check_endpoint import verify_artifact
+
+    body = b"model"
+    s3, sha = _bucket(versioned=False), _sha(body)
+    s3.put_object(Bucket="data", Key=_key(sha), Body=body)
+    event = {"Bucket": "data", "Key": _key(sha), "ExpectedSha256": sha, "VersionId": None}
+    assert verify_artifact.handler(event, None)["version_id"] == "null"
+    s3.put_object(Bucket="data", Key=_key(sha), Body=b"swapped")
+    with pytest.raises(verify_artifact.ArtifactMismatch, match="version null"):
+        verify_artifact.handler({**event, "VersionId": "null"}, None)
+    assert s3.list_objects_v2(Bucket="data").get("KeyCount") == 0
 
 
 @pytest.mark.parametrize(
@@ -136,6 +192,9 @@ def test_verify_artifact_refuses_and_deletes_a_swapped_archive(aws):
         ({"Key": "k", "ExpectedSha256": "0" * 64}, "Bucket"),
         ({"Bucket": "b", "Key": "", "ExpectedSha256": "0" * 64}, "Key"),
         ({"Bucket": "b", "Key": "k", "ExpectedSha256": "ABC"}, "ExpectedSha256"),
+        # It may only ever delete a version whose bytes are not what its key names.
+        ({"Bucket": "b", "Key": _key("1" * 64), "ExpectedSha256": "0" * 64}, "Key"),
+        ({"Bucket": "b", "Key": _key("0" * 64), "ExpectedSha256": "0" * 64, "VersionId": ""}, "VersionId"),
         ("not an object", "Bucket, Key, ExpectedSha256"),
     ],
 )

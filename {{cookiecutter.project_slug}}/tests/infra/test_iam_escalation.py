@@ -5,6 +5,12 @@ distinct principal/kind pairs) over 12 reachable principals, among them the CI r
 own policy through CloudFormation, unbounded role creation and deleting the OIDC provider
 (docs/decisions.md, "Security"). The mutation tests below
 re-open each hole and check that it is named.
+
+Issue 22 added who may assume a role and the buckets' own settings: run on the template before it
+(commit 7122161), the analysis gave 449 findings over the principals CI reaches: 14 "sets a trust
+policy" (the CloudFormation role's CreateRole/UpdateAssumeRolePolicy, conditioned only on the
+boundary, which bounds what a role does, not who assumes it) and 435 "changes a bucket setting"
+(lifecycle, versioning, public access block, replication... on both buckets).
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ SAGEMAKER, STATES, LAMBDA, EVENTS, CFN = (
 # Each role -> the only services it may ever be passed to (by anyone).
 ALLOWED_PASSES = {
     "TrainingRole": {SAGEMAKER},
-    "ProcessingRole": {SAGEMAKER},
+    "ValidateRole": {SAGEMAKER},
+    "EvaluateRole": {SAGEMAKER},
     "HostingRole": {SAGEMAKER},
     "StateMachineRole": {STATES},
     "CheckEndpointRole": {LAMBDA},
@@ -125,10 +132,122 @@ def test_a_role_write_without_the_boundary_condition_is_found(template):
     broken = copy.deepcopy(template)
     for name in ("CloudFormationRole", "PermissionsBoundary"):
         for statement in _statements(broken, name):
-            if "iam:CreateRole" in _actions(statement):
+            if "iam:PutRolePolicy" in _actions(statement) and statement["Effect"] == "Allow":
                 statement["Condition"].pop("StringEquals")
     findings = analyse(broken)
-    assert any(f.kind == "creates a role without the boundary" for f in findings)
+    assert any(f.kind == "replaces a boundary" for f in findings)
+
+
+def _reopen_trust_writes(template: dict) -> dict:
+    """The template as issue 22 found it: the CloudFormation role (and the boundary) allow
+    CreateRole and UpdateAssumeRolePolicy on the workload roles, conditioned on the boundary only."""
+    broken = copy.deepcopy(template)
+    for name in ("CloudFormationRole", "PermissionsBoundary"):
+        for statement in _statements(broken, name):
+            actions = _actions(statement)
+            if statement["Effect"] == "Deny" and actions:
+                statement["Action"] = [a for a in actions if a not in iam_rules.TRUST_WRITES]
+            elif "iam:PutRolePolicy" in actions:
+                statement["Action"] = [*actions, *iam_rules.TRUST_WRITES]
+    return broken
+
+
+def test_trust_policy_writes_are_found(template):
+    """The review's attack: CI deploys a template whose state-machine role (the only writer of
+    models/) trusts another account. The boundary cannot stop it; the analysis must name it."""
+    details = {f.detail for f in analyse(_reopen_trust_writes(template)) if f.kind == "sets a trust policy"}
+    assert "iam:UpdateAssumeRolePolicy on StateMachineRole" in details
+    assert any(d.startswith("iam:CreateRole on ") for d in details)
+
+
+def test_a_service_linked_role_for_another_service_is_found(template):
+    broken = copy.deepcopy(template)
+    for statement in _statements(broken, "PermissionsBoundary"):
+        if statement.get("Sid") == "ScalingServiceLinkedRole":
+            statement["Resource"] = {
+                "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/*"
+            }
+            statement.pop("Condition")
+    for statement in _statements(broken, "CloudFormationRole"):
+        if _actions(statement) == ["iam:CreateServiceLinkedRole"]:
+            statement["Resource"] = "*"
+            statement.pop("Condition")
+    details = {f.detail for f in analyse(broken) if f.kind == "sets a trust policy"}
+    assert "iam:CreateServiceLinkedRole for ec2.amazonaws.com" in details
+
+
+STACK_SERVICES = {SAGEMAKER, STATES, LAMBDA, EVENTS, CFN}
+
+
+def foreign_trust(template: dict) -> list[iam_rules.Finding]:
+    stack = iam_rules.Stack(template, settings.STACK_NAME)
+    subject = iam_rules.gitlab_subject(settings.GITLAB_PROJECT_PATH, "main")
+    return iam_rules.foreign_trust(stack, STACK_SERVICES, subject)
+
+
+def _trust(template: dict, role: str) -> list[dict]:
+    return _role(template, role)["AssumeRolePolicyDocument"]["Statement"]
+
+
+def _add_principal(principal):
+    def mutate(template: dict) -> None:
+        _trust(template, "StateMachineRole").append(
+            {"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"}
+        )
+
+    return mutate
+
+
+def _gitlab_condition(operator: str, subject: str):
+    def mutate(template: dict) -> None:
+        (statement,) = _trust(template, "CiRole")
+        statement["Condition"] = {
+            operator: {"gitlab.com:aud": "sts.amazonaws.com", "gitlab.com:sub": subject}
+        }
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        pytest.param(_add_principal({"AWS": "arn:aws:iam::999999999999:root"}), id="another-account"),
+        pytest.param(_add_principal({"AWS": "*"}), id="any-aws-principal"),
+        pytest.param(_add_principal("*"), id="anyone"),
+        pytest.param(_add_principal({"Service": "ec2.amazonaws.com"}), id="another-service"),
+        pytest.param(
+            _add_principal(
+                {"Federated": "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"}
+            ),
+            id="another-identity-provider",
+        ),
+        pytest.param(_gitlab_condition("StringLike", "project_path:*"), id="any-gitlab-project"),
+        pytest.param(
+            _gitlab_condition(
+                "StringEquals", f"project_path:{settings.GITLAB_PROJECT_PATH}:ref_type:branch:ref:feature"
+            ),
+            id="another-branch",
+        ),
+    ],
+)
+def test_a_trust_outside_the_stack_and_the_gitlab_project_is_found(template, mutate):
+    assert foreign_trust(template) == []
+    broken = copy.deepcopy(template)
+    mutate(broken)
+    assert [f.kind for f in foreign_trust(broken)] == ["trusts a principal outside the stack"]
+
+
+def test_bucket_settings_are_found_without_the_deny(template):
+    """Without the boundary's deny, a role CloudFormation rewrote to "*" (the boundary allows s3:*
+    on the project's buckets) could expire, unversion or publish the data bucket."""
+    broken = copy.deepcopy(template)
+    _drop(_statements(broken, "PermissionsBoundary"), lambda s: s.get("Sid") == "DenyBucketSettings")
+    bucket = f"arn:aws:s3:::{settings.S3_BUCKET}"
+    details = {f.detail for f in analyse(broken) if f.kind == "changes a bucket setting"}
+    for action in ("s3:PutLifecycleConfiguration", "s3:PutBucketVersioning", "s3:PutBucketPublicAccessBlock",
+                   "s3:PutReplicationConfiguration", "s3:PutBucketOwnershipControls", "s3:PutBucketNotification",
+                   "s3:PutBucketPolicy"):  # fmt: skip
+        assert f"{action} on {bucket}" in details, action
 
 
 def test_pass_role_without_a_service_condition_is_found(template):
@@ -171,7 +290,7 @@ def test_a_rewritten_role_changing_itself_is_found(template):
 def test_deleting_the_oidc_provider_is_found(template):
     broken = copy.deepcopy(template)
     for name in ("CloudFormationRole", "PermissionsBoundary"):
-        _drop(_statements(broken, name), lambda s: "iam:DeleteOpenIDConnectProvider" in _actions(s))
+        _drop(_statements(broken, name), lambda s: "iam:*OpenIDConnectProvider*" in _actions(s))
         _statements(broken, name).append(
             {"Effect": "Allow", "Action": "iam:DeleteOpenIDConnectProvider", "Resource": "*"}
         )

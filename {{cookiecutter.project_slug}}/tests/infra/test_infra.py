@@ -83,7 +83,7 @@ def test_image_repository_scans_and_expires(resources):
 
 def test_pass_role_only_for_the_sagemaker_roles_to_sagemaker(resources):
     expected = {
-        "StateMachineRole": {"TrainingRole.Arn", "ProcessingRole.Arn", "HostingRole.Arn"},
+        "StateMachineRole": {"TrainingRole.Arn", "ValidateRole.Arn", "EvaluateRole.Arn", "HostingRole.Arn"},
         "CiRole": {"HostingRole.Arn"},
     }  # fmt: skip
     for name, roles in expected.items():
@@ -204,13 +204,13 @@ def test_stack_deploys_into_moto(project_root, monkeypatch):
     }
     assert skipped == MOTO_SKIPS
     assert {"DataBucket", "ImageRepository", "NotificationTopic", "CheckEndpointFunction", "StateMachine",
-            "ScheduleRule", "CiRole", "TrainingRole", "ProcessingRole", "HostingRole",
+            "ScheduleRule", "CiRole", "TrainingRole", "ValidateRole", "EvaluateRole", "HostingRole",
             "PermissionsBoundary"} <= set(created)  # fmt: skip
     assert set(outputs) >= {
         "DataBucketName", "ArtifactBucketName", "ImageRepositoryUri", "StateMachineArn", "NotificationTopicArn",
         "StateMachineRoleArn", "CheckEndpointFunctionName", "CheckEndpointFunctionArn",
         "EndpointName", "EndpointErrorsAlarmName", "EndpointLatencyAlarmName", "CiRoleArn", "CloudFormationRoleArn",
-        "TrainingRoleArn", "ProcessingRoleArn", "HostingRoleArn", "PermissionsBoundaryArn",
+        "TrainingRoleArn", "ValidateRoleArn", "EvaluateRoleArn", "HostingRoleArn", "PermissionsBoundaryArn",
     }  # fmt: skip
     assert outputs["DataBucketName"] == settings.S3_BUCKET
     # Every role is named: CloudFormation refuses CAPABILITY_IAM alone for named IAM resources.

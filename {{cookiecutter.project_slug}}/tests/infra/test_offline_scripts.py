@@ -6,6 +6,7 @@ configuration at run time. APT_DIR points the script at a fake configuration her
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -62,11 +63,36 @@ def test_no_mirror_is_a_clear_error(project_root, tmp_path):
     assert "no apt mirror found" in result.stderr and "set MIRROR=http://" in result.stderr
 
 
-def test_requirements_are_an_exact_lock(project_root):
-    lines = (project_root / "container" / "requirements.txt").read_text().splitlines()
-    pins = [line for line in lines if line.strip() and not line.startswith("#")]
-    assert pins and all("==" in line and ">" not in line and "<" not in line for line in pins), pins
-    names = {line.split("==")[0] for line in pins}
+def lock_problems(path: Path) -> list[str]:
+    """Parsed by pip's own requirements-file parser (the one the image build runs; pip has no public
+    API for it): each requirement not pinned with == or carrying no wheel sha256 (the image installs
+    with --require-hashes, issue 22)."""
+    from pip._internal.network.session import PipSession
+    from pip._internal.req.req_file import parse_requirements
+
+    problems = []
+    for requirement in parse_requirements(str(path), PipSession()):
+        specifier = requirement.requirement.strip()
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+==[\w.]+", specifier):
+            problems.append(f"{specifier}: not an exact pin")
+        hashes = requirement.options.get("hashes", {}).get("sha256", [])
+        if not hashes or not all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes):
+            problems.append(f"{specifier}: no sha256")
+    return problems
+
+
+def test_requirements_are_an_exact_lock_with_hashes(project_root, tmp_path):
+    lock = project_root / "container" / "requirements.txt"
+    assert lock_problems(lock) == []
+    # The check can fail: a pin without its hash (the line before it loses its continuation).
+    text = lock.read_text()
+    unhashed = re.sub(r"^(scipy==\S+) \\\n    --hash=sha256:[0-9a-f]{64}$", r"\1", text, flags=re.M)
+    assert unhashed != text
+    (tmp_path / "requirements.txt").write_text(unhashed)
+    pin = re.search(r"^scipy==[\w.]+", text, flags=re.M).group(0)
+    assert lock_problems(tmp_path / "requirements.txt") == [f"{pin}: no sha256"]
+    parsed = (project_root / "container" / "requirements.txt").read_text().splitlines()
+    names = {line.split("==")[0] for line in parsed if "==" in line and not line.startswith("#")}
     direct = {"numpy", "scipy", "scikit-learn", "flask", "gunicorn", "orjson", "boto3"}
     # The model library's own package: skops stores scikit-learn models; the boosters ship their own.
     library = {"scikit-learn": "skops", "xgboost": "xgboost-cpu", "lightgbm": "lightgbm"}[MODEL_LIBRARY]

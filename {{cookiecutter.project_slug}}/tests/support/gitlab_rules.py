@@ -250,3 +250,77 @@ def pipeline_jobs(config: dict[str, Any], pipeline: Pipeline) -> dict[str, str]:
         if rule is not None and rule.get("when", "on_success") != "never":
             jobs[name] = rule.get("when", "on_success")
     return jobs
+
+
+# ------------------------------------------------------------------ credentials (issue 22)
+
+DIGEST = re.compile(r"[a-z0-9][a-z0-9._/-]*(:[\w][\w.-]*)?@sha256:[0-9a-f]{64}")
+VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+# Commands that fetch or build code: none may run where a token exists.
+INSTALLS = re.compile(
+    r"\b(pip3? install|python3? -m pip|apk add|apt-get|apt install|curl|wget|docker build|npm|uv )"
+)
+# The one way a credentialed job runs a command (ci/with-aws.sh: an allowlisted environment).
+WRAPPER = "sh ci/with-aws.sh "
+
+
+def credentialed_jobs(config: dict[str, Any]) -> list[str]:
+    """Jobs that receive an identity token (``id_tokens``, own or inherited)."""
+    return [name for name in job_names(config) if job_setting(config, name, "id_tokens")]
+
+
+def feeders(config: dict[str, Any], jobs: list[str]) -> set[str]:
+    """Jobs whose artifacts ``jobs`` run (``needs``, transitively), outside ``jobs``."""
+    found: set[str] = set()
+    todo = list(jobs)
+    while todo:
+        for need in job_setting(config, todo.pop(), "needs") or []:
+            name = need if isinstance(need, str) else need["job"]
+            if name not in found and name not in jobs:
+                found.add(name)
+                todo.append(name)
+    return found
+
+
+def _lines(config: dict[str, Any], job: str) -> list[str]:
+    lines = []
+    for key in ("before_script", "script", "after_script"):
+        value = job_setting(config, job, key) or []
+        lines += value if isinstance(value, list) else [value]
+    return [str(line) for line in lines]
+
+
+def _images(config: dict[str, Any], job: str) -> list[str]:
+    image = job_setting(config, job, "image")
+    services = job_setting(config, job, "services") or []
+    refs = [image, *services]
+    return [ref if isinstance(ref, str) else ref.get("name", "") for ref in refs if ref is not None]
+
+
+def _variables_used(config: dict[str, Any], job: str) -> set[str]:
+    texts = [*_lines(config, job), *_images(config, job)]
+    texts += [str(v) for v in (job_setting(config, job, "variables") or {}).values()]
+    return {name for text in texts for name in VARIABLE.findall(text)}
+
+
+def credential_problems(config: dict[str, Any], allowed_variables: set[str]) -> list[str]:
+    """Why a job that holds AWS credentials, or one whose artifacts it runs, could run code that a
+    pipeline variable, an unpinned image or an install chooses; [] when none can (issue 22)."""
+    jobs = credentialed_jobs(config)
+    problems = []
+    for job in jobs:
+        environment = job_setting(config, job, "environment") or {}
+        if not isinstance(environment, dict) or environment.get("deployment_tier") != "production":
+            problems.append(f"{job}: holds a token outside a production (protected) environment")
+        for line in _lines(config, job):
+            if INSTALLS.search(line):
+                problems.append(f"{job}: installs or builds code where the token exists: {line}")
+            if not line.startswith(WRAPPER):
+                problems.append(f"{job}: runs outside ci/with-aws.sh (the whole job environment): {line}")
+    for job in [*jobs, *sorted(feeders(config, jobs))]:
+        for ref in _images(config, job):
+            if not DIGEST.fullmatch(ref):
+                problems.append(f"{job}: image {ref} is not pinned by digest")
+        for name in sorted(_variables_used(config, job) - allowed_variables):
+            problems.append(f"{job}: takes ${name}, which a pipeline variable can set")
+    return problems

