@@ -416,8 +416,8 @@ def test_install_is_idempotent(cp: ControlPlane) -> None:
 
 
 def test_a_missing_moto_internal_names_itself_and_the_pin() -> None:
-    from {{ cookiecutter.package_name }}_emulator import integrations
+    from {{ cookiecutter.package_name }}_emulator import patches
 
     expected = r"moto\.stepfunctions\.nope\.thing is missing.*moto==5\.2\.5"
-    with pytest.raises(integrations.MotoInternalsChanged, match=expected):
-        integrations._private("moto.stepfunctions.nope", "thing")
+    with pytest.raises(patches.MotoInternalsChanged, match=expected):
+        patches.private("moto.stepfunctions.nope", "thing")
