@@ -3,7 +3,8 @@
 Two things, both on the definition's JSON, never on moto's objects:
 
 - ``problems(definition)``: rules Step Functions applies at CreateStateMachine that moto's parser
-  lacks. Each is reported as AWS words it, ``SCHEMA_VALIDATION_FAILED: ... at /States/<name>/<field>``,
+  lacks (partial variable assignment, $states.result outside a Task/Map/Parallel's Output and
+  Assign, Retry/Catch on other states, ItemBatcher outside a Distributed Map). Each is reported as AWS words it, ``SCHEMA_VALIDATION_FAILED: ... at /States/<name>/<field>``,
   and ``integrations`` answers InvalidDefinition with them.
 - ``rewritten(definition)``: fields AWS accepts and moto's grammar cannot parse, re-expressed in
   fields it can (the runtime side is in ``map_state``): a Map state's ``ItemBatcher`` travels in
@@ -81,7 +82,7 @@ def problems(definition: str) -> list[str]:
             found += _assign_problems(where, assign, language)
         if language == "JSONata":
             found += _result_problems(path, state)
-        found += _batcher_problems(path, state)
+        found += _batcher_problems(path, state) + _error_handling_problems(path, state)
     return found
 
 
@@ -137,6 +138,16 @@ def _result_problems(path: str, state: dict[str, Any]) -> list[str]:
         f"in the Output and Assign of Task, Map and Parallel states at {path}/{field}"
         for field, value in state.items()
         if field not in allowed | skipped and _reads_result(value)
+    ]
+
+
+def _error_handling_problems(path: str, state: dict[str, Any]) -> list[str]:
+    """Amazon States Language: Retry and Catch belong to Task, Parallel and Map states only
+    ("Handling errors in Step Functions workflows")."""
+    return [
+        f"SCHEMA_VALIDATION_FAILED: Field '{field}' is not supported by state type '{state.get('Type')}' at {path}"
+        for field in ("Retry", "Catch")
+        if field in state and state.get("Type") not in RESULT_STATES
     ]
 
 

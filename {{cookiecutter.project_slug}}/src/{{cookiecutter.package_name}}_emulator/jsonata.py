@@ -209,8 +209,9 @@ def evaluate(expression: str, bindings: dict[str, Any]) -> Any:
 # Plugging the engine into moto
 # ---------------------------------------------------------------------------------------------
 def failure(env: Any, error: str, cause: str) -> Exception:
-    """The interpreter's failure for ``error``, recorded as an EvaluationFailed event naming the
-    state (as AWS does: ``state`` is a required member of EvaluationFailedEventDetails)."""
+    """The interpreter's failure for ``error``, recorded as an EvaluationFailed event as AWS records
+    it: naming the state (``state`` is a required member of EvaluationFailedEventDetails) and, in
+    the cause, the id of the event that entered it ("... (entered at the event id #2). ...")."""
     failure_event = importlib.import_module(f"{_SFN}.component.common.error_name.failure_event")
     custom = importlib.import_module(f"{_SFN}.component.common.error_name.custom_error_name")
     states = importlib.import_module(f"{_SFN}.component.common.error_name.states_error_name")
@@ -221,25 +222,31 @@ def failure(env: Any, error: str, cause: str) -> Exception:
         if error.startswith("States.")
         else custom.CustomErrorName(error)
     )
-    state = (env.states.context_object.context_object_data.get("State") or {}).get("Name")
-    details = api.EvaluationFailedEventDetails(
-        error=error, cause=cause, **({"state": state} if state else {})
+    # Built before the EvaluationFailed event is added: it takes the latest event id as the one that
+    # entered the state (moto's own order made every such cause name the next id).
+    event = failure_event.FailureEvent(
+        env=env,
+        error_name=name,
+        event_type=api.HistoryEventType.TaskFailed,
+        event_details=event_detail.EventDetails(
+            taskFailedEventDetails=api.TaskFailedEventDetails(error=error, cause=cause)
+        ),
     )
+    state = (env.states.context_object.context_object_data.get("State") or {}).get("Name")
+    if state:
+        decorated = (
+            f"An error occurred while executing the state '{state}' "
+            f"(entered at the event id #{event.source_event_id}). {cause}"
+        )
+        details = api.EvaluationFailedEventDetails(error=error, cause=decorated, state=state)
+    else:
+        details = api.EvaluationFailedEventDetails(error=error, cause=cause)
     env.event_manager.add_event(
         context=env.event_history_context,
         event_type=api.HistoryEventType.EvaluationFailed,
         event_details=event_detail.EventDetails(evaluationFailedEventDetails=details),
     )
-    return failure_event.FailureEventException(
-        failure_event.FailureEvent(
-            env=env,
-            error_name=name,
-            event_type=api.HistoryEventType.TaskFailed,
-            event_details=event_detail.EventDetails(
-                taskFailedEventDetails=api.TaskFailedEventDetails(error=error, cause=cause)
-            ),
-        )
-    )
+    return failure_event.FailureEventException(event)
 
 
 def _variables(env: Any) -> dict[str, Any]:

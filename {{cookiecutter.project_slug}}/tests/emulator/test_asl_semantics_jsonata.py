@@ -398,8 +398,14 @@ def result_in(field: str) -> dict:
         ({"A": result_in("Arguments")}, "/States/A/Arguments"),
         # "ItemBatcher (Map)": only in a Distributed Map.
         ({"A": map_state({}, Items="{% [1] %}", ItemBatcher={"MaxItemsPerBatch": 2})}, "Distributed Map"),
+        # "Handling errors": Retry and Catch only on Task, Parallel and Map states.
+        (
+            {"A": {"Type": "Pass", "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "B"}], "Next": "B"}}
+            | {"B": {"Type": "Succeed"}},
+            "'Catch' is not supported by state type 'Pass'",
+        ),
     ],
-    ids=["partial-variable", "result-in-pass", "result-in-arguments", "batcher-inline"],
+    ids=["partial-variable", "result-in-pass", "result-in-arguments", "batcher-inline", "catch-on-pass"],
 )
 def test_definitions_aws_refuses_are_refused_at_creation(
     cp: ControlPlane, states: dict, in_message: str
@@ -456,8 +462,12 @@ def test_seconds_that_are_not_integers_in_range_fail_the_state(
     error, cause = failed(described)
     assert error == "States.QueryEvaluationError"
     assert in_cause in cause
-    evaluation = [e for e in cp.history(described["executionArn"]) if e["type"] == "EvaluationFailed"]
-    assert evaluation[0]["evaluationFailedEventDetails"]["state"] == "S"  # a required member
+    history = cp.history(described["executionArn"])
+    entered = next(e["id"] for e in history if e["type"].endswith("StateEntered"))
+    evaluation = next(e["evaluationFailedEventDetails"] for e in history if e["type"] == "EvaluationFailed")
+    assert evaluation["state"] == "S"  # a required member
+    assert f"executing the state 'S' (entered at the event id #{entered}). " in evaluation["cause"]
+    assert f"(entered at the event id #{entered})" in cause
 
 
 def test_step_functions_functions_round_non_integers_down(cp: ControlPlane) -> None:
