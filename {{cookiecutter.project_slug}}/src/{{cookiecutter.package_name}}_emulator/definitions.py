@@ -192,7 +192,7 @@ def rewritten(definition: str) -> str:
             note = {"ItemBatcher": batcher, "Comment": state.get("Comment")}
             state["Comment"] = BATCHER_COMMENT + json.dumps(note, separators=(",", ":"))
             changed = True
-        if isinstance(state.get("ItemSelector"), str):
+        if language == "JSONata" and isinstance(state.get("ItemSelector"), str):
             state["ItemSelector"] = {SELECTOR_KEY: state["ItemSelector"]}
             changed = True
         if language == "JSONata" and "Items" not in state and "ItemReader" not in state:
