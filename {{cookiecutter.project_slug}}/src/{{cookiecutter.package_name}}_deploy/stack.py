@@ -49,12 +49,21 @@ def _stack_status(cfn: Any, stack_name: str) -> dict[str, Any] | None:
 
 
 def _failure_reasons(cfn: Any, stack_name: str) -> list[str]:
-    events = cfn.describe_stack_events(StackName=stack_name).get("StackEvents", [])
-    return [
-        f"{event['LogicalResourceId']} ({event.get('ResourceType', '?')}): {event.get('ResourceStatusReason', '')}"
-        for event in events
-        if event.get("ResourceStatus", "").endswith("_FAILED") and event["LogicalResourceId"] != stack_name
-    ]
+    """The failed resources of the stack's latest operation. Events come newest first, a page at a
+    time: read pages until the event that started the operation (the stack's own IN_PROGRESS)."""
+    reasons = []
+    for page in cfn.get_paginator("describe_stack_events").paginate(StackName=stack_name):
+        for event in page.get("StackEvents", []):
+            status = event.get("ResourceStatus", "")
+            if event["LogicalResourceId"] == stack_name and status.endswith("_IN_PROGRESS"):
+                if status in ("CREATE_IN_PROGRESS", "UPDATE_IN_PROGRESS", "DELETE_IN_PROGRESS"):
+                    return reasons
+            elif status.endswith("_FAILED") and event["LogicalResourceId"] != stack_name:
+                reasons.append(
+                    f"{event['LogicalResourceId']} ({event.get('ResourceType', '?')}): "
+                    f"{event.get('ResourceStatusReason', '')}"
+                )
+    return reasons
 
 
 def wait_for_stack(

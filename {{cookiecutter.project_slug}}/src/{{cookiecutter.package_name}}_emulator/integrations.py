@@ -23,17 +23,19 @@ change goes through ``PATCHES`` (``<package>_emulator/patches.py``), so ``uninst
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import importlib
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-from . import jobs, lambda_runner
+from . import definitions, jobs, lambda_runner
 from .patches import MOTO_PINS, MotoInternalsChanged, Patches, private
 
 LOG = logging.getLogger(__name__)
@@ -523,6 +525,208 @@ def _fix_bucket_policy_conditions(patches: Patches = PATCHES) -> None:
     patches.replace(fake_bucket, "get_permission", get_permission)
 
 
+def _fix_choice_rule_assign() -> None:
+    """A JSONPath Choice rule's own ``Assign`` applies when that rule matches.
+
+    AWS: "Assign" is allowed in each Choice rule and at the Choice state's top level; a matching
+    rule's Assign applies, the top-level one only with Default ("Passing data between states with
+    variables", https://docs.aws.amazon.com/step-functions/latest/dg/workflow-variables.html).
+    moto parses a JSONPath rule (``Variable`` + comparison) with ``assign=None``, dropping it.
+    """
+    preprocessor = private(f"{_SFN}.parse.preprocessor", "Preprocessor")
+    choice_rule = private(f"{_SFN}.component.state.choice.choice_rule", "ChoiceRule")
+    assign_decl = private(f"{_SFN}.component.common.assign.assign_decl", "AssignDecl")
+    original = preprocessor.visitChoice_rule_comparison_variable
+
+    @functools.wraps(original)
+    def visit(self: Any, ctx: Any) -> Any:
+        rule = original(self, ctx)
+        if rule.assign is not None:
+            return rule
+        assign = next((c for c in map(self.visit, ctx.children) if isinstance(c, assign_decl)), None)
+        if assign is None:
+            return rule
+        return choice_rule(
+            comparison=rule.comparison,
+            next_stmt=rule.next_stmt,
+            comment=rule.comment,
+            assign=assign,
+            output=rule.output,
+        )
+
+    PATCHES.replace(preprocessor, "visitChoice_rule_comparison_variable", visit)
+
+
+def _iso_milliseconds(text: str) -> str:
+    moment = datetime.datetime.fromisoformat(text).astimezone(datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _fix_state_entered_time() -> None:
+    """``$$.State.EnteredTime`` is ISO 8601 with milliseconds and Z, e.g. "2019-03-26T20:14:13.192Z".
+
+    AWS: "Context object" (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html).
+    moto writes Python's isoformat(): microseconds and "+00:00".
+    """
+    state_module = importlib.import_module(f"{_SFN}.component.state.state")
+    original = private(f"{_SFN}.component.state.state", "StateData")
+
+    def state_data(**fields: Any) -> Any:
+        if isinstance(fields.get("EnteredTime"), str):
+            fields["EnteredTime"] = _iso_milliseconds(fields["EnteredTime"])
+        return original(**fields)
+
+    PATCHES.replace(state_module, "StateData", state_data)
+
+
+# Intrinsic function literals: the escapes of "Reserved characters in intrinsic functions" and
+# the null literal, hidden from moto's lexer (which knows neither) in private-use characters.
+_INTRINSIC_ESCAPES = {"'": "\ue002", "{": "\ue000", "}": "\ue001", "\\": "\ue003"}
+_INTRINSIC_NULL = "\ue004"
+_IDENTIFIER = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$.")
+
+
+def _encode_intrinsic(source: str) -> str:
+    """``\\'``, ``\\{``, ``\\}``, ``\\\\`` inside '...' literals and a bare ``null`` argument as characters moto's
+    lexer accepts; ``_decode_intrinsic`` turns them back into what they mean."""
+    out, index, quoted = [], 0, False
+    while index < len(source):
+        char = source[index]
+        if quoted and char == "\\" and source[index + 1 : index + 2] in _INTRINSIC_ESCAPES:
+            out.append(_INTRINSIC_ESCAPES[source[index + 1]])
+            index += 2
+            continue
+        if char == "'":
+            quoted = not quoted
+        elif (
+            not quoted
+            and source.startswith("null", index)
+            and (index == 0 or source[index - 1] not in _IDENTIFIER)
+            and (index + 4 == len(source) or source[index + 4] not in _IDENTIFIER)
+        ):
+            out.append(f"'{_INTRINSIC_NULL}'")
+            index += 4
+            continue
+        out.append(char)
+        index += 1
+    return "".join(out)
+
+
+def _decode_intrinsic(text: str, keep_braces: bool = False) -> str:
+    for char, code in _INTRINSIC_ESCAPES.items():
+        if not (keep_braces and char in "{}"):
+            text = text.replace(code, char)
+    return text
+
+
+def _fix_intrinsic_literals() -> None:
+    """Escapes in intrinsic string literals, and ``null`` as an argument.
+
+    AWS ("Intrinsic functions", Reserved characters: https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html):
+    ``\\'`` is ', ``\\{`` and ``\\}`` are literal braces (not a States.Format placeholder), ``\\\\`` is \\;
+    ``States.Array('a', null)`` is ["a", null]. moto's lexer knows no escapes (the literal breaks
+    into garbage) and no null (the argument is dropped).
+    """
+    parser = private(f"{_SFN}.parse.intrinsic.intrinsic_parser", "IntrinsicParser")
+    literal = private(f"{_SFN}.component.intrinsic.argument.argument", "ArgumentLiteral")
+    string_format = private(
+        f"{_SFN}.component.intrinsic.function.statesfunction.generic.string_format", "StringFormat"
+    )
+    original_parse, original_value, original_format_init = (
+        parser.parse,
+        literal._eval_argument,
+        string_format.__init__,
+    )
+
+    def parse(source: str) -> Any:
+        # moto hands over the JSON text between the quotes (escapes still JSON-encoded).
+        with contextlib.suppress(json.JSONDecodeError):  # else: already decoded text
+            source = json.loads(f'"{source}"')
+        return original_parse(_encode_intrinsic(source))
+
+    def eval_argument(self: Any, env: Any) -> Any:
+        value = original_value(self, env)
+        if value == _INTRINSIC_NULL:
+            return None
+        if isinstance(value, str):
+            return _decode_intrinsic(value, keep_braces=getattr(self, "format_template", False))
+        return value
+
+    def format_init(self: Any, argument_list: Any) -> None:
+        original_format_init(self, argument_list)
+        first = argument_list.arguments[0]
+        if isinstance(first, literal):
+            first.format_template = True  # escaped braces stay apart from the {} placeholders
+
+    def format_body(self: Any, env: Any) -> None:
+        self.argument_list.eval(env=env)
+        template, *values = env.stack.pop()
+        pieces = template.split("{}")
+        if len(pieces) - 1 > len(values):
+            raise ValueError(f"States.Format: {len(pieces) - 1} placeholders but {len(values)} values")
+        text = pieces[0] + "".join(self._to_str_repr(v) + p for v, p in zip(values, pieces[1:], strict=False))
+        env.stack.append(_decode_intrinsic(text))
+
+    PATCHES.replace(parser, "parse", staticmethod(parse))
+    PATCHES.replace(literal, "_eval_argument", eval_argument)
+    PATCHES.replace(string_format, "__init__", format_init)
+    PATCHES.replace(string_format, "_eval_body", format_body)
+
+
+def _string_matches(value: Any, pattern: Any) -> bool:
+    """Choice "StringMatches": ``*`` is any run of characters, ``\\*`` a literal star, ``\\\\`` a
+    backslash; nothing else is special ("Choice workflow state", Choice Rules,
+    https://docs.aws.amazon.com/step-functions/latest/dg/state-choice.html)."""
+    if not isinstance(value, str) or not isinstance(pattern, str):
+        return False
+    regex, index = [], 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\" and pattern[index + 1 : index + 2] in ("*", "\\"):
+            regex.append(re.escape(pattern[index + 1]))
+            index += 2
+            continue
+        regex.append(".*" if char == "*" else re.escape(char))
+        index += 1
+    return re.fullmatch("".join(regex), value, flags=re.DOTALL) is not None
+
+
+def _fix_string_matches() -> None:
+    """moto matches with ``fnmatch``: ``\\*`` is not an escape there and ``?``/``[...]`` are wildcards."""
+    operator = private(
+        f"{_SFN}.component.state.choice.comparison.operator.implementations.string_operators", "StringMatches"
+    )
+    PATCHES.replace(operator, "_compare", staticmethod(_string_matches))
+
+
+def _fix_definition_validation() -> None:
+    """CreateStateMachine/UpdateStateMachine refuse an invalid definition with InvalidDefinition.
+
+    AWS: the error code is InvalidDefinition ("CreateStateMachine", Errors:
+    https://docs.aws.amazon.com/step-functions/latest/apireference/API_CreateStateMachine.html) and
+    the rules moto lacks are in ``definitions.problems`` (partial variable assignment, $states.result
+    outside a Task/Map/Parallel's Output and Assign, ItemBatcher outside a Distributed Map).
+    moto's InvalidDefinition reaches the client with an empty error code.
+    """
+    backend = private("moto.stepfunctions.parser.models", "StepFunctionsParserBackend")
+    aws_error = private("moto.core.exceptions", "AWSError")
+    parser = private(f"{_SFN}.parse.asl_parser", "AmazonStateLanguageParser")
+
+    def refuse(reasons: list[str]) -> Exception:
+        return aws_error(f"Invalid State Machine Definition: '{', '.join(reasons)}'", "InvalidDefinition")
+
+    def _validate_definition(definition: str) -> None:
+        found = definitions.problems(definition)
+        if found:
+            raise refuse(found)
+        try:
+            parser.parse(definition)
+        except Exception as error:
+            raise refuse([f"SCHEMA_VALIDATION_FAILED: {error}"]) from None
+
+    PATCHES.replace(backend, "_validate_definition", staticmethod(_validate_definition))
+
+
 # ---------------------------------------------------------------------------------------------
 # 4. Parse once
 # ---------------------------------------------------------------------------------------------
@@ -555,7 +759,7 @@ def _cache_parse_trees() -> None:
         return tree
 
     def parse(definition: str) -> tuple[Any, Any]:
-        tree = tree_of(definition)
+        tree = tree_of(definitions.rewritten(definition))
         return preprocessor().visit(tree), tree
 
     PATCHES.replace(parser_class, "parse", staticmethod(parse))
@@ -566,7 +770,6 @@ S3_PATCHES = Patches("integrations-s3", pins=MOTO_PINS)
 
 def s3_corrections() -> Any:
     """Only the S3 correction, for tests that use ``mock_aws`` without the emulator (a context manager)."""
-    import contextlib
 
     @contextlib.contextmanager
     def corrected() -> Any:
@@ -591,4 +794,9 @@ _HOOKS: dict[str, Callable[[], None]] = {
     "aws-sdk-streaming-body": _fix_aws_sdk_streaming_body,
     "fail-state-rethrow": _fix_fail_state_rethrow,
     "parse-trees": _cache_parse_trees,
+    "choice-rule-assign": _fix_choice_rule_assign,
+    "state-entered-time": _fix_state_entered_time,
+    "intrinsic-literals": _fix_intrinsic_literals,
+    "string-matches": _fix_string_matches,
+    "definition-validation": _fix_definition_validation,
 }

@@ -1,7 +1,8 @@
 """Where a training or processing job changes state: the one place that writes moto's job fields.
 
 ``JobLifecycle`` owns every transition SageMaker reports for a job (DescribeTrainingJob /
-DescribeProcessingJob): ``started`` (InProgress, secondary status Starting -> Training) and
+DescribeProcessingJob): ``started`` (InProgress; secondary status Starting, then Downloading and
+Training once it runs, each with AWS's StatusMessage in SecondaryStatusTransitions) and
 ``finished`` (Completed or Failed with the container's FailureReason, end time, metrics,
 TrainingTimeInSeconds and BillableTimeInSeconds, the model artifact). It also writes the job's
 logs to moto's CloudWatch Logs under SageMaker's names, so ``aws logs tail
@@ -30,6 +31,16 @@ from .tuning import parse_metrics
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 PROCESSING_LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
 MAX_EVENT_BYTES = 200_000  # CloudWatch's limit is 256 KiB per event
+# SecondaryStatusTransitions messages, as DescribeTrainingJob reports them
+# (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_SecondaryStatusTransition.html).
+STATUS_MESSAGES = {
+    "Starting": "Preparing the instances for training",
+    "Downloading": "Downloading input data",
+    "Training": "Training image download completed. Training in progress.",
+    "Uploading": "Uploading generated training model",
+    "Completed": "Training job completed",
+    "Failed": "Training job failed",
+}
 _changed = threading.Condition()
 _changes = 0
 
@@ -81,13 +92,17 @@ class JobLifecycle:
         job.training_start_time, job.training_end_time = now, None
         job.model_artifacts = job.failure_reason = None
         job.final_metric_data_list = []
-        job.secondary_status_transitions = [
-            {"Status": "Starting", "StartTime": job.creation_time, "StatusMessage": "Launching"}
-        ]
+        job.secondary_status_transitions = [_transition("Starting", job.creation_time)]
 
     def running(self, name: str) -> None:
         if self.kind == "training":
-            self._job(name).secondary_status = "Training"
+            job, now = self._job(name), utcnow()
+            _close(job.secondary_status_transitions, now)
+            job.secondary_status_transitions += [
+                _transition("Downloading", now, now),
+                _transition("Training", now),
+            ]
+            job.secondary_status = "Training"
 
     def finished(self, name: str, request: dict[str, Any], result: JobResult) -> str:
         """Record the end; returns the status (Completed or Failed)."""
@@ -110,7 +125,11 @@ class JobLifecycle:
         # One instance, on demand: billable time is the training time (no spot savings offline).
         seconds = max(1, math.ceil((now - (job.training_start_time or now)).total_seconds()))
         job.training_time_in_seconds = job.billable_time_in_seconds = seconds
-        job.secondary_status_transitions.append({"Status": status, "StartTime": now, "EndTime": now})
+        transitions = job.secondary_status_transitions
+        _close(transitions, now)
+        if result.succeeded:
+            transitions.append(_transition("Uploading", now, now))
+        transitions.append(_transition(status, now, now))
         if result.succeeded:
             job.model_artifacts = {"S3ModelArtifacts": result.model_artifacts}
         else:
@@ -138,3 +157,14 @@ class JobLifecycle:
         if events:
             logs.put_log_events(group, stream, events)
         return stream
+
+
+def _transition(status: str, start: Any, end: Any = None) -> dict[str, Any]:
+    entry = {"Status": status, "StartTime": start, "StatusMessage": STATUS_MESSAGES[status]}
+    return entry if end is None else {**entry, "EndTime": end}
+
+
+def _close(transitions: list[dict[str, Any]], now: Any) -> None:
+    """The current transition ends now (the next one starts)."""
+    if transitions and "EndTime" not in transitions[-1]:
+        transitions[-1]["EndTime"] = now

@@ -25,6 +25,7 @@ import functools
 import hashlib
 import importlib
 import json
+import math
 import random
 import uuid
 from typing import Any
@@ -91,24 +92,29 @@ def _iso(moment: datetime.datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
+def _integer(function: str, value: Any) -> int:
+    """JSONATA, "JSONata functions provided by Step Functions": functions that take integers round
+    any non-integer number down (so $partition(a, 2.9) chunks by 2 and $random(1.5) is $random(1))."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise QueryEvaluationError(f"{function}: expected a number, got {json.dumps(_from_engine(value))}")
+    return math.floor(value)
+
+
 def _sfn_partition(array: Any, size: Any) -> list:
     """JSONATA: ``$partition(array, chunkSize)``: consecutive chunks, the last one may be shorter."""
     items = list(array) if isinstance(array, list) else [array]
-    if not isinstance(size, int | float) or size < 1:
+    chunk = _integer("$partition", size)
+    if chunk < 1:
         raise QueryEvaluationError("$partition: the chunk size must be a positive integer")
-    size = int(size)
-    return [items[i : i + size] for i in range(0, len(items), size)]
+    return [items[i : i + chunk] for i in range(0, len(items), chunk)]
 
 
 def _sfn_range(first: Any, last: Any, step: Any) -> list:
     """JSONATA: ``$range(start, end, step)``: from start to end inclusive, e.g. $range(0, 10, 2)."""
-    if not step:
+    start, end, delta = (_integer("$range", value) for value in (first, last, step))
+    if not delta:
         raise QueryEvaluationError("$range: the step must not be zero")
-    values, value = [], first
-    while (step > 0 and value <= last) or (step < 0 and value >= last):
-        values.append(value)
-        value += step
-    return values
+    return list(range(start, end + (1 if delta > 0 else -1), delta))
 
 
 def _sfn_hash(value: Any, algorithm: Any) -> str:
@@ -125,7 +131,7 @@ def _sfn_random(seed: Any = None) -> float:
     """JSONATA: ``$random([seed])``: in [0, 1); the same seed gives the same number."""
     if seed is None or seed is Utils.NULL_VALUE:
         return random.random()
-    return random.Random(seed).random()
+    return random.Random(_integer("$random", seed)).random()
 
 
 def _sfn_uuid() -> str:
@@ -202,8 +208,10 @@ def evaluate(expression: str, bindings: dict[str, Any]) -> Any:
 # ---------------------------------------------------------------------------------------------
 # Plugging the engine into moto
 # ---------------------------------------------------------------------------------------------
-def _failure(env: Any, error: str, cause: str) -> Exception:
-    """The interpreter's failure for ``error``, recorded as an EvaluationFailed event (as moto does)."""
+def failure(env: Any, error: str, cause: str) -> Exception:
+    """The interpreter's failure for ``error``, recorded as an EvaluationFailed event as AWS records
+    it: naming the state (``state`` is a required member of EvaluationFailedEventDetails) and, in
+    the cause, the id of the event that entered it ("... (entered at the event id #2). ...")."""
     failure_event = importlib.import_module(f"{_SFN}.component.common.error_name.failure_event")
     custom = importlib.import_module(f"{_SFN}.component.common.error_name.custom_error_name")
     states = importlib.import_module(f"{_SFN}.component.common.error_name.states_error_name")
@@ -214,22 +222,31 @@ def _failure(env: Any, error: str, cause: str) -> Exception:
         if error.startswith("States.")
         else custom.CustomErrorName(error)
     )
-    details = api.EvaluationFailedEventDetails(error=error, cause=cause)
+    # Built before the EvaluationFailed event is added: it takes the latest event id as the one that
+    # entered the state (moto's own order made every such cause name the next id).
+    event = failure_event.FailureEvent(
+        env=env,
+        error_name=name,
+        event_type=api.HistoryEventType.TaskFailed,
+        event_details=event_detail.EventDetails(
+            taskFailedEventDetails=api.TaskFailedEventDetails(error=error, cause=cause)
+        ),
+    )
+    state = (env.states.context_object.context_object_data.get("State") or {}).get("Name")
+    if state:
+        decorated = (
+            f"An error occurred while executing the state '{state}' "
+            f"(entered at the event id #{event.source_event_id}). {cause}"
+        )
+        details = api.EvaluationFailedEventDetails(error=error, cause=decorated, state=state)
+    else:
+        details = api.EvaluationFailedEventDetails(error=error, cause=cause)
     env.event_manager.add_event(
         context=env.event_history_context,
         event_type=api.HistoryEventType.EvaluationFailed,
         event_details=event_detail.EventDetails(evaluationFailedEventDetails=details),
     )
-    return failure_event.FailureEventException(
-        failure_event.FailureEvent(
-            env=env,
-            error_name=name,
-            event_type=api.HistoryEventType.TaskFailed,
-            event_details=event_detail.EventDetails(
-                taskFailedEventDetails=api.TaskFailedEventDetails(error=error, cause=cause)
-            ),
-        )
-    )
+    return failure_event.FailureEventException(event)
 
 
 def _variables(env: Any) -> dict[str, Any]:
@@ -243,12 +260,12 @@ def _states(env: Any) -> dict[str, Any]:
     return data
 
 
-def _evaluate_in(env: Any, expression: str) -> Any:
+def evaluate_in(env: Any, expression: str) -> Any:
     """VARIABLES: ``$states`` and every variable in scope, bound by value (no text substitution)."""
     try:
         return evaluate(expression, {**_variables(env), "states": _states(env)})
     except QueryEvaluationError as error:
-        raise _failure(env, "States.QueryEvaluationError", error.cause) from None
+        raise failure(env, "States.QueryEvaluationError", error.cause) from None
 
 
 def _install_engine() -> None:
@@ -270,7 +287,7 @@ def _install_engine() -> None:
     PATCHES.replace(jsonata_module, "_eval_jsonata", eval_text)
 
     def string_jsonata_eval_body(self: Any, env: Any) -> None:
-        env.stack.append(_evaluate_in(env, self.expression))
+        env.stack.append(evaluate_in(env, self.expression))
 
     PATCHES.replace(string_expression.StringJSONata, "_eval_body", string_jsonata_eval_body)
 
@@ -330,11 +347,11 @@ def _check_sizes(env: Any, declarations: dict[str, Any]) -> None:
     """VARIABLES, "Variable limits": 256 KiB per variable and per Assign; exceeding fails the state."""
     for name, value in declarations.items():
         if _size(value) > MAX_VARIABLE_BYTES:
-            raise _failure(
+            raise failure(
                 env, "States.QueryEvaluationError", f"The variable '{name}' exceeds the 256 KiB size limit."
             )
     if _size(declarations) > MAX_ASSIGN_BYTES:
-        raise _failure(
+        raise failure(
             env, "States.QueryEvaluationError", "The variables of one Assign exceed the 256 KiB size limit."
         )
 
@@ -357,7 +374,7 @@ def _fix_choice_no_match() -> None:
                 env.stack.append(rule.next_stmt.name)
                 return
         if self.default_state is None:
-            raise _failure(env, "States.NoChoiceMatched", f"No Choice rule matched in state '{self.name}'")
+            raise failure(env, "States.NoChoiceMatched", f"No Choice rule matched in state '{self.name}'")
         env.__dict__["_choice_took_default"] = True
         env.stack.append(self.default_state.state_name)
 
@@ -497,6 +514,64 @@ def _fix_creation_time_syntax_check() -> None:
     PATCHES.replace(preprocessor, "_inner_jsonata_expr", inner_jsonata_expr)
 
 
+MAX_SECONDS = 99_999_999
+# moto class (module, name), the field, the smallest value: Wait "Seconds" takes 0 to 99999999
+# ("Wait workflow state"); Task "TimeoutSeconds" and "HeartbeatSeconds" take positive integers
+# ("Task workflow state"). In JSONata states the expression must evaluate to such an integer.
+SECONDS_FIELDS = (
+    ("component.state.wait.wait_function.seconds", "SecondsJSONata", "_get_wait_seconds", "Seconds", 0),
+    ("component.common.timeouts.timeout", "TimeoutSecondsJSONata", "_eval_seconds", "TimeoutSeconds", 1),
+    (
+        "component.common.timeouts.heartbeat",
+        "HeartbeatSecondsJSONata",
+        "_eval_seconds",
+        "HeartbeatSeconds",
+        1,
+    ),
+)
+
+
+def _jsonata_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    names = {str: "string", int: "number", float: "number", list: "array", dict: "object"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _fix_seconds_fields() -> None:
+    """Seconds, TimeoutSeconds and HeartbeatSeconds that evaluate to a non-integer or out of range
+    fail the state with States.QueryEvaluationError (ERRORS); moto casts with int(), so "10" waited
+    10 s, -1 did not wait, and 'abc' failed as States.Runtime."""
+
+    def checked(field: str, smallest: int) -> Any:
+        def seconds(self: Any, env: Any) -> int:
+            self.string_jsonata.eval(env=env)
+            value, expression = env.stack.pop(), self.string_jsonata.expression
+            where = f"The JSONata expression '{_short(expression)}' specified for the field '{field}'"
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise failure(
+                    env,
+                    "States.QueryEvaluationError",
+                    f"{where} returned an unexpected result type. Expected 'integer', but was "
+                    f"'{_jsonata_type(value)}' for value: {json.dumps(value)}",
+                )
+            if not smallest <= value <= MAX_SECONDS:
+                raise failure(
+                    env,
+                    "States.QueryEvaluationError",
+                    f"{where} returned {value}, outside the allowed range {smallest} to {MAX_SECONDS}",
+                )
+            return value
+
+        return seconds
+
+    for module, name, method, field, smallest in SECONDS_FIELDS:
+        owner = getattr(importlib.import_module(f"{_SFN}.{module}"), name)
+        PATCHES.replace(owner, method, checked(field, smallest))
+
+
 def install() -> None:
     """Install the engine and every correction (through ``patches.install(jsonata)``, after
     ``integrations``: the Choice correction here supersedes its JSONPath one)."""
@@ -510,6 +585,7 @@ def install() -> None:
     _fix_string_literals()
     _fix_aws_sdk_casing()
     _fix_creation_time_syntax_check()
+    _fix_seconds_fields()
 
 
 def uninstall() -> None:

@@ -2,7 +2,7 @@
 
 ``MotoServer`` starts moto in this process (``ThreadedMotoServer`` on a free port) or uses the
 server at ``MOTO_ENDPOINT_URL``, installs the emulator's corrections of moto (``integrations``,
-``jsonata``) and turns on moto's ASL interpreter. ``control_plane.ControlPlane`` adds the stack.
+``jsonata``, ``map_state``, ``shapes``) and turns on moto's ASL interpreter. ``control_plane.ControlPlane`` adds the stack.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from botocore.config import Config
 
 from {{ cookiecutter.package_name }} import settings
 
-from . import integrations, jsonata, patches
+from . import integrations, jsonata, map_state, patches, shapes
 
 LOG = logging.getLogger(__name__)
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -187,7 +187,7 @@ class MotoServer:
 
 def patch_components() -> list[Any]:
     """Every module that patches moto, in install order (each has install() and uninstall())."""
-    return [integrations, jsonata]
+    return [integrations, jsonata, map_state, shapes]
 
 
 def docker_host_address() -> str:

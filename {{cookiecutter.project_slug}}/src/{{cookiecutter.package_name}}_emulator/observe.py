@@ -98,8 +98,10 @@ def read_json(cp: ControlPlane, key: str) -> dict[str, Any] | None:
 def download_reports(cp: ControlPlane, execution: str, run_dir: Path) -> None:
     """The execution's decision files and reports (runs/<execution>/) into the run folder."""
     s3 = cp.client("s3")
-    listed = s3.list_objects_v2(Bucket=settings.S3_BUCKET, Prefix=f"runs/{execution}/").get("Contents", [])
-    for item in listed:
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=settings.S3_BUCKET, Prefix=f"runs/{execution}/"
+    )
+    for item in (item for page in pages for item in page.get("Contents", [])):
         if item["Key"].endswith((".html", ".json")):
             target = run_dir / item["Key"].removeprefix("runs/")
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -137,7 +139,8 @@ def failed_resources(cp: ControlPlane, reported: set[tuple[str, str]]) -> list[t
     (which it extends: each failure is reported once)."""
     sm, found = cp.client("sagemaker"), []
     for kind, lister, key, name_field, describer in _LISTINGS:
-        for summary in getattr(sm, lister)(StatusEquals="Failed").get(key, []):
+        pages = sm.get_paginator(lister).paginate(StatusEquals="Failed")  # AWS pages at 10
+        for summary in (summary for page in pages for summary in page.get(key, [])):
             name = summary[name_field]
             if (kind, name) not in reported:
                 reported.add((kind, name))
@@ -176,7 +179,8 @@ def endpoint_state(cp: ControlPlane) -> tuple[str, str] | None:
 
 def endpoint_configs(cp: ControlPlane) -> set[str]:
     sm = cp.client("sagemaker")
-    return {c["EndpointConfigName"] for c in sm.list_endpoint_configs(MaxResults=100)["EndpointConfigs"]}
+    pages = sm.get_paginator("list_endpoint_configs").paginate()
+    return {c["EndpointConfigName"] for page in pages for c in page["EndpointConfigs"]}
 
 
 def runtime_client(cp: ControlPlane) -> Any:

@@ -127,10 +127,10 @@ class Emulator:
             return
         sfn = self.cp.client("stepfunctions")
         with contextlib.suppress(Exception):  # best effort: moto is torn down next anyway
-            running = sfn.list_executions(
+            pages = sfn.get_paginator("list_executions").paginate(
                 stateMachineArn=self.stack.state_machine_arn, statusFilter="RUNNING"
             )
-            for execution in running["executions"]:
+            for execution in (execution for page in pages for execution in page["executions"]):
                 sfn.stop_execution(executionArn=execution["executionArn"], cause="local-pipeline interrupted")
 
     def _event(self, message: str) -> None:

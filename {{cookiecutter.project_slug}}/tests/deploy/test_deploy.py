@@ -250,20 +250,27 @@ class FailedStack:
     def describe_stacks(self, StackName):
         return {"Stacks": [{"StackName": StackName, "StackStatus": "ROLLBACK_COMPLETE"}]}
 
-    def describe_stack_events(self, StackName):
-        return {
-            "StackEvents": [
-                {"LogicalResourceId": "DataBucket", "ResourceType": "AWS::S3::Bucket", "ResourceStatus": "CREATE_FAILED",
-                 "ResourceStatusReason": "demo-bucket already exists"},
-                {"LogicalResourceId": StackName, "ResourceStatus": "ROLLBACK_IN_PROGRESS"},
-            ]
-        }  # fmt: skip
+    def get_paginator(self, operation):
+        """describe_stack_events, newest first, two events a page; the third page is an older
+        operation whose failure must not be reported."""
+        assert operation == "describe_stack_events"
+        events = [
+            {"LogicalResourceId": "demo", "ResourceStatus": "ROLLBACK_IN_PROGRESS"},
+            {"LogicalResourceId": "DataBucket", "ResourceType": "AWS::S3::Bucket", "ResourceStatus": "CREATE_FAILED",
+             "ResourceStatusReason": "demo-bucket already exists"},
+            {"LogicalResourceId": "DataBucket", "ResourceStatus": "CREATE_IN_PROGRESS"},
+            {"LogicalResourceId": "demo", "ResourceStatus": "CREATE_IN_PROGRESS"},
+            {"LogicalResourceId": "Old", "ResourceType": "AWS::SNS::Topic", "ResourceStatus": "UPDATE_FAILED",
+             "ResourceStatusReason": "an earlier operation"},
+        ]  # fmt: skip
+        pages = [{"StackEvents": events[i : i + 2]} for i in range(0, len(events), 2)]
+        return type("Paginator", (), {"paginate": lambda _, StackName: iter(pages)})()
 
 
 def test_stack_failure_names_the_failing_resource():
     with pytest.raises(
         clients.DeployError,
-        match=r"ROLLBACK_COMPLETE: DataBucket \(AWS::S3::Bucket\): demo-bucket already exists",
+        match=r"ROLLBACK_COMPLETE: DataBucket \(AWS::S3::Bucket\): demo-bucket already exists$",
     ):
         stack.wait_for_stack(FailedStack(), "demo", progress=lambda _: None)
     with pytest.raises(clients.DeployError, match="delete it"):

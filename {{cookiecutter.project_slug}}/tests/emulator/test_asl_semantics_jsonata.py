@@ -305,4 +305,181 @@ def test_a_refused_definition_does_not_change_how_later_ones_parse(cp: ControlPl
     jsonpath = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"a.$": "$.a"}, "End": True}}}
     described = cp.run_definition(jsonpath, {"a": 5}, name=f"jsonpath-after-refusal-{next(_names)}")
     assert output(described) == {"a": 5}
+
+
+# -- Map state: the item in ItemSelector ("Map workflow state", "Context object") ---------------
+WHO = [{"who": "bob"}, {"who": "meg"}, {"who": "joe"}]
+DOC_MAP_RESULT = [
+    {"ContextIndex": 0, "ContextValue": {"who": "bob"}},
+    {"ContextIndex": 1, "ContextValue": {"who": "meg"}},
+    {"ContextIndex": 2, "ContextValue": {"who": "joe"}},
+]
+
+
+def map_state(selector, **fields) -> dict:
+    processor = {"StartAt": "Item", "States": {"Item": {"Type": "Pass", "End": True}}}
+    return {"Type": "Map", "ItemSelector": selector, "ItemProcessor": processor, "End": True, **fields}
+
+
+def test_item_selector_reads_the_map_item_from_the_context(cp: ControlPlane) -> None:
+    # The Context object page's Map example in JSONata: Index and Value of each item. Three forms
+    # in one run: an object, one expression, and no Items (the state input is the array).
+    by_field = {
+        "ContextIndex": "{% $states.context.Map.Item.Index %}",
+        "ContextValue": "{% $states.context.Map.Item.Value %}",
+    }
+    as_expression = "{% {'ContextIndex': $states.context.Map.Item.Index, 'ContextValue': $states.context.Map.Item.Value} %}"
+    branches = [
+        {"StartAt": "Fields", "States": {"Fields": map_state(by_field, Items="{% $states.input.who %}")}},
+        {"StartAt": "Expr", "States": {"Expr": map_state(as_expression, Items="{% $states.input.who %}")}},
+        {
+            "StartAt": "Input",
+            "States": {
+                "Pick": {"Type": "Pass", "Output": "{% $states.input.who %}", "Next": "Whole"},
+                "Whole": map_state(by_field),
+            },
+        },
+    ]
+    branches[2]["StartAt"] = "Pick"
+    states = {"All": {"Type": "Parallel", "Branches": branches, "End": True}}
+    assert output(run(cp, states, {"who": WHO})) == [DOC_MAP_RESULT] * 3
+
+
+def test_item_batcher_groups_items_with_the_batch_input(cp: ControlPlane) -> None:
+    # "ItemBatcher (Map)": each child execution gets {"Items": [...], "BatchInput": {...}}, at most
+    # MaxItemsPerBatch items; ItemSelector applies to each item first. moto's parser refused the field.
+    states = {
+        "Batches": map_state(
+            {"n": "{% $states.context.Map.Item.Value %}"},
+            Items="{% $states.input.items %}",
+            ItemBatcher={"MaxItemsPerBatch": 2, "BatchInput": {"factCheck": "{% $states.input.stamp %}"}},
+            ItemProcessor={
+                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                "StartAt": "Batch",
+                "States": {"Batch": {"Type": "Pass", "End": True}},
+            },
+        )
+    }
+    batch_input = {"factCheck": "TIMESTAMP"}
+    assert output(run(cp, states, {"items": [1, 2, 3, 4, 5], "stamp": "TIMESTAMP"})) == [
+        {"Items": [{"n": 1}, {"n": 2}], "BatchInput": batch_input},
+        {"Items": [{"n": 3}, {"n": 4}], "BatchInput": batch_input},
+        {"Items": [{"n": 5}], "BatchInput": batch_input},
+    ]
+    # MaxInputBytesPerBatch alone: as many items as fit in the child's input.
+    two = {"Items": [{"n": "aaaa"}, {"n": "bbbb"}]}
+    states["Batches"]["ItemBatcher"] = {"MaxInputBytesPerBatch": len(json.dumps(two, separators=(",", ":")))}
+    assert output(run(cp, states, {"items": ["aaaa", "bbbb", "cccc"]})) == [
+        {"Items": [{"n": "aaaa"}, {"n": "bbbb"}]},
+        {"Items": [{"n": "cccc"}]},
+    ]
+
+
+# -- Definitions Step Functions refuses at creation ---------------------------------------------
+def result_in(field: str) -> dict:
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Arguments": {
+            "FunctionName": "f",
+            "Payload": {"x": "{% $states.result.x %}" if field == "Arguments" else 1},
+        },
+        "End": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("states", "in_message"),
+    [
+        # VARIABLES: Assign names whole variables; "a.b" would assign part of one.
+        ({"A": {"Type": "Pass", "Assign": {"a.b": 1}, "End": True}}, "/States/A/Assign"),
+        # JSONATA, "Reserved variable": $states.result only in a Task/Map/Parallel's Output and Assign.
+        ({"A": {"Type": "Pass", "Output": "{% $states.result %}", "End": True}}, "/States/A/Output"),
+        ({"A": result_in("Arguments")}, "/States/A/Arguments"),
+        # "ItemBatcher (Map)": only in a Distributed Map.
+        ({"A": map_state({}, Items="{% [1] %}", ItemBatcher={"MaxItemsPerBatch": 2})}, "Distributed Map"),
+        # "Handling errors": Retry and Catch only on Task, Parallel and Map states.
+        (
+            {"A": {"Type": "Pass", "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "B"}], "Next": "B"}}
+            | {"B": {"Type": "Succeed"}},
+            "'Catch' is not supported by state type 'Pass'",
+        ),
+    ],
+    ids=["partial-variable", "result-in-pass", "result-in-arguments", "batcher-inline", "catch-on-pass"],
+)
+def test_definitions_aws_refuses_are_refused_at_creation(
+    cp: ControlPlane, states: dict, in_message: str
+) -> None:
+    sfn = cp.client("stepfunctions")
+    definition = {"QueryLanguage": "JSONata", "StartAt": "A", "States": states}
+    with pytest.raises(sfn.exceptions.InvalidDefinition) as refused:
+        sfn.create_state_machine(
+            name=f"refused-{next(_names)}", definition=json.dumps(definition), roleArn=ROLE
+        )
+    assert in_message in refused.value.response["Error"]["Message"]
+
+
+def test_states_result_in_a_task_output_is_accepted(cp: ControlPlane) -> None:
+    task = result_in("Output") | {"Output": {"x": "{% $states.result.StatusCode %}"}}
+    definition = {"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": task}}
+    sfn = cp.client("stepfunctions")
+    created = sfn.create_state_machine(
+        name=f"accepted-{next(_names)}", definition=json.dumps(definition), roleArn=ROLE
+    )
+    assert created["stateMachineArn"]
+
+
+# -- Seconds fields ("Wait workflow state", "Task workflow state") --------------------------------
+@pytest.mark.parametrize(
+    ("state", "in_cause"),
+    [
+        ({"Type": "Wait", "Seconds": "{% '1' %}", "End": True}, "Expected 'integer', but was 'string'"),
+        ({"Type": "Wait", "Seconds": "{% -1 %}", "End": True}, "outside the allowed range 0 to 99999999"),
+        ({"Type": "Wait", "Seconds": "{% 100000000 %}", "End": True}, "outside the allowed range"),
+        (
+            result_in("Output") | {"TimeoutSeconds": "{% 'abc' %}"},
+            "'TimeoutSeconds' returned an unexpected result type",
+        ),
+        (result_in("Output") | {"TimeoutSeconds": "{% 0 %}"}, "outside the allowed range 1 to 99999999"),
+        (
+            result_in("Output") | {"HeartbeatSeconds": "{% 1.5 %}"},
+            "'HeartbeatSeconds' returned an unexpected",
+        ),
+    ],
+    ids=[
+        "wait-string",
+        "wait-negative",
+        "wait-too-long",
+        "timeout-string",
+        "timeout-zero",
+        "heartbeat-float",
+    ],
+)
+def test_seconds_that_are_not_integers_in_range_fail_the_state(
+    cp: ControlPlane, state: dict, in_cause: str
+) -> None:
+    described = run(cp, {"S": state})
+    error, cause = failed(described)
+    assert error == "States.QueryEvaluationError"
+    assert in_cause in cause
+    history = cp.history(described["executionArn"])
+    entered = next(e["id"] for e in history if e["type"].endswith("StateEntered"))
+    evaluation = next(e["evaluationFailedEventDetails"] for e in history if e["type"] == "EvaluationFailed")
+    assert evaluation["state"] == "S"  # a required member
+    assert f"executing the state 'S' (entered at the event id #{entered}). " in evaluation["cause"]
+    assert f"(entered at the event id #{entered})" in cause
+
+
+def test_step_functions_functions_round_non_integers_down(cp: ControlPlane) -> None:
+    # JSONATA, "JSONata functions provided by Step Functions": integer arguments round down.
+    values = {
+        "partition": "{% $partition([1, 2, 3, 4, 5], 2.9) %}",
+        "range": "{% $range(0.5, 4.7, 1.9) %}",
+        "random": "{% $random(1.5) = $random(1) %}",
+    }
+    assert output(run(cp, {"F": {"Type": "Pass", "Output": values, "End": True}})) == {
+        "partition": [[1, 2], [3, 4], [5]],
+        "range": [0, 1, 2, 3, 4],
+        "random": True,
+    }
 {%- endraw %}

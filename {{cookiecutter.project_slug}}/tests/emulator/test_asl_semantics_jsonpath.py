@@ -300,6 +300,62 @@ def test_string_equals_path(cp: ControlPlane) -> None:
     assert output(run(cp, states, {"a": "cfg-0", "b": "cfg-1"})) == "different"
 
 
+@pytest.mark.parametrize(
+    ("value", "branch"),
+    [("log-2024.txt", "star"), ("log-*.txt", "literal"), ("log-?.txt", "star"), ("log.txt", "none")],
+)
+def test_string_matches(cp: ControlPlane, value: str, branch: str) -> None:
+    # "Choice workflow state": * matches any run of characters; \\* is a literal star (the JSON of
+    # "log-\*.txt"); nothing else (?, [ ]) is a wildcard.
+    states = {
+        "C": {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": "$.file", "StringMatches": "log-\\*.txt", "Next": "Literal"},
+                {"Variable": "$.file", "StringMatches": "log-*.txt", "Next": "Star"},
+            ],
+            "Default": "None",
+        },
+        **{
+            name: {"Type": "Pass", "Result": name.lower(), "End": True}
+            for name in ("Literal", "Star", "None")
+        },
+    }
+    assert output(run(cp, states, {"file": value})) == branch
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [({"input_value": 42}, "CORRECT"), ({"input_value": 0}, "INCORRECT"), ({}, "UNKNOWN")],
+)
+def test_choice_rule_assign_and_state_assign(cp: ControlPlane, payload: dict, status: str) -> None:
+    # "Passing data between states with variables": a matching rule's own Assign applies; the
+    # state's top-level Assign only with Default. moto dropped a JSONPath rule's Assign.
+    states = {
+        "CheckInputState": {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "Variable": "$.input_value",
+                    "IsPresent": False,
+                    "Assign": {"status": "UNKNOWN"},
+                    "Next": "Final",
+                },
+                {
+                    "Variable": "$.input_value",
+                    "NumericEquals": 42,
+                    "Assign": {"status": "CORRECT"},
+                    "Next": "Final",
+                },
+            ],
+            "Assign": {"status": "INCORRECT", "guess.$": "$.input_value"},
+            "Default": "Final",
+        },
+        "Final": {"Type": "Pass", "Parameters": {"result.$": "$status"}, "End": True},
+    }
+    assert output(run(cp, states, payload)) == {"result": status}
+
+
 # -- Errors: Retry, Catch, Fail ------------------------------------------------------------
 def test_custom_lambda_error_is_caught_by_name(cp: ControlPlane) -> None:
     # Doc "Handling a failure using Catch": the Python exception class is the error name and
@@ -398,6 +454,8 @@ INTRINSICS = [
         '{"name":"Foo","year":2020}',
     ),
     ("States.Array('Foo', 2020, $.someJson)", {"someJson": {"a": 1}}, ["Foo", 2020, {"a": 1}]),
+    # null is a value like any other (moto's lexer dropped it).
+    ("States.Array('Foo', null, $.someJson)", {"someJson": {"a": 1}}, ["Foo", None, {"a": 1}]),
     (
         "States.ArrayGetItem($.inputArray, $.index)",
         {"inputArray": [1, 2, 3, 4, 5, 6, 7, 8, 9], "index": 5},
@@ -460,14 +518,14 @@ def test_uuid_and_hash_of_execution_name(cp: ControlPlane) -> None:
     assert result["id"] == "train-" + hashlib.md5(result["name"].encode()).hexdigest()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="moto 5.2.5's intrinsic lexer has no escapes (\\' \\{ \\}); the pipeline uses none"
-)
 def test_intrinsic_escapes(cp: ControlPlane) -> None:
-    # "Intrinsic functions": ' { } \ in literal strings are escaped with a backslash.
-    expression = "States.Format('It\\'s \\" + "{" + "{}\\}', $.x)"  # split: "{" twice would be Jinja
+    # "Intrinsic functions", Reserved characters: \' is ', \{ and \} are braces that are not a
+    # placeholder, \\ is a backslash. moto's lexer knows none of them.
+    expression = (
+        "States.Format('It\\'s \\" + "{" + "{}\\}, C:\\\\temp', $.x)"
+    )  # split: "{" twice would be Jinja
     state = {"Type": "Pass", "Parameters": {"value.$": expression}, "End": True}
-    assert output(run(cp, {"A": state}, {"x": "here"})) == {"value": "It's {here}"}
+    assert output(run(cp, {"A": state}, {"x": "here"})) == {"value": "It's {here}, C:\\temp"}
 
 
 # -- Context object ------------------------------------------------------------------------
@@ -479,6 +537,7 @@ def test_context_object(cp: ControlPlane) -> None:
             "machine.$": "$$.StateMachine.Name",
             "started.$": "$$.Execution.StartTime",
             "state.$": "$$.State.Name",
+            "entered.$": "$$.State.EnteredTime",
         },
         "End": True,
     }
@@ -487,7 +546,8 @@ def test_context_object(cp: ControlPlane) -> None:
     assert result["name"] == described["name"] == result["machine"]
     assert result["state"] == "Start"
     # ISO 8601 with milliseconds and Z, e.g. "2019-03-26T20:14:13.192Z".
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", result["started"])
+    for moment in (result["started"], result["entered"]):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", moment), moment
     started = datetime.datetime.fromisoformat(result["started"].replace("Z", "+00:00"))
     assert abs((started - described["startDate"]).total_seconds()) < 2
 
