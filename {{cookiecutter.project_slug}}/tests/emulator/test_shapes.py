@@ -221,6 +221,7 @@ def deploy_calls(recorder: Recorder, cp: ControlPlane) -> None:
     s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": []}))
     s3.put_object(Bucket=BUCKET, Key="data/train/train.csv", Body=b"a,b\n1,2\n")
     s3.get_object(Bucket=BUCKET, Key="data/train/train.csv")
+    s3.head_object(Bucket=BUCKET, Key="data/train/train.csv")
     s3.copy_object(
         Bucket=BUCKET, Key="data/copy.csv", CopySource={"Bucket": BUCKET, "Key": "data/train/train.csv"}
     )
