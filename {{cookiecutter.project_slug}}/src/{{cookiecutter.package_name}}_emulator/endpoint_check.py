@@ -186,7 +186,9 @@ def _compare(got: Any, want: Any, path: str, found: list[str]) -> None:
         for i, (g, w) in enumerate(zip(got, want, strict=True)):
             _compare(g, w, _place(path, i), found)
     elif _is_number(got) and _is_number(want):
-        if not (math.isclose(got, want, abs_tol=TOLERANCE) or (math.isnan(got) and math.isnan(want))):
+        if not (
+            math.isclose(got, want, rel_tol=0, abs_tol=TOLERANCE) or (math.isnan(got) and math.isnan(want))
+        ):
             found.append(f"{path}: endpoint {got!r}, in process {want!r}")
     elif got != want:
         found.append(f"{path}: endpoint {_short(got)}, in process {_short(want)}")

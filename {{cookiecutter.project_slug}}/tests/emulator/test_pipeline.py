@@ -16,12 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from rich.console import Console
 
 from {{ cookiecutter.package_name }} import model, settings
-from {{ cookiecutter.package_name }}_emulator import endpoint_check, scenarios, terminal
+from {{ cookiecutter.package_name }}_emulator import scenarios, terminal
 from {{ cookiecutter.package_name }}_emulator.run import Emulator, PipelineResult, one_class_copy, parse_args, run_pipeline
 from {{ cookiecutter.package_name }}_emulator.runtimes import image_exists
 
@@ -446,30 +445,6 @@ def test_one_class_copy_keeps_the_schema_and_one_label(sample_data: dict[str, Pa
     assert changed[0] == original[0] and len(changed) == len(original)
     label = original[0].split(",").index(settings.LABEL_COLUMN)
     assert len({row.split(",")[label] for row in changed[1:]}) == 1
-
-
-def test_request_body_drops_the_label_and_keeps_text_cells(tmp_path: Path) -> None:
-    from {{ cookiecutter.package_name }} import data
-
-    table = data.Table(
-        ["colour", settings.LABEL_COLUMN, "size"],
-        {
-            "colour": np.array(["red, dark", "blue"], dtype=object),
-            settings.LABEL_COLUMN: np.array(["yes", "no"], dtype=object),
-            "size": np.array([1.5, np.nan]),
-        },
-    )
-    rows, body = endpoint_check.request_body(table, rows=5)
-    assert rows.n_rows == 2
-    assert body == '"red, dark",1.5\nblue,\n'
-
-
-def test_answers_agree_on_labels_by_value_and_scores_within_tolerance() -> None:
-    want = [{"label": "yes", "score": 0.25}, {"label": 1.0, "score": 0.5}]
-    assert endpoint_check.agree([{"label": "yes", "score": 0.25 + 1e-12}, {"label": 1, "score": 0.5}], want)
-    assert not endpoint_check.agree([{"label": "no", "score": 0.25}, {"label": 1, "score": 0.5}], want)
-    assert not endpoint_check.agree([{"label": "yes", "score": 0.26}, {"label": 1, "score": 0.5}], want)
-    assert not endpoint_check.agree(want[:1], want)
 
 
 def test_cli_refuses_drift_and_failure_together(capsys: pytest.CaptureFixture[str]) -> None:
