@@ -8,9 +8,12 @@ whole path runs, from the model tarball in S3 to the record file, in a few secon
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import threading
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 from inference_modules import module_from
+from rich.console import Console
 from werkzeug.serving import make_server
 
 from {{ cookiecutter.package_name }} import data, settings, tarballs
@@ -26,6 +30,7 @@ from {{ cookiecutter.package_name }}.serving.handlers import Handlers
 from {{ cookiecutter.package_name }}_emulator import endpoint_check, observe
 from {{ cookiecutter.package_name }}_emulator.data_plane import DataPlane
 from {{ cookiecutter.package_name }}_emulator.endpoint_check import Answer, difference
+from {{ cookiecutter.package_name }}_emulator.run import Emulator
 from {{ cookiecutter.package_name }}_emulator.runtimes import Endpoint, JobResult, Runtime, free_port
 
 CLOCK = """
@@ -135,13 +140,16 @@ def test_error_answers_agree_on_status_and_the_message_passed_on() -> None:
 
 # -- the check through moto's sagemaker-runtime -------------------------------------------------
 class AppRuntime(Runtime):
-    """Endpoints are the serving app of ``self.app`` (swapped by each test) behind werkzeug."""
+    """Endpoints are the serving app of ``self.app`` (swapped by each test) behind werkzeug; their
+    log is what the serving code logs (the app runs in this process)."""
 
     name = "app"
 
     def __init__(self) -> None:
         self.app: Any = None
         self.servers: list[Any] = []
+        self.log = io.StringIO()
+        logging.getLogger(f"{settings.PACKAGE_NAME}.serving").addHandler(logging.StreamHandler(self.log))
 
     def run_training(self, request: dict[str, Any]) -> JobResult:
         raise NotImplementedError
@@ -160,7 +168,7 @@ class AppRuntime(Runtime):
         endpoint.details["server"].shutdown()
 
     def endpoint_logs(self, endpoint: Endpoint) -> str:
-        return ""
+        return self.log.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +199,7 @@ def endpoint(cp: Any, served: Any, tmp_path_factory: pytest.TempPathFactory) -> 
     while sm.describe_endpoint(EndpointName=settings.ENDPOINT_NAME)["EndpointStatus"] != "InService":
         assert time.monotonic() < deadline, "the endpoint did not come up"
         time.sleep(0.05)
+    runtime.plane = plane
     yield runtime
     plane.detach()
 
@@ -248,3 +257,28 @@ def test_the_local_service_is_the_project_inference_on_the_library_model(served:
     service = endpoint_check.local_service(served[2])
     assert isinstance(service, Service) and service.handlers == Handlers.project()
     assert type(service.predictor.estimator) is type(served[0].estimator)
+
+
+def test_the_offline_run_shows_the_traceback_of_the_user_code_only_in_one_screen(
+    cp: Any, endpoint: AppRuntime, served: Any, holdout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve(endpoint, served, monkeypatch, KEY_ERROR)
+    screen = io.StringIO()
+    emulator = Emulator("process", tmp_path, Console(file=screen, width=300))
+    emulator.cp, emulator.plane = cp, endpoint.plane  # the moto and data plane of this module
+    emulator.dataset = types.SimpleNamespace(holdout=holdout)
+    check = emulator.check_endpoint("create")
+    assert check is not None and not check.matches
+    shown = screen.getvalue().splitlines()
+    assert shown[0].startswith(
+        f"invocation {settings.ENDPOINT_NAME} failed: CSV -> JSON: the endpoint answered 500"
+    )
+    assert shown[1] == "--- your code (inference.py), from the endpoint's log ---"
+    assert shown[2:] == [
+        "inference.py: input_fn failed at line 4 (<inference_under_test>): KeyError: 'listing_id'",
+        "Traceback of your code (most recent call last):",
+        '  File "<inference_under_test>", line 4, in input_fn',
+        '    return fields["listing_id"]',
+        "           ~~~~~~^^^^^^^^^^^^^^",
+        "KeyError: 'listing_id'",
+    ]

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from rich.console import Console
 
 from {{ cookiecutter.package_name }} import model, settings
-from {{ cookiecutter.package_name }}_emulator import scenarios, terminal
+from {{ cookiecutter.package_name }}_emulator import endpoint_check, scenarios, terminal
 from {{ cookiecutter.package_name }}_emulator.run import Emulator, PipelineResult, one_class_copy, parse_args, run_pipeline
 from {{ cookiecutter.package_name }}_emulator.runtimes import image_exists
 
@@ -116,6 +117,68 @@ def test_bucket_holds_models_profile_decisions_and_reports(pipeline: tuple[Emula
     # (network-isolated) processing job as its `production` input channel, not as an S3 URI.
     assert second.validation["reference"].endswith("/processing/input/production")
     assert second.evaluation["production"] is not None
+
+
+def sdk_client(emulator: Emulator, **codecs: Any) -> Any:
+    """The SageMaker SDK's Predictor (v2) on the offline endpoint, through moto's sagemaker-runtime."""
+    import boto3
+    from sagemaker.predictor import Predictor
+    from sagemaker.session import Session
+
+    boto_session = boto3.Session(
+        region_name=emulator.cp.region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # pragma: allowlist secret (moto dummy)
+    )
+    session = Session(
+        boto_session=boto_session,
+        sagemaker_client=emulator.cp.client("sagemaker"),
+        sagemaker_runtime_client=emulator.runtime_client(),
+    )
+    return Predictor(settings.ENDPOINT_NAME, sagemaker_session=session, **codecs)
+
+
+@pytest.mark.slow
+def test_the_sagemaker_sdk_clients_of_the_readme_get_what_inference_py_answers(
+    pipeline: tuple[Emulator, PipelineResult],
+) -> None:
+    from sagemaker.deserializers import JSONDeserializer, JSONLinesDeserializer
+    from sagemaker.serializers import CSVSerializer, JSONLinesSerializer, JSONSerializer
+
+    from {{ cookiecutter.package_name }} import data
+    from {{ cookiecutter.package_name }}_emulator import observe
+
+    emulator, _ = pipeline
+    state = emulator.endpoint_state()
+    assert state is not None
+    service = endpoint_check.local_service(observe.model_dir(emulator.cp, state[1], emulator.run_dir))
+    holdout = data.read_csv(emulator.dataset.holdout).take(slice(0, 3))
+    names = [c for c in holdout.columns if c != settings.LABEL_COLUMN]
+    rows = [[float(holdout.data[n][i]) for n in names] for i in range(holdout.n_rows)]
+    records = [dict(zip(names, row, strict=True)) for row in rows]
+    clients = [
+        (CSVSerializer(), JSONDeserializer(), rows),
+        (JSONSerializer(), JSONDeserializer(), {"instances": records}),
+        (JSONLinesSerializer(), JSONLinesDeserializer(), records),
+    ]
+    for serializer, deserializer, payload in clients:
+        got = sdk_client(emulator, serializer=serializer, deserializer=deserializer).predict(payload)
+        body = serializer.serialize(payload)
+        body = body.encode() if isinstance(body, str) else body
+        accept = deserializer.ACCEPT[0]
+        want = endpoint_check.local_answer(
+            service, endpoint_check.Request("sdk", body, serializer.CONTENT_TYPE, accept, 3)
+        )
+        text = (
+            b"".join(json.dumps(r).encode() + b"\n" for r in got)
+            if isinstance(got, list)
+            else json.dumps(got).encode()
+        )
+        assert endpoint_check.difference(endpoint_check.Answer(200, accept, text), want) == "", serializer
+    # The SDK's default Predictor sends application/octet-stream: refused, as the README says.
+    with pytest.raises(ClientError) as refused:
+        sdk_client(emulator).predict(b"1,2")
+    assert refused.value.response["OriginalStatusCode"] == 415
 
 
 def wait_settled(sm: Any, timeout: float = 120) -> dict[str, Any]:

@@ -117,6 +117,11 @@ class Service:
         """(status, content type, body) of one request, errors included: what /invocations
         answers. ``body`` may be a callable, read only once the types are accepted."""
         try:
+            if not self._custom:  # the defaults: the path /invocations took before inference.py existed
+                if content_type not in codecs.CONTENT_TYPES:
+                    raise codecs.unsupported(content_type)
+                accept = _accept(accept_header, content_type)
+                return 200, accept, self.predict(body() if callable(body) else body, content_type, accept)
             accept = self.negotiate(content_type, accept_header)
             kind, answer = self.answer(body() if callable(body) else body, content_type, accept)
             return 200, kind, answer
