@@ -6,6 +6,7 @@ One table drives hook tests and bake tests (cookiecutter-django's and ccds's pat
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
@@ -108,11 +109,19 @@ INVALID_ANSWERS = [
 ]
 
 
+# One install per distinct lock file in a session: bakes of one library share it (CI time).
+_LOCK_VENVS: dict[str, Path] = {}
+
+
 def lock_venv(project: Path, venv: Path) -> Path:
     """A virtualenv with exactly a baked project's image lock (container/requirements.txt) and pytest:
-    enough for its in-process tests, and a check that the lock installs."""
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    enough for its in-process tests, and a check that the lock installs. A bake whose lock was
+    installed earlier in the session gets that virtualenv (``venv`` is then left unused)."""
     lock = project / "container" / "requirements.txt"
+    key = hashlib.sha256(lock.read_bytes()).hexdigest()
+    if key in _LOCK_VENVS and (_LOCK_VENVS[key] / "bin" / "python").exists():
+        return _LOCK_VENVS[key]
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     result = subprocess.run(
         [str(venv / "bin" / "pip"), "install", "--quiet", "-r", str(lock), "pytest>=8"],
         capture_output=True,
@@ -120,6 +129,7 @@ def lock_venv(project: Path, venv: Path) -> Path:
         timeout=1800,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    _LOCK_VENVS[key] = venv
     return venv
 
 

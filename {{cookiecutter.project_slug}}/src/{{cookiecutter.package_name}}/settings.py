@@ -51,8 +51,8 @@ LABEL_COLUMN = "{{ cookiecutter.label_column }}"
 
 # A business threshold for the service layer (inference.py): the README's example answers
 # "decision": "approve" when the {{ {'binary': 'positive-class score', 'multiclass': 'top class probability', 'regression': 'predicted value'}[cookiecutter.problem_type] }} is at least this, else
-# "review". The defaults do not read it; the model's own threshold is the binary `threshold`
-# hyperparameter.
+# "review". The default answer does not read it{% if cookiecutter.problem_type == "binary" %} (its label applies the model's own
+# decision threshold, the `threshold` hyperparameter){% endif %}.
 DECISION_THRESHOLD = {{ {'binary': '0.8', 'multiclass': '0.8', 'regression': '150.0'}[cookiecutter.problem_type] }}
 
 # Model tarballs (model.tar.gz) are refused before extraction above these caps (tarballs.extract):

@@ -229,7 +229,11 @@ def invoke_check(cp: ControlPlane, after: str, holdout: Path, run_dir: Path) -> 
         answers = [invoke(client, request) for request in requests]
     except (ClientError, BotoCoreError) as error:
         return InvokeCheck(after, config, model_url, 0, False, f"endpoint {settings.ENDPOINT_NAME}: {error}")
-    service = endpoint_check.local_service(model_dir(cp, model_url, run_dir))
+    try:
+        service = endpoint_check.local_service(model_dir(cp, model_url, run_dir))
+    except Exception as error:  # inference.py or the model refused in process: a failed check, not a crash
+        reason = f"in process: {type(error).__name__}: {error}"
+        return InvokeCheck(after, config, model_url, 0, False, reason)
     local = [endpoint_check.local_answer(service, request) for request in requests]
     differences = [endpoint_check.difference(got, want) for got, want in zip(answers, local, strict=True)]
     _write_check(run_dir / f"endpoint-check-{after}.json", requests, answers, local, differences)

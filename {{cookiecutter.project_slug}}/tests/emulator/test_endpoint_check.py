@@ -253,6 +253,20 @@ def test_a_failing_input_fn_is_a_server_error_of_the_check(
     )
 
 
+def test_an_inference_py_refused_in_process_fails_the_check_with_its_reason(
+    cp: Any, endpoint: AppRuntime, served: Any, holdout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve(endpoint, served, monkeypatch, None)
+
+    def refused(cls: type) -> Handlers:
+        raise TypeError("inference.py defines model_fn: not supported here")
+
+    monkeypatch.setattr(Handlers, "project", classmethod(refused))
+    check = observe.invoke_check(cp, "create", holdout, tmp_path)
+    assert check is not None and not check.matches
+    assert check.error == "in process: TypeError: inference.py defines model_fn: not supported here"
+
+
 def test_the_local_service_is_the_project_inference_on_the_library_model(served: Any) -> None:
     service = endpoint_check.local_service(served[2])
     assert isinstance(service, Service) and service.handlers == Handlers.project()
