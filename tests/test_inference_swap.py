@@ -107,7 +107,7 @@ def test_the_fast_serving_and_endpoint_check_tests_pass_against_it(customised) -
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     counts = summary_counts(result.stdout)
-    assert counts.get("passed", 0) >= 150 and not counts.get("failed") and not counts.get("error"), counts
+    assert counts.get("passed", 0) >= 130 and not counts.get("failed") and not counts.get("error"), counts
     # The suite followed the edit: the commented defaults are gone, and the fuzz ran the new functions.
     assert "the commented defaults are gone" in result.stdout
     assert counts.get("skipped") == 1, result.stdout[-3000:]

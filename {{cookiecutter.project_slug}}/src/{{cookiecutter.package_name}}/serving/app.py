@@ -142,7 +142,8 @@ class Service:
 
     def warm_up(self) -> None:
         """Predict the stored example row through the whole path (decode, predict, encode), once
-        per process; raises if it fails, so a broken model never reports ready."""
+        per process; raises if it fails, so a broken model never reports ready. The default
+        functions only: inference.py's may expect fields (an id) that the example row lacks."""
         with self._lock:
             if self.is_ready():
                 return
@@ -184,7 +185,7 @@ def _accept(header: str | None, content_type: str, custom_output: bool = False) 
 
 
 # A concrete media type (no wildcard, no parameters): what a user's output_fn may be asked for.
-_MEDIA_TYPE = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*\Z")
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*\Z", re.ASCII)
 
 
 def _error_type(header: str | None) -> str:
