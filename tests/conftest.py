@@ -6,6 +6,7 @@ One table drives hook tests and bake tests (cookiecutter-django's and ccds's pat
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import itertools
 import json
@@ -116,11 +117,19 @@ INVALID_ANSWERS = [
 ]
 
 
+# One install per distinct lock file in a session: bakes of one library share it (CI time).
+_LOCK_VENVS: dict[str, Path] = {}
+
+
 def lock_venv(project: Path, venv: Path) -> Path:
     """A virtualenv with exactly a baked project's image lock (container/requirements.txt) and pytest:
-    enough for its in-process tests, and a check that the lock installs."""
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    enough for its in-process tests, and a check that the lock installs. A bake whose lock was
+    installed earlier in the session gets that virtualenv (``venv`` is then left unused)."""
     lock = project / "container" / "requirements.txt"
+    key = hashlib.sha256(lock.read_bytes()).hexdigest()
+    if key in _LOCK_VENVS and (_LOCK_VENVS[key] / "bin" / "python").exists():
+        return _LOCK_VENVS[key]
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     # The lock carries hashes (hash-checking mode for every requirement of the call): pytest apart.
     for requirements in (["-r", str(lock)], ["pytest>=8"]):
         result = subprocess.run(
@@ -130,6 +139,7 @@ def lock_venv(project: Path, venv: Path) -> Path:
             timeout=1800,
         )
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    _LOCK_VENVS[key] = venv
     return venv
 
 

@@ -49,6 +49,12 @@ GITLAB_PROJECT_PATH = "{{ cookiecutter.gitlab_project_path }}"
 # The data contract: CSV with a header row; this column holds the label, all others are features.
 LABEL_COLUMN = "{{ cookiecutter.label_column }}"
 
+# A business threshold for the service layer (inference.py): the README's example answers
+# "decision": "approve" when the {{ {'binary': 'positive-class score', 'multiclass': 'top class probability', 'regression': 'predicted value'}[cookiecutter.problem_type] }} is at least this, else
+# "review". The default answer does not read it{% if cookiecutter.problem_type == "binary" %} (its label applies the model's own
+# decision threshold, the `threshold` hyperparameter){% endif %}.
+DECISION_THRESHOLD = {{ {'binary': '0.8', 'multiclass': '0.8', 'regression': '150.0'}[cookiecutter.problem_type] }}
+
 # Model tarballs (model.tar.gz) are refused before extraction above these caps (tarballs.extract):
 # a small archive can unpack to gigabytes, or hold enough members to exhaust inodes.
 MAX_ARCHIVE_BYTES = 2 * 1024**3

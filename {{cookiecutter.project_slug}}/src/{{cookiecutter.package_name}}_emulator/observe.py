@@ -33,6 +33,7 @@ class Failure:
     reason: str
     log_tail: str = ""
     log_file: Path | None = None
+    tail_title: str = "last log lines"
 
 
 @dataclass
@@ -51,12 +52,19 @@ class ExecutionOutcome:
 
 @dataclass
 class InvokeCheck:
+    """The endpoint check after one execution (``endpoint_check``): ``matches`` when every request
+    was answered as inference.py answers it in process, the CSV one with predictions for ``rows``
+    rows, and none with a 5xx."""
+
     after: str
     endpoint_config: str
     model_data_url: str
     rows: int
     matches: bool
     error: str = ""
+    difference: str = ""
+    server_error: bool = False  # the endpoint answered 5xx: run.py then shows the user's traceback
+    user_traceback: str = ""
 
 
 @dataclass
@@ -192,26 +200,86 @@ def runtime_client(cp: ControlPlane) -> Any:
     )
 
 
+def invoke(client: Any, request: endpoint_check.Request) -> endpoint_check.Answer:
+    """One request through sagemaker-runtime InvokeEndpoint; a container's 4xx or 5xx, which AWS
+    wraps in a ModelError, as its original status and message."""
+    try:
+        reply = client.invoke_endpoint(
+            EndpointName=settings.ENDPOINT_NAME,
+            Body=request.body,
+            ContentType=request.content_type,
+            Accept=request.accept,
+        )
+    except ClientError as error:
+        response = error.response
+        if response.get("Error", {}).get("Code") != "ModelError" or "OriginalStatusCode" not in response:
+            raise
+        message = str(response.get("OriginalMessage", "")).encode()
+        return endpoint_check.Answer(int(response["OriginalStatusCode"]), "", message)
+    return endpoint_check.Answer(200, reply.get("ContentType", ""), reply["Body"].read())
+
+
 def invoke_check(cp: ControlPlane, after: str, holdout: Path, run_dir: Path) -> InvokeCheck | None:
-    """Holdout rows through sagemaker-runtime, compared with the endpoint model's own predictions
-    (None without an endpoint); a failed invocation has ``error`` set and 0 rows."""
+    """The check's requests through sagemaker-runtime, each compared with what this project's
+    inference.py answers in process on the endpoint's model (None without an endpoint); the
+    requests and both answers go to ``<run>/endpoint-check-<after>.json``."""
     state = endpoint_state(cp)
     if state is None:
         return None
     config, model_url = state
-    rows, body = endpoint_check.request_body(data.read_csv(holdout))
+    requests = endpoint_check.requests_for(data.read_csv(holdout))
+    client = runtime_client(cp)
     try:
-        reply = runtime_client(cp).invoke_endpoint(
-            EndpointName=settings.ENDPOINT_NAME,
-            Body=body.encode(),
-            ContentType="text/csv",
-            Accept="application/json",
-        )
-        got = json.loads(reply["Body"].read())["predictions"]
+        answers = [invoke(client, request) for request in requests]
     except (ClientError, BotoCoreError) as error:
         return InvokeCheck(after, config, model_url, 0, False, f"endpoint {settings.ENDPOINT_NAME}: {error}")
-    want = endpoint_check.expected(model_dir(cp, model_url, run_dir), rows)
-    return InvokeCheck(after, config, model_url, len(got), endpoint_check.agree(got, want))
+    try:
+        service = endpoint_check.local_service(model_dir(cp, model_url, run_dir))
+    except Exception as error:  # inference.py or the model refused in process: a failed check, not a crash
+        reason = f"in process: {type(error).__name__}: {error}"
+        return InvokeCheck(after, config, model_url, 0, False, reason)
+    local = [endpoint_check.local_answer(service, request) for request in requests]
+    differences = [endpoint_check.difference(got, want) for got, want in zip(answers, local, strict=True)]
+    _write_check(run_dir / f"endpoint-check-{after}.json", requests, answers, local, differences)
+    first = answers[0]
+    error = ""
+    if first.status != 200:
+        error = f"{requests[0].name}: the endpoint answered {first.status}: {first.body[:200].decode(errors='replace')}"
+    server_error = any(answer.status >= 500 for answer in answers)
+    return InvokeCheck(
+        after,
+        config,
+        model_url,
+        requests[0].rows if first.status == 200 else 0,
+        first.status == 200 and not server_error and not any(differences),
+        error,
+        "; ".join(f"{r.name}: {d}" for r, d in zip(requests, differences, strict=True) if d),
+        server_error,
+    )
+
+
+def _write_check(
+    path: Path,
+    requests: list[endpoint_check.Request],
+    answers: list[endpoint_check.Answer],
+    local: list[endpoint_check.Answer],
+    differences: list[str],
+) -> None:
+    def shown(answer: endpoint_check.Answer) -> dict[str, Any]:
+        body = answer.body.decode(errors="replace")
+        return {"status": answer.status, "content_type": answer.content_type, "body": body}
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = [
+        {
+            "request": {"content_type": r.content_type, "accept": r.accept, "body": r.body.decode()},
+            "endpoint": shown(got),
+            "in_process": shown(want),
+            "difference": difference,
+        }
+        for r, got, want, difference in zip(requests, answers, local, differences, strict=True)
+    ]
+    path.write_text(json.dumps(record, indent=2) + "\n")
 
 
 def model_dir(cp: ControlPlane, uri: str, run_dir: Path) -> Path:

@@ -200,16 +200,27 @@ class Emulator:
         return observe.runtime_client(self.cp)
 
     def check_endpoint(self, after: str) -> InvokeCheck | None:
-        """Send holdout rows through sagemaker-runtime and compare with the model's own predictions."""
+        """Send holdout rows through sagemaker-runtime and compare with what inference.py answers
+        in process; on a 5xx, show the traceback of the user's code from the endpoint's log."""
         assert self.dataset is not None
         check = observe.invoke_check(self.cp, after, self.dataset.holdout, self.run_dir)
         if check is None:
             return None
-        if check.error:
-            reason = check.error.removeprefix(f"endpoint {settings.ENDPOINT_NAME}: ")
-            terminal.render_failures(self.console, [Failure("invocation", settings.ENDPOINT_NAME, reason)])
+        if check.server_error:
+            from {{ cookiecutter.package_name }}.serving.handlers import user_traceback  # the model stack: loaded by now
+
+            check.user_traceback = user_traceback(self.endpoint_logs())
+        if not check.matches:
+            reason = (check.error or check.difference).removeprefix(f"endpoint {settings.ENDPOINT_NAME}: ")
+            failure = Failure("invocation", settings.ENDPOINT_NAME, reason, check.user_traceback)
+            failure.tail_title = "your code (inference.py), from the endpoint's log"
+            terminal.render_failures(self.console, [failure])
         self.result.invocations.append(check)
         return check
+
+    def endpoint_logs(self) -> str:
+        endpoint = self.plane.endpoint_for(settings.ENDPOINT_NAME) if self.plane else None
+        return self.plane.runtime.endpoint_logs(endpoint) if self.plane and endpoint else ""
 
     def upload_training_file(self, path: Path) -> None:
         self.cp.client("s3").upload_file(str(path), settings.S3_BUCKET, "data/train/train.csv")

@@ -86,7 +86,7 @@ def endpoint_changed(o: Observation) -> list[str]:
 def answers_match(o: Observation) -> list[str]:
     if o.answers_match:
         return []
-    return [f"after {o.name}: the endpoint does not answer with its model's predictions"]
+    return [f"after {o.name}: the endpoint does not answer as inference.py does in process on its model"]
 
 
 def drift_reported(o: Observation) -> list[str]:

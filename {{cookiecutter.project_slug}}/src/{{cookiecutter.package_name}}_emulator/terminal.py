@@ -173,7 +173,7 @@ def render_failures(console: Console, failures: list[Failure]) -> None:
         console.print(f"[red bold]{failure.kind} {failure.name} failed:[/] {failure.reason}")
         if failure.log_tail:
             where = f" (full log: {failure.log_file})" if failure.log_file else ""
-            console.print(f"[dim]--- last log lines{where} ---[/]\n{failure.log_tail}")
+            console.print(f"[dim]--- {failure.tail_title}{where} ---[/]\n{failure.log_tail}")
 
 
 def render_keep(console: Console, moto_url: str, env: str, serving_url: str, state_machine_arn: str) -> None:
@@ -198,7 +198,7 @@ def render_summary(console: Console, result: PipelineResult) -> None:
     checks = Table(
         title="Endpoint checks (sagemaker-runtime InvokeEndpoint through moto)", title_justify="left"
     )
-    for column in ("after", "endpoint config", "model", "rows", "matches local model", "error"):
+    for column in ("after", "endpoint config", "model", "rows", "matches inference.py in process", "error"):
         checks.add_column(column)
     for check in result.invocations:
         checks.add_row(
@@ -207,7 +207,7 @@ def render_summary(console: Console, result: PipelineResult) -> None:
             check.model_data_url,
             str(check.rows),
             Text(str(check.matches), style="green" if check.matches else "red"),
-            check.error,
+            check.error or check.difference,
         )
     console.print(checks)
 

@@ -231,18 +231,20 @@ def test_endpoint_serves_the_trained_model_and_stops(
     )
     try:
         assert requests.get(f"{endpoint.url}/ping", timeout=5).status_code == 200
-        rows, body = endpoint_check.request_body(data.read_csv(sample_data["holdout"]), rows=5)
-        reply = requests.post(
-            f"{endpoint.url}/invocations",
-            data=body,
-            headers={"Content-Type": "text/csv", "Accept": "application/json"},
-            timeout=10,
-        )
-        assert reply.status_code == 200, reply.text
         model_from_s3(s3, trained.model_artifacts, tmp_path / "expected")
-        # The answer of this bake's problem type (label and score, probabilities, or a value).
-        want = endpoint_check.expected(tmp_path / "expected", rows)
-        assert endpoint_check.agree(reply.json()["predictions"], want), (reply.text, want)
+        # The endpoint answers as the project's inference.py does in process on the same model.
+        service = endpoint_check.local_service(tmp_path / "expected")
+        for request in endpoint_check.requests_for(data.read_csv(sample_data["holdout"]), rows=5):
+            reply = requests.post(
+                f"{endpoint.url}/invocations",
+                data=request.body,
+                headers={"Content-Type": request.content_type, "Accept": request.accept},
+                timeout=10,
+            )
+            assert reply.status_code == 200, reply.text
+            got = endpoint_check.Answer(reply.status_code, reply.headers["Content-Type"], reply.content)
+            want = endpoint_check.local_answer(service, request)
+            assert endpoint_check.difference(got, want) == "", (reply.text, want)
     finally:
         runtime.stop_endpoint(endpoint)
     with pytest.raises(requests.ConnectionError):

@@ -1,5 +1,7 @@
-"""The inference app through Flask's test client: every content type, Accept and error code, with
-this bake's problem type and library, on data with string labels and categorical columns."""
+"""The inference app with the default service functions (what inference.py does not define), through
+Flask's test client: every content type, Accept and error code, with this bake's problem type and
+library, on data with string labels and categorical columns. The project's own inference.py is
+tested by test_inference.py, test_inference_example.py and the fuzz."""
 
 from __future__ import annotations
 
@@ -9,7 +11,17 @@ import threading
 
 import orjson
 import pytest
-from serving_bodies import assert_exact, csv_body, expected, json_rows, parse_csv, parse_json
+from serving_bodies import (
+    DEFAULTS,
+    assert_exact,
+    csv_body,
+    expected,
+    json_rows,
+    jsonl_body,
+    parse_csv,
+    parse_json,
+    parse_jsonl,
+)
 
 from {{ cookiecutter.package_name }}.serving.app import MAX_PAYLOAD_BYTES, create_app
 from {{ cookiecutter.package_name }}.settings import PROBLEM_TYPE
@@ -30,9 +42,13 @@ def names(predictor):
     return predictor.feature_names
 
 
+def default_app(predictor):
+    return create_app(predictor=predictor, inference=DEFAULTS)
+
+
 @pytest.fixture(scope="module")
 def client(predictor):
-    return create_app(predictor=predictor).test_client()
+    return default_app(predictor).test_client()
 
 
 def post(client, body, content_type="text/csv", accept=None, **kwargs):
@@ -44,15 +60,16 @@ def test_ping_warms_up_in_the_serving_process_not_at_create_app(predictor, monke
     calls = []
     original = predictor.predict
     monkeypatch.setattr(predictor, "predict", lambda X: calls.append(X.shape) or original(X))
-    app = create_app(predictor=predictor)
+    app = create_app(predictor=predictor)  # the project's inference.py: the warm-up uses the defaults
     assert calls == []  # gunicorn's master builds the app: no prediction (no thread pool) there
     assert app.test_client().get("/ping").status_code == 200
-    assert calls == [(1, len(predictor.feature_names))] * 2  # the example row, answered as JSON and CSV
-    assert app.test_client().get("/ping").status_code == 200 and len(calls) == 2  # once per process
+    # The example row, answered as CSV, JSON and JSON Lines.
+    assert calls == [(1, len(predictor.feature_names))] * 3
+    assert app.test_client().get("/ping").status_code == 200 and len(calls) == 3  # once per process
 
 
 def test_ping_is_503_until_the_warm_up_prediction_succeeds(predictor, monkeypatch):
-    app = create_app(predictor=predictor)
+    app = default_app(predictor)
     monkeypatch.setattr(predictor, "predict", lambda X: 1 / 0)
     reply = app.test_client().get("/ping")
     assert reply.status_code == 503 and reply.json["error"] == "warm-up prediction failed: ZeroDivisionError"
@@ -62,7 +79,7 @@ def test_ping_is_503_until_the_warm_up_prediction_succeeds(predictor, monkeypatc
 
 def test_execution_parameters_for_batch_transform(predictor, monkeypatch):
     monkeypatch.setenv("MODEL_SERVER_WORKERS", "3")
-    reply = create_app(predictor=predictor).test_client().get("/execution-parameters")
+    reply = default_app(predictor).test_client().get("/execution-parameters")
     assert reply.json == {"MaxConcurrentTransforms": 3, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 6}
 
 
@@ -91,6 +108,40 @@ def test_json_in_every_shape_answers_exactly(client, predictor, rows, names, sha
     assert reply.status_code == 200 and reply.mimetype == "application/json"
     answer = parse_json(reply.get_data(as_text=True), PROBLEM_TYPE, predictor.classes)
     assert_exact(answer, expected(predictor, rows), PROBLEM_TYPE, predictor.classes, csv_=False)
+
+
+@pytest.mark.parametrize("by_name", [True, False])
+@pytest.mark.parametrize("accept", [None, "application/json", "text/csv"])
+def test_json_lines_in_answers_exactly(client, predictor, rows, names, by_name, accept):
+    reply = post(client, jsonl_body(rows, names, by_name), "application/jsonlines", accept)
+    produced = accept or "application/jsonlines"
+    assert reply.status_code == 200 and reply.mimetype == produced
+    text = reply.get_data(as_text=True)
+    parse = {"application/jsonlines": parse_jsonl, "application/json": parse_json}.get(produced)
+    answer = parse(text, PROBLEM_TYPE, predictor.classes) if parse else parse_csv(text, PROBLEM_TYPE)
+    assert_exact(answer, expected(predictor, rows), PROBLEM_TYPE, predictor.classes, produced == "text/csv")
+
+
+@pytest.mark.parametrize("content_type", ["text/csv", "application/json"])
+def test_json_lines_out_holds_the_json_records_one_a_line(client, rows, names, content_type):
+    body = csv_body(rows, names) if content_type == "text/csv" else json.dumps(json_rows(rows, names))
+    lines = post(client, body, content_type, "application/jsonlines").get_data(as_text=True)
+    as_json = post(client, body, content_type, "application/json").json["predictions"]
+    assert lines.endswith("\n") and [json.loads(line) for line in lines.splitlines()] == as_json
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('[1, 2]\n{"a": \n', "row 2: malformed JSON"),
+        ('"text"\n', "row 1: expected a list of"),
+        ("\n\n", "empty request body"),
+        ('{"nope": 1}\n', "row 1: expected"),
+    ],
+)
+def test_json_lines_errors_name_the_row(client, body, message):
+    status, error = error_of(post(client, body, "application/jsonlines"))
+    assert status == 400 and error.startswith(message), error
 
 
 def number(value: float) -> str:
@@ -125,12 +176,18 @@ def test_the_output_shape_of_this_problem_type(client, predictor, rows, names):
         ("text/csv", "*/*", "text/csv"),
         ("text/csv", "application/json;q=0.5, text/csv;q=0.9", "text/csv"),
         ("text/csv; charset=utf-8", None, "text/csv"),
+        ("text/csv", "application/jsonlines", "application/jsonlines"),
+        ("application/jsonlines", None, "application/jsonlines"),
+        ("application/jsonlines", "text/*", "text/csv"),
+        ("application/jsonlines", "application/json, application/jsonlines;q=0.2", "application/json"),
     ],
 )
 def test_accept_picks_the_response_type(client, rows, names, content_type, accept, expected_type):
-    body = (
-        csv_body(rows, names) if content_type.startswith("text/csv") else json.dumps(json_rows(rows, names))
-    )
+    body = {
+        "text/csv": csv_body(rows, names),
+        "application/json": json.dumps(json_rows(rows, names)),
+        "application/jsonlines": jsonl_body(rows, names),
+    }[content_type.split(";")[0]]
     reply = post(client, body, content_type, accept)
     assert reply.status_code == 200 and reply.mimetype == expected_type
 
@@ -292,14 +349,14 @@ def test_chunked_body_over_6_mb_is_413(client):
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-npy", ""])
 def test_unsupported_content_type_is_415(client, content_type):
     status, message = error_of(post(client, "1,2", content_type))
-    assert status == 415 and "send text/csv or application/json" in message
+    assert status == 415 and "send text/csv, application/json, application/jsonlines" in message
 
 
 def test_unsupported_accept_is_406(client, rows, names):
     status, message = error_of(post(client, csv_body(rows, names), accept="application/x-protobuf"))
     assert (status, message) == (
         406,
-        "cannot produce 'application/x-protobuf'; supported: text/csv, application/json",
+        "cannot produce 'application/x-protobuf'; supported: text/csv, application/json, application/jsonlines",
     )
 
 
@@ -313,7 +370,7 @@ def test_only_the_contract_routes_exist(client, method, path, status):
 
 
 def test_a_bug_is_a_json_500_and_the_app_keeps_serving(predictor, rows, names, monkeypatch):
-    client = create_app(predictor=predictor).test_client()
+    client = default_app(predictor).test_client()
     monkeypatch.setattr(predictor, "predict", lambda X: 1 / 0)
     assert error_of(post(client, csv_body(rows, names))) == (500, "internal error: ZeroDivisionError")
     monkeypatch.undo()

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from serving_bodies import csv_body, expected
+from serving_bodies import DEFAULTS, csv_body, expected
 
 from {{ cookiecutter.package_name }} import model
 from {{ cookiecutter.package_name }}.predictor import Predictor
@@ -56,8 +56,8 @@ def test_export_writes_the_onnx_model_only_when_it_answers_as_the_library(fitted
     assert np.max(np.abs(numbers(want) - numbers(got))) <= compiled.TOLERANCE
     if want.labels is not None:
         assert got.labels.tolist() == want.labels.tolist()
-    # Through the app: the compiled answers, CSV and JSON.
-    client = create_app(tmp_path).test_client()
+    # Through the app with the default service functions: the compiled answers, CSV and JSON.
+    client = create_app(tmp_path, inference=DEFAULTS).test_client()
     assert client.get("/ping").status_code == 200
     reply = client.post("/invocations", data=csv_body(holdout, predictor.feature_names), content_type="text/csv",
                         headers={"Accept": "application/json"})  # fmt: skip

@@ -1,9 +1,14 @@
 """Property-based tests: whatever a client sends to /invocations, the answer is a 4xx with a
-message or a correct prediction, never a 5xx.
+message or a correct prediction, never a 5xx from the project's code.
 
-Hypothesis throws random bytes, broken CSV and JSON, wrong feature counts, full-width rows whose
-cells are lists, objects or deeply nested, huge and odd values, odd encodings and wrong headers at
-the app. Valid bodies must predict exactly what the model does.
+Hypothesis throws random bytes, broken CSV, JSON and JSON Lines, wrong feature counts, full-width
+rows whose cells are lists, objects or deeply nested, huge and odd values, odd encodings and wrong
+headers at the app. Valid bodies must predict exactly what the model does.
+
+The generic properties run on the default service functions and, when the project's inference.py
+defines any, on the project's service too: there a 500 may only come from the user's own function
+(``internal error in input_fn: ...``), and valid bodies are checked for exact numbers only where the
+default output_fn answers. The properties of the default decoder's messages run on the defaults.
 """
 
 from __future__ import annotations
@@ -17,15 +22,18 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from serving_bodies import DEFAULTS
 
 from {{ cookiecutter.package_name }}.predictor import Predictor
 from {{ cookiecutter.package_name }}.serving.app import create_app
+from {{ cookiecutter.package_name }}.serving.handlers import Handlers
 from {{ cookiecutter.package_name }}.settings import PROBLEM_TYPE
 
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 CONTENT_TYPES = [
     "text/csv",
     "application/json",
+    "application/jsonlines",
     "text/plain",
     "application/x-www-form-urlencoded",
     "",
@@ -37,11 +45,15 @@ ACCEPTS = [
     "*/*",
     "text/csv",
     "application/json",
+    "application/jsonlines",
     "text/html",
     "application/*",
     "text/csv;q=0.1, application/json",
 ]
-CHECKED = {"count": 0, "ok": 0, "client_errors": 0}
+CHECKED = {"count": 0, "ok": 0, "client_errors": 0, "user_errors": 0}
+PROJECT = Handlers.project()
+# The defaults always; the project's service too when its inference.py defines a function.
+SERVICES = ["defaults", "project"] if PROJECT.custom else ["defaults"]
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +61,40 @@ def model(served) -> Predictor:
     return served[0]
 
 
+class Client:
+    """Flask's test client whose replies carry the service functions that answered them."""
+
+    def __init__(self, model: Predictor, inference: object | None):
+        app = create_app(predictor=model, inference=inference)
+        self.handlers = app.extensions["serving"].handlers
+        self.test_client = app.test_client()
+
+    def post(self, *args, **kwargs):
+        reply = self.test_client.post(*args, **kwargs)
+        reply.handlers = self.handlers
+        return reply
+
+
+@pytest.fixture(scope="module", params=SERVICES)
+def client(model, request) -> Client:
+    return Client(model, DEFAULTS if request.param == "defaults" else None)  # None: the project's
+
+
 @pytest.fixture(scope="module")
-def client(model):
-    return create_app(predictor=model).test_client()
+def default_client(model) -> Client:
+    return Client(model, DEFAULTS)
 
 
 def check(reply, expect_rows: np.ndarray | None = None, model: Predictor | None = None) -> None:
-    """The invariant: 2xx with a prediction per row, or 4xx with a message; never 5xx."""
+    """The invariant: 2xx with a prediction per row, or 4xx with a message; never a 5xx from the
+    project's code (a user's function may fail: then the 500 names it)."""
     CHECKED["count"] += 1
+    handlers = reply.handlers
+    if reply.status_code == 500 and handlers.custom:
+        error = json.loads(reply.get_data())["error"] if reply.mimetype == "application/json" else ""
+        assert error.startswith(tuple(f"internal error in {n}: " for n in handlers.defined)), reply.get_data()
+        CHECKED["user_errors"] += 1
+        return
     assert reply.status_code < 500, reply.get_data(as_text=True)
     if reply.status_code >= 400:
         CHECKED["client_errors"] += 1
@@ -68,7 +106,7 @@ def check(reply, expect_rows: np.ndarray | None = None, model: Predictor | None 
         return
     CHECKED["ok"] += 1
     assert reply.status_code == 200
-    if expect_rows is not None:
+    if expect_rows is not None and handlers.output_fn is None and handlers.predict_fn is None:
         assert _numbers(reply) == _numbers_of(model.predict(expect_rows))
 
 
@@ -81,7 +119,12 @@ def _numbers(reply) -> list[float]:
         start = 0 if model_problem(reply) == "regression" else 1
         return [float(v) for line in lines for v in line.split(",")[start:]]
     numbers = []
-    for p in reply.json["predictions"]:
+    records = (
+        reply.json["predictions"]
+        if reply.mimetype == "application/json"
+        else [json.loads(line) for line in reply.get_data(as_text=True).splitlines()]
+    )
+    for p in records:
         numbers += [p["score"]] if "score" in p else list(p.get("probabilities", {}).values()) or [p["value"]]
     return numbers
 
@@ -145,6 +188,17 @@ def test_broken_json(client, payload, wrap, accept):
     check(client.post("/invocations", data=body, content_type="application/json", headers=headers))
 
 
+@FUZZ
+@given(
+    lines=st.lists(st.one_of(json_values.map(json.dumps), st.text(max_size=12)), max_size=6),
+    accept=st.sampled_from(ACCEPTS),
+)
+def test_broken_json_lines(client, lines, accept):
+    body = "\n".join(lines).encode()
+    headers = {"Accept": accept} if accept else {}
+    check(client.post("/invocations", data=body, content_type="application/jsonlines", headers=headers))
+
+
 def _row_cells(model: Predictor, scale: float) -> st.SearchStrategy[list]:
     """One valid row: floats (scaled) in numeric columns; a training category, an unseen one or
     missing in categorical columns."""
@@ -179,6 +233,16 @@ def test_valid_rows_predict_exactly(client, model, n_rows, scale, encoding, data
     check(reply, X, model)
     check(
         client.post("/invocations", data=orjson.dumps({"instances": rows}), content_type="application/json"),
+        X,
+        model,
+    )
+    records = [dict(zip(model.feature_names, row, strict=True)) for row in rows]
+    check(
+        client.post(
+            "/invocations",
+            data=b"".join(orjson.dumps(r) + b"\n" for r in records),
+            content_type="application/jsonlines",
+        ),
         X,
         model,
     )
@@ -229,7 +293,9 @@ def _json_body(rows: list[list], by_name: list[str] | None) -> bytes:
 
 @FUZZ
 @given(data=st.data(), n_rows=st.integers(min_value=1, max_value=3), by_name=st.booleans())
-def test_full_width_rows_with_nested_cells_are_a_400_naming_the_cell(client, model, data, n_rows, by_name):
+def test_full_width_rows_with_nested_cells_are_a_400_naming_the_cell(
+    default_client, model, data, n_rows, by_name
+):
     """Rows of the right width whose cells are lists, objects or nested up to 1,200 deep."""
     width = len(model.feature_names)
     rows = data.draw(st.lists(_row_cells(model, 1.0), min_size=n_rows, max_size=n_rows))
@@ -239,7 +305,7 @@ def test_full_width_rows_with_nested_cells_are_a_400_naming_the_cell(client, mod
     for i, j in spots:
         rows[i][j] = data.draw(containers)
     names = model.feature_names if by_name else None
-    reply = client.post("/invocations", data=_json_body(rows, names), content_type="application/json")
+    reply = default_client.post("/invocations", data=_json_body(rows, names), content_type="application/json")
     check(reply)
     assert reply.status_code == 400
     message = reply.json["error"]
@@ -253,7 +319,7 @@ def test_full_width_rows_with_nested_cells_are_a_400_naming_the_cell(client, mod
 
 @FUZZ
 @given(data=st.data(), n_rows=st.integers(min_value=1, max_value=3))
-def test_csv_cells_holding_json_text_are_numbers_or_categories(client, model, data, n_rows):
+def test_csv_cells_holding_json_text_are_numbers_or_categories(default_client, model, data, n_rows):
     """In CSV a list is just text: a 400 naming the cell in a numeric column, a category otherwise."""
     rows = data.draw(st.lists(_row_cells(model, 1.0), min_size=n_rows, max_size=n_rows))
     spots = data.draw(
@@ -268,7 +334,7 @@ def test_csv_cells_holding_json_text_are_numbers_or_categories(client, model, da
         rows[i][j] = "[" * cell.depth + "]" * cell.depth if isinstance(cell, Deep) else json.dumps(cell)
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(["" if v is None else v for v in row] for row in rows)
-    reply = client.post("/invocations", data=out.getvalue().encode(), content_type="text/csv")
+    reply = default_client.post("/invocations", data=out.getvalue().encode(), content_type="text/csv")
     check(reply)
     numeric = sorted((i, j) for i, j in spots if model.feature_kinds[j] == "numeric")
     text_numbers = [(i, j) for i, j in numeric if _is_number(rows[i][j])]  # e.g. "1" from json.dumps(1)
@@ -288,18 +354,19 @@ def _is_number(text: str) -> bool:
         return False
 
 
-def test_huge_row_and_wide_payloads_are_refused_cleanly(client, model):
+def test_huge_row_and_wide_payloads_are_refused_cleanly(default_client, model):
     wide = ",".join(["1.0"] * 100_000)
-    reply = client.post("/invocations", data=wide, content_type="text/csv")
+    reply = default_client.post("/invocations", data=wide, content_type="text/csv")
     width = len(model.feature_names)
     assert reply.status_code == 400 and f"expected {width} features, got 100000" in reply.json["error"]
     over = b"1.0," * (2 * 1024 * 1024)
-    assert client.post("/invocations", data=over, content_type="text/csv").status_code == 413
+    assert default_client.post("/invocations", data=over, content_type="text/csv").status_code == 413
 
 
-def test_fuzz_counts(client):
+def test_fuzz_counts():
     # Runs last in this module: prints how many bodies were thrown and how they were answered.
     print(
-        f"\nfuzz: {CHECKED['count']} requests, {CHECKED['ok']} predictions, {CHECKED['client_errors']} 4xx, 0 5xx"
+        f"\nfuzz: {CHECKED['count']} requests, {CHECKED['ok']} predictions, {CHECKED['client_errors']} 4xx, "
+        f"{CHECKED['user_errors']} 500s from inference.py's own functions, no other 5xx"
     )
     assert CHECKED["count"] >= 1000

@@ -1,6 +1,7 @@
 """This bake's problem type and library served through the real gunicorn server (the image's
-command and config module, 2 workers forked after --preload), answering exactly what the library
-predicts, in CSV and JSON, with Accept honoured. XGBoost and LightGBM must answer here exactly as
+command and config module, 2 workers forked after --preload), answering as the project's
+inference.py does in process (and, with the defaults, exactly what the library predicts), in CSV,
+JSON and JSON Lines, with Accept honoured. XGBoost and LightGBM must answer here exactly as
 scikit-learn does: a library thread pool started before fork would hang the workers (issue 11), so
 every request has a timeout and a hang fails the test. Bake with ``problem_type=...`` and
 ``model_library=...`` to run the other combinations; the test reads both from settings.
@@ -17,9 +18,21 @@ import gunicorn_server
 import orjson
 import pytest
 from gunicorn_server import TIMEOUT, request
-from serving_bodies import assert_exact, csv_body, expected, json_rows, parse_csv, parse_json
+from serving_bodies import (
+    assert_exact,
+    csv_body,
+    expected,
+    json_rows,
+    jsonl_body,
+    parse_csv,
+    parse_json,
+    parse_jsonl,
+)
 
+from {{ cookiecutter.package_name }}.serving.app import create_app
+from {{ cookiecutter.package_name }}.serving.handlers import Handlers
 from {{ cookiecutter.package_name }}.settings import MODEL_LIBRARY, PROBLEM_TYPE
+from {{ cookiecutter.package_name }}_emulator.endpoint_check import Answer, difference
 
 pytestmark = pytest.mark.slow
 
@@ -54,49 +67,58 @@ def test_no_control_socket_is_opened(gunicorn, workdir):
         ("text/csv", "application/json"),
         ("application/json", None),
         ("application/json", "text/csv"),
+        ("application/jsonlines", None),
     ],
 )
-def test_every_holdout_row_answers_exactly_what_the_library_predicts(gunicorn, served, content_type, accept):
+def test_every_holdout_row_answers_as_the_project_service_does_in_process(
+    gunicorn, served, content_type, accept
+):
+    """gunicorn serves the project's inference.py: its answers are the in-process service's; with
+    the defaults (nothing defined) they are also exactly what the library predicts."""
     predictor, holdout, _ = served
     names = predictor.feature_names
-    body = (
-        csv_body(holdout, names).encode()
-        if content_type == "text/csv"
-        else orjson.dumps({"instances": json_rows(holdout, names)})
-    )
+    body = {
+        "text/csv": csv_body(holdout, names).encode(),
+        "application/json": orjson.dumps({"instances": json_rows(holdout, names)}),
+        "application/jsonlines": jsonl_body(holdout, names),
+    }[content_type]
+    local = Answer(*create_app(predictor=predictor).extensions["serving"].respond(body, content_type, accept))
     headers = {"Content-Type": content_type, **({"Accept": accept} if accept else {})}
     # Many requests, so both workers answer some (each warmed up in its own process).
     for _ in range(6):
         status, answer_type, data = request(gunicorn, "POST", "/invocations", body, headers)
         assert status == 200, data[:500]
-        produced = accept or content_type
-        assert answer_type.startswith(produced)
-        text = data.decode()
-        answer = (
-            parse_csv(text, PROBLEM_TYPE)
-            if produced == "text/csv"
-            else parse_json(text, PROBLEM_TYPE, predictor.classes)
-        )
-        assert_exact(
-            answer, expected(predictor, holdout), PROBLEM_TYPE, predictor.classes, produced == "text/csv"
-        )
+        assert difference(Answer(status, answer_type, data), local) == ""
+    if Handlers.project().custom:
+        return
+    produced = accept or content_type
+    text = data.decode()
+    parse = {"text/csv": None, "application/json": parse_json, "application/jsonlines": parse_jsonl}[produced]
+    answer = parse(text, PROBLEM_TYPE, predictor.classes) if parse else parse_csv(text, PROBLEM_TYPE)
+    assert_exact(
+        answer, expected(predictor, holdout), PROBLEM_TYPE, predictor.classes, produced == "text/csv"
+    )
 
 
 def test_client_errors_are_4xx_through_gunicorn(gunicorn, served):
     names = served[0].feature_names
     nested = ("[[" + ",".join(["[" * 1000 + "1" + "]" * 1000] * len(names)) + "]]").encode()
-    for body, content_type, status in [
-        (nested, "application/json", 400),
-        (b"1,2\n", "text/csv", 400),
-        (b"[[[], []]]", "application/json", 400),
-        (b"1", "text/plain", 415),
+    service = create_app(predictor=served[0]).extensions["serving"]
+    for body, content_type, accept, status in [
+        (nested, "application/json", None, 400),
+        (b"1,2\n", "text/csv", None, 400),
+        (b"[[[], []]]", "application/json", None, 400),
+        (b"[1,\n", "application/jsonlines", None, 400),
+        (b"1", "text/plain", None, 415),
+        (b"1", "text/csv", "image/png", 406),
     ]:
-        got, _, data = request(gunicorn, "POST", "/invocations", body, {"Content-Type": content_type})
-        assert got == status, data[:300]
-    got, _, _ = request(
-        gunicorn, "POST", "/invocations", b"1", {"Content-Type": "text/csv", "Accept": "image/png"}
-    )
-    assert got == 406
+        headers = {"Content-Type": content_type, **({"Accept": accept} if accept else {})}
+        got, _, data = request(gunicorn, "POST", "/invocations", body, headers)
+        in_process = service.respond(body, content_type, accept)[0]
+        # The statuses of the defaults; a project's own input_fn / output_fn may decide others.
+        assert got == in_process < 500, data[:300]
+        if not service.handlers.custom:
+            assert got == status
 
 
 def test_one_row_latency_through_gunicorn(gunicorn, served):
@@ -149,7 +171,6 @@ def test_the_compiled_predictor_answers_as_the_library_through_gunicorn(
 ):
     predictor, holdout, folder = compiled_model
     names = predictor.feature_names
-    want = expected(predictor, holdout)
     with gunicorn_server.gunicorn(folder, project_root, tmp_path) as (port, master):
         # ONNX Runtime lives in the workers only: imported before fork, it aborts them at exit.
         # A worker imports it in its warm-up, which may still run after the first /ping (load).
@@ -161,19 +182,17 @@ def test_the_compiled_predictor_answers_as_the_library_through_gunicorn(
             time.sleep(0.1)
         assert every_worker_has_it()
         assert "onnxruntime" not in gunicorn_server.maps(master)
+        body = csv_body(holdout, names).encode()
+        # The library's answer through the project's inference.py, in process: ONNX answers within 1e-6.
+        library = Answer(
+            *create_app(predictor=predictor).extensions["serving"].respond(body, "text/csv", None)
+        )
         for _ in range(4):  # both workers, each with its own ONNX Runtime session made after fork
-            status, _, data = request(port, "POST", "/invocations", csv_body(holdout, names).encode(),
-                                      {"Content-Type": "text/csv"})  # fmt: skip
-            assert status == 200
-            answer = parse_csv(data.decode(), PROBLEM_TYPE)
-            key = {"binary": "scores", "multiclass": "probabilities", "regression": "values"}[PROBLEM_TYPE]
-            got = answer[key]
-            assert (
-                max(abs(a - b) for a, b in zip(_flat(got), _flat(getattr(want, key).tolist()), strict=True))
-                <= 1e-6
+            status, answer_type, data = request(
+                port, "POST", "/invocations", body, {"Content-Type": "text/csv"}
             )
-            if want.labels is not None:
-                assert answer["labels"] == [str(v) for v in want.labels.tolist()]
+            assert status == 200
+            assert difference(Answer(status, answer_type, data), library) == ""
         # ONNX Runtime is the one answering: no worker has the library's native code mapped.
         native = NATIVE_CODE[MODEL_LIBRARY]
         assert not any(native in gunicorn_server.maps(pid) for pid in gunicorn_server.workers(master))
@@ -181,7 +200,3 @@ def test_the_compiled_predictor_answers_as_the_library_through_gunicorn(
 
 # What /proc/<pid>/maps shows once the library is imported: its compiled extensions.
 NATIVE_CODE = {"scikit-learn": "/sklearn/", "xgboost": "libxgboost", "lightgbm": "lib_lightgbm"}
-
-
-def _flat(values: list) -> list[float]:
-    return [v for row in values for v in (row if isinstance(row, list) else [row])]

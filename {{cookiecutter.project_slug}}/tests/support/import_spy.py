@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.machinery
 import json
 import sys
+import types
 from collections import Counter
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def main(argv: list[str]) -> int:
     from {{ cookiecutter.package_name }}.serving import imports
     from {{ cookiecutter.package_name }}.serving.app import create_app
 
-    client = create_app(model_dir).test_client()
+    client = create_app(model_dir, inference=types.SimpleNamespace()).test_client()  # the default functions
     if no_cache:
         sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, imports._Refuse | imports._Record)]
     spy.searches.clear()

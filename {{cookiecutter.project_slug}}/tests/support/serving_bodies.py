@@ -1,7 +1,9 @@
 """Request bodies from a data Table and parsers of the answers, shared by the serving tests.
 
 Bodies carry each cell as a client would send it: CSV text as training CSVs spell it (empty =
-missing), JSON with numbers as numbers, categories as strings and null for missing.
+missing), JSON and JSON Lines with numbers as numbers, categories as strings and null for missing.
+The parsers read the default answers (what ``codecs.Encoder`` writes); ``DEFAULTS`` is an
+inference module that defines nothing, for the tests of the default service functions.
 """
 
 from __future__ import annotations
@@ -10,12 +12,16 @@ import csv
 import io
 import json
 import math
+import types
 from typing import Any
 
 import numpy as np
 
 from {{ cookiecutter.package_name }}.data import Table
 from {{ cookiecutter.package_name }}.predictor import Predictions, Predictor
+
+# An inference.py that defines no function: every request goes through the defaults.
+DEFAULTS = types.SimpleNamespace()
 
 
 def json_cell(value: Any) -> Any:
@@ -26,6 +32,13 @@ def json_cell(value: Any) -> Any:
 
 def json_rows(table: Table, names: list[str]) -> list[list[Any]]:
     return [[json_cell(table.data[n][i]) for n in names] for i in range(table.n_rows)]
+
+
+def jsonl_body(table: Table, names: list[str], by_name: bool = True) -> bytes:
+    """One JSON record per line: objects of feature: value, or lists in feature order."""
+    rows = json_rows(table, names)
+    records = [dict(zip(names, row, strict=True)) for row in rows] if by_name else rows
+    return "".join(json.dumps(record) + "\n" for record in records).encode()
 
 
 def csv_body(table: Table, names: list[str]) -> str:
@@ -56,7 +69,16 @@ def parse_csv(text: str, problem_type: str) -> dict[str, Any]:
 
 
 def parse_json(text: str, problem_type: str, classes: list[Any]) -> dict[str, Any]:
-    predictions = json.loads(text)["predictions"]
+    return parse_records(json.loads(text)["predictions"], problem_type, classes)
+
+
+def parse_jsonl(text: str, problem_type: str, classes: list[Any]) -> dict[str, Any]:
+    assert text.endswith("\n"), "every JSON Lines record ends with a line break"
+    return parse_records([json.loads(line) for line in text.splitlines()], problem_type, classes)
+
+
+def parse_records(predictions: list[dict[str, Any]], problem_type: str, classes: list[Any]) -> dict[str, Any]:
+    """The default answer's records (exactly the default fields) as labels and numbers."""
     if problem_type == "regression":
         assert all(set(p) == {"value"} for p in predictions)
         return {"values": [p["value"] for p in predictions]}

@@ -1,7 +1,9 @@
 """Request bodies to the model input, predictions to response bodies; numpy and orjson, no DataFrame.
 
 CSV: no header, one row per line, features in metadata.json order. JSON: ``{"instances": [[...]]}``,
-``{"instances": [{"feature": value}]}`` or a bare list of lists. Missing values (empty cell, nan,
+``{"instances": [{"feature": value}]}`` or a bare list of lists. JSON Lines (``application/jsonlines``,
+what SageMaker Batch Transform streams with SplitType Line): one record per line, a list of values
+or an object of feature: value. Missing values (empty cell, nan,
 na, null, none; JSON null) become NaN in numeric columns and None in categorical ones, as in
 training. Numeric cells are floats (infinities refused, as in training); categorical cells are
 strings (a JSON number is taken as its text). The model input is the ``Predictor`` contract: a
@@ -11,6 +13,10 @@ Every shape a client can send either decodes or raises ``BadRequest`` naming the
 nested lists or objects in a cell, rows of the wrong width, 1,000-deep nesting (messages quote a
 cell through a depth- and length-bounded repr, so nothing recurses on client data). The all-numeric
 common case is parsed in one orjson or numpy call; only a failing body is walked cell by cell.
+
+The service layer (``inference.py``) builds on the same pieces: ``load_records`` and
+``decode_records`` (a body to records, records to the model input), ``Encoder.records`` (the
+default answer as one dict per row) and ``encode_records`` (records to a body, in any type here).
 """
 
 from __future__ import annotations
@@ -28,11 +34,14 @@ import orjson
 
 from ..data import MISSING
 from ..predictor import label_key
-from .errors import BadRequest
+from .errors import BadRequest, NotAcceptable, UnsupportedMediaType
 
 CSV = "text/csv"
 JSON = "application/json"
-CONTENT_TYPES = (CSV, JSON)
+# SageMaker's name for JSON Lines (Batch Transform, the built-in algorithms).
+# https://docs.aws.amazon.com/sagemaker/latest/dg/cdf-inference.html
+JSONLINES = "application/jsonlines"
+CONTENT_TYPES = (CSV, JSON, JSONLINES)
 JSON_SHAPES = (
     'a JSON body {"instances": [[...], ...]}, {"instances": [{"feature": value}, ...]} or a list of lists'
 )
@@ -168,34 +177,88 @@ def decode_csv(body: bytes, schema: Schema) -> np.ndarray:
         fast = _numeric_csv(body, schema.width)
         if fast is not None:
             return fast
+    return _matrix(_csv_rows(body), schema)
+
+
+def _csv_rows(body: bytes) -> list[Any]:
     text = _text(body)
     if '"' in text:  # quoted cells are rare in inference payloads; let the csv module handle them
         try:
-            rows: list[Sequence[Any]] = [r for r in csv.reader(io.StringIO(text)) if r]
+            return [r for r in csv.reader(io.StringIO(text)) if r]
         except csv.Error as error:  # e.g. a stray carriage return inside a quoted cell
             raise BadRequest(f"malformed CSV: {error}") from None
-    else:
-        rows = [line.split(",") for line in text.splitlines() if line.strip()]
-    return _matrix(rows, schema)
+    return [line.split(",") for line in text.splitlines() if line.strip()]
 
 
 def decode_json(body: bytes, schema: Schema) -> np.ndarray:
+    return decode_records(instances(load_json(body)), schema)
+
+
+def decode_jsonlines(body: bytes, schema: Schema) -> np.ndarray:
+    return decode_records(load_json_lines(body), schema)
+
+
+def load_json(body: bytes) -> Any:
+    """A JSON body as Python values, or a BadRequest."""
     try:
         # orjson refuses nesting deeper than 1,024 levels itself (a JSONDecodeError, not recursion).
-        payload = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise BadRequest(f"malformed JSON: {error}") from None
-    instances = payload.get("instances") if isinstance(payload, dict) else payload
-    if not isinstance(instances, list):
+
+
+def instances(payload: Any) -> list[Any]:
+    """The records of a JSON payload: ``{"instances": [...]}`` or a bare list, else a BadRequest."""
+    records = payload.get("instances") if isinstance(payload, dict) else payload
+    if not isinstance(records, list):
         raise BadRequest(f"expected {JSON_SHAPES}")
-    if instances and all(isinstance(r, dict) for r in instances):
-        return _matrix([_by_name(r, i, schema) for i, r in enumerate(instances, start=1)], schema)
-    for i, row in enumerate(instances, start=1):
+    return records
+
+
+def load_json_lines(body: bytes) -> list[Any]:
+    """One JSON value per non-blank line (a raw line break cannot occur inside a JSON value)."""
+    records = []
+    for i, line in enumerate((line for line in body.splitlines() if line.strip()), start=1):
+        try:
+            records.append(orjson.loads(line))
+        except orjson.JSONDecodeError as error:
+            raise BadRequest(f"row {i}: malformed JSON: {error}") from None
+    return records
+
+
+def load_records(body: bytes, content_type: str) -> list[Any]:
+    """The records of a body, for a service layer that takes fields out of them (an id) before
+    ``decode_records``: JSON objects or lists (JSON, JSON Lines), lists of text cells (CSV)."""
+    if not body.strip():
+        raise BadRequest("empty request body")
+    if content_type == CSV:
+        return _csv_rows(body)
+    if content_type == JSON:
+        return instances(load_json(body))
+    if content_type == JSONLINES:
+        return load_json_lines(body)
+    raise unsupported(content_type)
+
+
+def decode_records(records: Any, schema: Schema) -> np.ndarray:
+    """Records (each a list of values in feature order or an object of feature: value) to the
+    model input, or a BadRequest naming the row and feature."""
+    if not isinstance(records, list):
+        raise BadRequest(f"expected {JSON_SHAPES}")
+    if records and all(isinstance(r, dict) for r in records):
+        return _matrix([_by_name(r, i, schema) for i, r in enumerate(records, start=1)], schema)
+    for i, row in enumerate(records, start=1):
         if not isinstance(row, list):
             raise BadRequest(
                 f"row {i}: expected a list of {schema.width} values or an object of feature: value"
             )
-    return _matrix(instances, schema)
+    return _matrix(records, schema)
+
+
+def unsupported(content_type: str) -> UnsupportedMediaType:
+    return UnsupportedMediaType(
+        f"unsupported content type {content_type or '(none)'!r}; send {', '.join(CONTENT_TYPES)}"
+    )
 
 
 def _by_name(row: dict[str, Any], i: int, schema: Schema) -> list[Any]:
@@ -225,12 +288,19 @@ def _text(body: bytes) -> str:
 
 
 def decode(body: bytes, content_type: str, schema: Schema) -> np.ndarray:
+    """A CSV, JSON or JSON Lines body to the model input (the default ``input_fn``)."""
     if not body.strip():
         raise BadRequest("empty request body")
     try:
-        return decode_csv(body, schema) if content_type == CSV else decode_json(body, schema)
+        if content_type == CSV:
+            return decode_csv(body, schema)
+        if content_type == JSON:
+            return decode_json(body, schema)
+        if content_type == JSONLINES:
+            return decode_jsonlines(body, schema)
     except RecursionError:  # defence in depth: nothing above recurses on client data
         raise BadRequest("the body is nested too deeply") from None
+    raise unsupported(content_type)
 
 
 def _csv_field(value: Any) -> str:
@@ -269,6 +339,7 @@ class Encoder:
     multiclass  JSON {"predictions": [{"label", "probabilities": {class: p}}]}, CSV a header
                 ``label,<class>,...`` then one line per row
     regression  JSON {"predictions": [{"value"}]}, CSV one value per line
+    JSON Lines holds the same records as JSON, one per line, without the "predictions" wrapper.
     Labels come from ``Predictor.predict`` (it applies the threshold); class names and their CSV
     fields are computed once here, not per request. Floats print as orjson writes them, in both
     answers: the shortest text that reads back exactly, as repr's, except that 1e-5 <= |x| < 1e-4
@@ -293,6 +364,15 @@ class Encoder:
             return self._binary(labels, predictions.scores.tolist(), accept)
         return self._multiclass(labels, predictions.probabilities.tolist(), accept)
 
+    def records(self, predictions: Any) -> list[dict[str, Any]]:
+        """The default answer as one dict per row: what JSON holds under "predictions"."""
+        if self.problem_type == "regression":
+            return _value_rows(predictions.values.tolist())
+        labels = predictions.labels.tolist()
+        if self.problem_type == "binary":
+            return _score_rows(labels, predictions.scores.tolist())
+        return self._probability_rows(labels, predictions.probabilities.tolist())
+
     def _fields(self, labels: list[Any]) -> list[bytes]:
         known = self.fields
         return [known[label] if label in known else _csv_field(label).encode() for label in labels]
@@ -300,24 +380,76 @@ class Encoder:
     def _binary(self, labels: list[Any], scores: list[float], accept: str) -> bytes:
         if accept == CSV:
             return _lines(self._fields(labels), _numbers(scores))
-        rows = [{"label": label, "score": score} for label, score in zip(labels, scores, strict=True)]
-        return orjson.dumps({"predictions": rows}, option=orjson.OPT_SERIALIZE_NUMPY)
+        return _json_answer(_score_rows(labels, scores), accept)
 
     def _multiclass(self, labels: list[Any], probabilities: list[list[float]], accept: str) -> bytes:
         if accept == CSV:
             return self.header + _lines(self._fields(labels), _rows(probabilities))
+        return _json_answer(self._probability_rows(labels, probabilities), accept)
+
+    def _probability_rows(self, labels: list[Any], probabilities: list[list[float]]) -> list[dict[str, Any]]:
         keys = self.keys
-        rows = [
+        return [
             {"label": label, "probabilities": dict(zip(keys, row, strict=True))}
             for label, row in zip(labels, probabilities, strict=True)
         ]
-        return orjson.dumps({"predictions": rows}, option=orjson.OPT_SERIALIZE_NUMPY)
 
     @staticmethod
     def _regression(values: list[float], accept: str) -> bytes:
         if accept == CSV:
             return b"\n".join(_numbers(values)) + b"\n"
-        return orjson.dumps({"predictions": [{"value": value} for value in values]})
+        return _json_answer(_value_rows(values), accept)
+
+
+def _score_rows(labels: list[Any], scores: list[float]) -> list[dict[str, Any]]:
+    return [{"label": label, "score": score} for label, score in zip(labels, scores, strict=True)]
+
+
+def _value_rows(values: list[float]) -> list[dict[str, Any]]:
+    return [{"value": value} for value in values]
+
+
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+_LINE_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+
+
+def _json_answer(records: list[Any], accept: str) -> bytes:
+    """JSON ``{"predictions": records}``, or JSON Lines: one record per line."""
+    if accept == JSON:
+        return orjson.dumps({"predictions": records}, option=_JSON_OPTIONS)
+    if accept == JSONLINES:
+        return b"".join([orjson.dumps(record, option=_LINE_OPTIONS) for record in records])
+    raise NotAcceptable(f"cannot produce {accept!r}; supported: {', '.join(CONTENT_TYPES)}")
+
+
+def encode_records(records: Sequence[Any], accept: str) -> bytes:
+    """Records (dicts of JSON values: ``Encoder.records`` plus your fields) as a body of type
+    ``accept``: JSON ``{"predictions": [...]}``, JSON Lines one record per line, or CSV one line
+    per record holding its values in order (nested lists and objects flattened, no header), so
+    that every type answers the same fields."""
+    if accept == CSV:
+        return b"".join([b",".join(_flat_cells(record)) + b"\n" for record in records])
+    return _json_answer(list(records), accept)
+
+
+def _flat_cells(value: Any) -> list[bytes]:
+    if isinstance(value, dict):
+        return [cell for item in value.values() for cell in _flat_cells(item)]
+    if isinstance(value, list | tuple):
+        return [cell for item in value for cell in _flat_cells(item)]
+    return [_csv_cell(value)]
+
+
+def _csv_cell(value: Any) -> bytes:
+    """A value as the JSON answer writes it, strings unquoted unless CSV needs it (RFC 4180)."""
+    if value is None:
+        return b""
+    if isinstance(value, str):
+        return _csv_field(value).encode()
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value).encode()  # JSON has no such number; as the default CSV writes it
+    text = orjson.dumps(value, option=_JSON_OPTIONS)
+    return _csv_field(orjson.loads(text)).encode() if text.startswith(b'"') else text
 
 
 def encode_error(message: str, status: int, accept: str) -> bytes:
