@@ -65,11 +65,12 @@ def binary_tree(left: np.ndarray, right: np.ndarray, what: str, leaves: int | No
     else:  # LightGBM: >= 0 an interior node, < 0 the leaf ~child
         children = np.concatenate([left[left >= 0], right[right >= 0]])
         owners = np.concatenate([parents[left >= 0], parents[right >= 0]])
+    if children.size and (children.max() >= n or (children <= owners).any()):
+        raise Refused(f"{what}: a child index is out of range or not after its parent (a cycle)")
+    if leaves is not None:
         leaf_codes = np.concatenate([~left[left < 0], ~right[right < 0]])
         if leaf_codes.size != leaves or not np.array_equal(np.sort(leaf_codes), np.arange(leaves)):
             raise Refused(f"{what}: every leaf 0..{leaves - 1} must be the child of exactly one node")
-    if children.size and (children.max() >= n or (children <= owners).any()):
-        raise Refused(f"{what}: a child index is out of range or not after its parent (a cycle)")
     counts = np.bincount(children, minlength=n) if n else np.zeros(0, dtype=np.int64)
     if n and (counts[0] != 0 or (counts[1:] != 1).any()):
         raise Refused(f"{what}: a node is the child of no node or of several (not one tree)")
