@@ -164,7 +164,7 @@ def test_links_out_of_the_folder_are_refused(tmp_path: Path) -> None:
         tar.addfile(_info("fine.json", 2), io.BytesIO(b"{}"))
         info = tarfile.TarInfo("../escape.txt")
         tar.addfile(info, io.BytesIO(b""))
-    with pytest.raises(tarballs.ArchiveError, match="refusing member '../escape.txt'"):
+    with pytest.raises(tarballs.ArchiveError, match=r"refusing member '\.\./escape\.txt'"):
         tarballs.extract(archive, tmp_path / "out")
     assert not (tmp_path / "escape.txt").exists()
     assert not (tmp_path / "out").exists()  # checked before the first member was written

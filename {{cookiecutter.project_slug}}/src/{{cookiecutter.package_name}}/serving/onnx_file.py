@@ -33,6 +33,8 @@ from typing import Any
 
 # The standard operator sets the exporters write: ai.onnx ('') and ai.onnx.ml.
 ALLOWED_DOMAINS = frozenset({"", "ai.onnx.ml"})
+# ModelProto's plain fields kept by the rewrite (onnx.proto), besides graph and opset_import.
+SCALAR_FIELDS = ("ir_version", "producer_name", "producer_version", "domain", "model_version", "doc_string")
 # One tensor's elements: the largest this project exports is features x classes coefficients.
 MAX_TENSOR_ELEMENTS = 1 << 24
 
@@ -68,16 +70,12 @@ def canonical(raw: bytes, expected: Expected) -> bytes:
         raise OnnxRefused("the model carries model-local functions, which the exporters never write")
     if model.training_info:
         raise OnnxRefused("the model carries training information, which the exporters never write")
-    clean = onnx.ModelProto(
-        ir_version=model.ir_version,
-        producer_name=model.producer_name,
-        producer_version=model.producer_version,
-        domain=model.domain,
-        model_version=model.model_version,
-        doc_string=model.doc_string,
-        graph=model.graph,
-        opset_import=model.opset_import,
-    )
+    clean = onnx.ModelProto()  # the known fields that are set; metadata_props and the rest are dropped
+    for name in SCALAR_FIELDS:
+        if model.HasField(name):
+            setattr(clean, name, getattr(model, name))
+    clean.graph.CopyFrom(model.graph)
+    clean.opset_import.extend(model.opset_import)
     _check_domains(clean)
     _check_tensors(clean.graph)
     _check_signature(clean.graph, expected)
