@@ -30,7 +30,7 @@ from . import data, hyperparameters, model, settings
 
 METADATA_FILE = "metadata.json"
 PROFILE_FILE = "profile.json"
-# A compiled copy of the model that serving may add next to the native file.
+# A compiled copy training may add next to the native file; metadata.json records its SHA-256.
 COMPILED_FILES = frozenset({"model.onnx"})
 COMPILED_PRECISIONS = ("float32", "float64")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
