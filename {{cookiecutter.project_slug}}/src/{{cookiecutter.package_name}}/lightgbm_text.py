@@ -28,6 +28,7 @@ OBJECTIVES = {"binary": "binary", "multiclass": "multiclass", "regression": "reg
 MAX_TREES, MAX_LEAVES = 1_000_000, 131_072  # LightGBM's own num_leaves limit
 NUMBER = r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 NUMBERS = re.compile(rf"^{NUMBER}(?: {NUMBER})*$")
+THRESHOLDS = re.compile(rf"^(?:{NUMBER}|-?inf)(?: (?:{NUMBER}|-?inf))*$")
 INTEGERS = re.compile(r"^-?\d+(?: -?\d+)*$")
 FEATURE_INFO = re.compile(rf"^(?:none|\[{NUMBER}:{NUMBER}\]|-?\d+(?::-?\d+)*)$")
 NAME = re.compile(r"^[^\s=]+$")
@@ -101,7 +102,7 @@ def _header(header: dict[str, str], expected: Expected, n_trees: int) -> list[st
     missing = set(HEADER) - set(header)
     if unknown or missing:
         raise Refused(f"header keys: unknown {sorted(unknown)[:5]}, missing {sorted(missing)}")
-    per_iteration = expected.n_classes if expected.problem_type == "multiclass" else 1
+    per_iteration = expected.n_classes if expected.task == "multiclass" else 1
     want = {
         "version": "v4",
         "num_class": str(per_iteration),
@@ -127,12 +128,12 @@ def _header(header: dict[str, str], expected: Expected, n_trees: int) -> list[st
 def _objective(value: str, expected: Expected) -> None:
     """The objective this project trains for the problem type, with LightGBM's own parameters."""
     name, *parameters = value.split(" ")
-    if name != OBJECTIVES[expected.problem_type]:
+    if name != OBJECTIVES[expected.task]:
         raise Refused(
-            f"objective {name[:40]!r}: a {expected.problem_type} model serves "
-            f"{OBJECTIVES[expected.problem_type]!r} (lightgbm_text.OBJECTIVES)"
+            f"objective {name[:40]!r}: a {expected.task} model serves "
+            f"{OBJECTIVES[expected.task]!r} (lightgbm_text.OBJECTIVES)"
         )
-    allowed = {"binary": {"sigmoid"}, "multiclass": {"num_class"}, "regression": set()}[expected.problem_type]
+    allowed = {"binary": {"sigmoid"}, "multiclass": {"num_class"}, "regression": set()}[expected.task]
     seen = dict(p.partition(":")[::2] for p in parameters)
     if set(seen) != allowed or len(seen) != len(parameters):
         raise Refused(f"objective parameters {parameters[:4]}: expected {sorted(allowed)}")
@@ -158,8 +159,8 @@ def _integers(text: str, what: str) -> list[int]:
     return [int(v) for v in text.split(" ")] if text else []
 
 
-def _numbers(text: str, what: str) -> list[float]:
-    if text and not NUMBERS.match(text):
+def _numbers(text: str, what: str, pattern: re.Pattern[str] = NUMBERS) -> list[float]:
+    if text and not pattern.match(text):
         raise Refused(f"{what} must be numbers separated by spaces")
     return [float(v) for v in text.split(" ")] if text else []
 
@@ -183,8 +184,12 @@ def _tree(tree: dict[str, str], index: int, expected: Expected) -> list[str]:
         0,
         1,
     )
-    for key in ("split_gain", "threshold", "internal_value", "internal_weight"):
+    for key in ("split_gain", "internal_value", "internal_weight"):
         floats(_numbers(tree[key], f"{what} {key}"), f"{what} {key}", n)
+    # A split that sends every number one way and missing values the other has threshold inf.
+    floats(
+        _numbers(tree["threshold"], f"{what} threshold", THRESHOLDS), f"{what} threshold", n, infinite=True
+    )
     floats(_numbers(tree["leaf_value"], f"{what} leaf_value"), f"{what} leaf_value", int(leaves))
     weights = _numbers(tree["leaf_weight"], f"{what} leaf_weight")  # a one-leaf tree writes none
     floats(weights, f"{what} leaf_weight", 0 if n == 0 and not weights else int(leaves))
@@ -229,7 +234,7 @@ def _categorical(
                   num_cat + 1, high=len(words) + 1)  # fmt: skip
     if bounds[0] != 0 or bounds[-1] != len(words) or (np.diff(bounds) < 0).any():
         raise Refused(f"{what}: cat_boundaries must rise from 0 to the number of cat_threshold words")
-    thresholds = np.asarray(_numbers(tree["threshold"], f"{what} threshold"))[categorical]
+    thresholds = np.asarray(_numbers(tree["threshold"], f"{what} threshold", THRESHOLDS))[categorical]
     if (thresholds != np.floor(thresholds)).any() or (thresholds < 0).any() or (thresholds >= num_cat).any():
         raise Refused(f"{what}: a categorical split names no bitset 0..{num_cat - 1}")
     if not set(features[categorical].tolist()) <= set(expected.categories):

@@ -71,14 +71,19 @@ class UnsafeModelError(ValueError):
 
 @dataclass(frozen=True)
 class Expected:
-    """What metadata.json says the native model is: the problem type, ``n_features`` columns,
-    ``n_classes`` classes (0 for regression) and, per categorical column index, its number of
-    categories (codes 0..n-1). Booster files are checked against it before the library reads them."""
+    """What metadata.json says the native model is: ``n_features`` columns, ``n_classes`` classes
+    (0 for regression) and, per categorical column index, its number of categories (codes 0..n-1).
+    Booster files are checked against it before the library reads them."""
 
-    problem_type: str
     n_features: int
     n_classes: int
     categories: dict[int, int]
+
+    @property
+    def task(self) -> str:
+        """What the booster was trained as: two classes make a binary model whatever the problem
+        type says (XGBClassifier and LGBMClassifier pick the logistic objective for them)."""
+        return "regression" if not self.n_classes else "binary" if self.n_classes == 2 else "multiclass"
 
     @classmethod
     def of(cls, metadata: dict[str, Any]) -> Expected:
@@ -86,7 +91,6 @@ class Expected:
         names, kinds = metadata["feature_names"], metadata["feature_kinds"]
         regression = metadata["problem_type"] == "regression"
         return cls(
-            problem_type=metadata["problem_type"],
             n_features=len(names),
             n_classes=0 if regression else len(metadata["classes"]),
             categories={

@@ -34,14 +34,14 @@ def ints(
     return array
 
 
-def floats(values: Any, what: str, length: int | None = None) -> np.ndarray:
-    """``values`` as float64 if it is a list of finite numbers (no bools)."""
+def floats(values: Any, what: str, length: int | None = None, infinite: bool = False) -> np.ndarray:
+    """``values`` as float64 if it is a list of finite numbers (no bools); ``infinite``: +-inf too."""
     if not isinstance(values, list) or any(type(v) not in (int, float) for v in values):
         raise Refused(f"{what} must be a list of numbers")
     if length is not None and len(values) != length:
         raise Refused(f"{what} has {len(values)} entries, expected {length}")
     array = np.asarray(values, dtype=np.float64).reshape(-1)
-    if not np.isfinite(array).all():
+    if np.isnan(array).any() or not (infinite or np.isfinite(array).all()):
         raise Refused(f"{what} holds a value that is not finite")
     return array
 

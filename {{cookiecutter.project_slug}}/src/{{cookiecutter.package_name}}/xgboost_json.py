@@ -91,7 +91,7 @@ def _model(model: Any, expected: Expected) -> dict[str, Any]:
         {"gradient_booster", "learner_model_param", "objective"},
         frozenset({"attributes", "feature_names", "feature_types"}),
     )
-    groups = expected.n_classes if expected.problem_type == "multiclass" else 1
+    groups = expected.n_classes if expected.task == "multiclass" else 1
     return {
         "learner": {
             "attributes": {},
@@ -117,7 +117,7 @@ def _feature_types(types: Any, expected: Expected) -> list[str]:
 def _model_param(param: Any, expected: Expected, groups: int) -> dict[str, str]:
     param = _object(param, "learner_model_param", {"base_score", "num_class", "num_feature"},
                     frozenset({"boost_from_average", "num_target"}))  # fmt: skip
-    num_class = str(expected.n_classes) if expected.problem_type == "multiclass" else "0"
+    num_class = str(expected.n_classes) if expected.task == "multiclass" else "0"
     out = {
         "base_score": param["base_score"],
         "num_class": _number_text(param["num_class"], "num_class", num_class),
@@ -137,11 +137,11 @@ def _model_param(param: Any, expected: Expected, groups: int) -> dict[str, str]:
 
 
 def _objective(objective: Any, expected: Expected) -> dict[str, Any]:
-    if not isinstance(objective, dict) or objective.get("name") not in OBJECTIVES[expected.problem_type]:
+    if not isinstance(objective, dict) or objective.get("name") not in OBJECTIVES[expected.task]:
         name = objective.get("name") if isinstance(objective, dict) else objective
         raise Refused(
-            f"objective {str(name)[:60]!r}: a {expected.problem_type} model serves "
-            f"{sorted(OBJECTIVES[expected.problem_type])} (xgboost_json.OBJECTIVES)"
+            f"objective {str(name)[:60]!r}: a {expected.task} model serves "
+            f"{sorted(OBJECTIVES[expected.task])} (xgboost_json.OBJECTIVES)"
         )
     out: dict[str, Any] = {"name": objective["name"]}
     for key, params in objective.items():
