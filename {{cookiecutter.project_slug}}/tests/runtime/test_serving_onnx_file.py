@@ -324,3 +324,19 @@ def test_serving_the_compiled_model_imports_no_model_library(exported):
     roots = {name.split(".")[0] for name in result["modules"]}
     assert not roots & {"sklearn", "scipy", "xgboost", "lightgbm", "skops", "onnx", "skl2onnx", "onnxmltools"}
     assert "onnxruntime" in roots
+
+
+@pytest.mark.parametrize(
+    ("expected", "what"),
+    [
+        (onnx_file.Expected(n_features=5, n_classes=0), "inputs"),
+        (onnx_file.Expected(n_features=4, n_classes=2), "outputs"),
+    ],
+)
+def test_the_session_is_checked_against_the_metadata_before_it_answers(expected, what):
+    """What ONNX Runtime itself built is compared with metadata.json (a forged digest gets no further)."""
+    model = compiled.CompiledModel(identity_model(), "regression", expected)
+    with pytest.raises(
+        ModelFolderError, match=f"model.onnx: the session's {what} do not match metadata.json"
+    ):
+        model.predict(np.zeros((1, 4)))
