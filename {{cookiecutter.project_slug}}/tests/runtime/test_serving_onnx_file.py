@@ -258,6 +258,32 @@ def test_serving_refuses_a_swapped_model_onnx_in_a_limited_child(folder, name):
     )
 
 
+@pytest.mark.parametrize("name", sorted(PAYLOADS))
+def test_a_swapped_model_onnx_never_reaches_onnx_runtime(folder, name, monkeypatch):
+    opened = []
+    monkeypatch.setattr(compiled, "_session", lambda model: opened.append(model))
+    (folder / compiled.COMPILED_FILE).write_bytes(PAYLOADS[name][0]())
+    with pytest.raises(ModelFolderError, match=r"model\.onnx: its SHA-256 is not the one training recorded"):
+        predictor = compiled.load(folder)
+        predictor.predict(np.array([predictor.example], dtype=object))
+    assert opened == []
+
+
+def test_every_export_of_this_project_passes_the_check(exported):
+    """Each precision this project's converters write passes, its graph kept as the converter wrote it."""
+    predictor, _ = exported
+    checked = 0
+    for precision in compiled.precisions(predictor.library):
+        try:
+            model = compiled.convert(predictor, precision)
+        except Exception:  # this library's converter does not take this precision
+            continue
+        canonical = onnx_file.canonical(model, compiled.expected_of(predictor))
+        assert onnx.ModelProto.FromString(canonical).graph == onnx.ModelProto.FromString(model).graph
+        checked += 1
+    assert checked >= 1
+
+
 def test_an_unrecorded_model_onnx_is_refused(folder):
     metadata = json.loads((folder / METADATA_FILE).read_text())
     del metadata["compiled"]
