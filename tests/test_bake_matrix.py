@@ -49,12 +49,17 @@ EXPECTED = [
     "src/{pkg}/steps/evaluate.py",
     "src/{pkg}/serving/app.py",
     "src/{pkg}/serving/handlers.py",
+    "src/{pkg}/serving/onnx_file.py",
+    "src/{pkg}/xgboost_json.py",
+    "src/{pkg}/lightgbm_text.py",
+    "src/{pkg}/tree_checks.py",
     "src/{pkg}_deploy/cli.py",
     "src/{pkg}_emulator/run.py",
     "docs/architecture.md",
     "docs/decisions.md",
     "benchmarks/RESULTS.md",
     "tests/conftest.py",
+    "tests/support/sandbox.py",
 ]
 EXECUTABLE = ["container/train", "container/serve", "container/validate", "container/evaluate"]
 # Unrendered Jinja: a cookiecutter variable or a Jinja block tag. Not a blanket brace check:

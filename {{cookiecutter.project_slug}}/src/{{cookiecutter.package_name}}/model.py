@@ -109,20 +109,20 @@ def save_native(estimator: Pipeline, directory: Path) -> str:
     return MODEL_FILE
 
 
-def load_native(directory: Path, file_name: str) -> Pipeline:
-    estimator = model_files.load_skops(directory / file_name, SKOPS_TYPES)
+def load_native(directory: Path, metadata: dict[str, Any]) -> Pipeline:
+    estimator = model_files.load_skops(directory / metadata["model_file"], SKOPS_TYPES)
     model_files.pin_threads()
     return estimator
 {%- elif cookiecutter.model_library == "xgboost" %}
 import numpy as np
 
-from . import model_files
+from . import model_files, xgboost_json
 from .params import Param
 
 # ---- REPLACE THIS WITH YOUR OWN MODEL ----
 LIBRARY = "xgboost"
-# UBJSON, XGBoost's own binary JSON: https://xgboost.readthedocs.io/en/stable/tutorials/saving_model.html
-MODEL_FILE = "model.ubj"
+# XGBoost's JSON model (chosen by the extension): https://xgboost.readthedocs.io/en/stable/tutorials/saving_model.html
+MODEL_FILE = "model.json"
 
 HYPERPARAMETERS: tuple[Param, ...] = (
     Param("n_estimators", "int", 200, 10, 2000, help="boosting rounds"),
@@ -161,12 +161,13 @@ def save_native(estimator: Any, directory: Path) -> str:
     return MODEL_FILE
 
 
-def load_native(directory: Path, file_name: str) -> model_files.BoosterModel:
-    path = directory / file_name
-    model_files.check_prefix(path, (b"{",), "an XGBoost UBJSON or JSON model")
+def load_native(directory: Path, metadata: dict[str, Any]) -> model_files.BoosterModel:
+    # The whole model checked against the metadata, then XGBoost reads the checked rewrite only.
+    checked = xgboost_json.canonical(directory / metadata["model_file"], model_files.Expected.of(metadata))
     import xgboost as xgb
 
-    booster = xgb.Booster(params={"nthread": 1}, model_file=str(path))
+    booster = xgb.Booster(params={"nthread": 1})
+    booster.load_model(bytearray(checked))
     model_files.pin_threads()
 
     def raw(X: np.ndarray) -> np.ndarray:
@@ -176,7 +177,7 @@ def load_native(directory: Path, file_name: str) -> model_files.BoosterModel:
 {%- elif cookiecutter.model_library == "lightgbm" %}
 import numpy as np
 
-from . import model_files
+from . import lightgbm_text, model_files
 from .params import Param
 
 # ---- REPLACE THIS WITH YOUR OWN MODEL ----
@@ -217,12 +218,12 @@ def save_native(estimator: Any, directory: Path) -> str:
     return MODEL_FILE
 
 
-def load_native(directory: Path, file_name: str) -> model_files.BoosterModel:
-    path = directory / file_name
-    model_files.check_prefix(path, (b"tree\n", b"tree\r\n"), "a LightGBM text model")
+def load_native(directory: Path, metadata: dict[str, Any]) -> model_files.BoosterModel:
+    # The whole model checked against the metadata, then LightGBM reads the checked rewrite only.
+    checked = lightgbm_text.canonical(directory / metadata["model_file"], model_files.Expected.of(metadata))
     import lightgbm as lgb
 
-    booster = lgb.Booster(model_file=str(path))  # threads: per predict call below
+    booster = lgb.Booster(model_str=checked)  # threads: per predict call below
     model_files.pin_threads()
 
     def raw(X: np.ndarray) -> np.ndarray:

@@ -7,8 +7,13 @@
   scikit-learn estimator, ``builtins`` functions behind a ``ReduceNode``) is never relied on,
   since a tampered file could otherwise import and call whatever it names:
   https://skops.readthedocs.io/en/stable/persistence.html#security
-- XGBoost: UBJSON (or JSON) model files, parsed by XGBoost's own reader, which builds trees only.
-- LightGBM: the text model format, parsed by LightGBM's own reader.
+  The archive's sizes are bounded from its central directory before anything is inflated, and
+  ``schema.json`` (parsed whole into Python objects, ~25x its size) to ``MAX_SKOPS_SCHEMA_BYTES``.
+- XGBoost (JSON) and LightGBM (text): the library parsers crash, hang, read out of bounds or
+  allocate without bound on crafted trees (issue 22), so the whole model is checked first against
+  metadata.json (``Expected``) and rewritten canonically; the library only parses that rewrite
+  (``xgboost_json``, ``lightgbm_text``). Serving and evaluate read neither when a verified
+  compiled copy exists (serving/compiled.py).
 No pickle anywhere: numpy arrays are read with ``allow_pickle=False`` (skops does so itself).
 
 Thread pools are pinned to one thread when a model is loaded (``pin_threads``): a serving worker
@@ -18,9 +23,12 @@ answers one request at a time, and an OpenMP pool started before gunicorn forks 
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 import zipfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +36,10 @@ import numpy as np
 
 # A model file larger than this is refused before it is read (the sample's is ~10 KB).
 MAX_MODEL_BYTES = 512 * 1024 * 1024
+# skops' schema.json is parsed whole: a 61 KB zip of ~60 MB of JSON drove memory to 1.5 GB
+# (issue 22). This project's schemas are ~20 KB; arrays live in the .npy members, not here.
+MAX_SKOPS_SCHEMA_BYTES = 4 * 1024 * 1024
+MAX_SKOPS_MEMBERS = 10_000
 # skops loaders that only rebuild data: containers, arrays, dtypes, plain objects set from a dict.
 # Left out on purpose: ReduceNode/TreeNode/LossNode (call a constructor with arguments),
 # FunctionNode, MethodNode, PartialNode, OperatorFuncNode (return callables), and others.
@@ -57,12 +69,64 @@ class UnsafeModelError(ValueError):
     """A model file refused before any library read it; the message names the file and the cause."""
 
 
+@dataclass(frozen=True)
+class Expected:
+    """What metadata.json says the native model is: ``n_features`` columns, ``n_classes`` classes
+    (0 for regression) and, per categorical column index, its number of categories (codes 0..n-1).
+    Booster files are checked against it before the library reads them."""
+
+    n_features: int
+    n_classes: int
+    categories: dict[int, int]
+
+    @property
+    def task(self) -> str:
+        """What the booster was trained as: two classes make a binary model whatever the problem
+        type says (XGBClassifier and LGBMClassifier pick the logistic objective for them)."""
+        return "regression" if not self.n_classes else "binary" if self.n_classes == 2 else "multiclass"
+
+    @classmethod
+    def of(cls, metadata: dict[str, Any]) -> Expected:
+        """From metadata already checked by ``predictor.read_metadata``."""
+        names, kinds = metadata["feature_names"], metadata["feature_kinds"]
+        regression = metadata["problem_type"] == "regression"
+        return cls(
+            n_features=len(names),
+            n_classes=0 if regression else len(metadata["classes"]),
+            categories={
+                i: len(metadata["categories"][name])
+                for i, (name, kind) in enumerate(zip(names, kinds, strict=True))
+                if kind == "categorical"
+            },
+        )
+
+
 def check_size(path: Path) -> None:
+    """A regular file (not a symlink) of at most MAX_MODEL_BYTES."""
+    if path.is_symlink():
+        raise UnsafeModelError(f"{path}: a symlink, not a model file")
     if not path.is_file():
         raise UnsafeModelError(f"{path}: no such model file")
     size = path.stat().st_size
     if size > MAX_MODEL_BYTES:
         raise UnsafeModelError(f"{path}: {size} bytes is more than the limit of {MAX_MODEL_BYTES}")
+
+
+def read_model_file(path: Path) -> bytes:
+    """The bytes of a regular model file of at most MAX_MODEL_BYTES; a symlink is refused by the
+    open itself (O_NOFOLLOW), so no check can be raced."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as error:
+        raise UnsafeModelError(f"{path}: cannot be opened as a regular file ({error.strerror})") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsafeModelError(f"{path}: not a regular file")
+        data = handle.read(MAX_MODEL_BYTES + 1)
+    if len(data) > MAX_MODEL_BYTES:
+        raise UnsafeModelError(f"{path}: more than the limit of {MAX_MODEL_BYTES} bytes")
+    return data
 
 
 def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
@@ -82,18 +146,47 @@ def skops_schema(path: Path) -> dict[str, Any]:
     check_size(path)
     try:
         with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-            bad = [m.filename for m in members if not SKOPS_MEMBER.match(m.filename)]
-            if bad:
-                raise UnsafeModelError(f"{path}: unexpected member(s) in the skops archive: {bad[:3]}")
-            if sum(m.file_size for m in members) > MAX_MODEL_BYTES:
-                raise UnsafeModelError(f"{path}: skops archive unpacks to more than {MAX_MODEL_BYTES} bytes")
-            schema = json.loads(archive.read("schema.json"))
-    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            members = _skops_members(archive, path)
+            schema = json.loads(_read_schema(archive, members["schema.json"], path))
+    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise UnsafeModelError(f"{path}: not a skops model file ({error})") from None
     if not isinstance(schema, dict):
         raise UnsafeModelError(f"{path}: not a skops model file (schema is not an object)")
     return schema
+
+
+def _skops_members(archive: zipfile.ZipFile, path: Path) -> dict[str, zipfile.ZipInfo]:
+    """The archive's members by name, from its central directory: names, count and inflated sizes
+    are checked before a byte is inflated (zipfile never inflates a member past its listed size)."""
+    members = archive.infolist()
+    if len(members) > MAX_SKOPS_MEMBERS:
+        raise UnsafeModelError(f"{path}: more than {MAX_SKOPS_MEMBERS} members in the skops archive")
+    bad = [m.filename for m in members if not SKOPS_MEMBER.match(m.filename)]
+    if bad:
+        raise UnsafeModelError(f"{path}: unexpected member(s) in the skops archive: {bad[:3]}")
+    names = [m.filename for m in members]
+    if len(set(names)) != len(names):
+        raise UnsafeModelError(f"{path}: a member name appears twice in the skops archive")
+    if sum(m.file_size for m in members) > MAX_MODEL_BYTES:
+        raise UnsafeModelError(f"{path}: skops archive unpacks to more than {MAX_MODEL_BYTES} bytes")
+    by_name = {m.filename: m for m in members}
+    if "schema.json" not in by_name:
+        raise UnsafeModelError(f"{path}: not a skops model file (no schema.json)")
+    return by_name
+
+
+def _read_schema(archive: zipfile.ZipFile, member: zipfile.ZipInfo, path: Path) -> bytes:
+    """schema.json, refused from its listed size and again from what actually inflates."""
+    if member.file_size > MAX_SKOPS_SCHEMA_BYTES:
+        raise UnsafeModelError(
+            f"{path}: schema.json unpacks to {member.file_size:,} bytes, over the limit of "
+            f"{MAX_SKOPS_SCHEMA_BYTES:,} (model_files.MAX_SKOPS_SCHEMA_BYTES)"
+        )
+    with archive.open(member) as handle:
+        text = handle.read(MAX_SKOPS_SCHEMA_BYTES + 1)
+    if len(text) > MAX_SKOPS_SCHEMA_BYTES:
+        raise UnsafeModelError(f"{path}: schema.json is over the limit of {MAX_SKOPS_SCHEMA_BYTES:,} bytes")
+    return text
 
 
 def skops_types(schema: dict[str, Any]) -> tuple[set[str], set[str]]:
@@ -128,15 +221,6 @@ def load_skops(path: Path, allowed_types: frozenset[str]) -> Any:
     import skops.io as sio  # only now: the file has been checked
 
     return sio.load(path, trusted=sorted(types))
-
-
-def check_prefix(path: Path, prefixes: tuple[bytes, ...], kind: str) -> None:
-    """Refuse a file that does not start the way ``kind`` files do (a pickle starts with 0x80)."""
-    check_size(path)
-    with path.open("rb") as handle:
-        head = handle.read(16)
-    if not head.startswith(prefixes):
-        raise UnsafeModelError(f"{path}: not {kind} (starts with {head[:8]!r})")
 
 
 def pin_threads() -> None:

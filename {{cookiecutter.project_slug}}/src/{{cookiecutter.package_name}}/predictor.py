@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +30,10 @@ from . import data, hyperparameters, model, settings
 
 METADATA_FILE = "metadata.json"
 PROFILE_FILE = "profile.json"
-# A compiled copy of the model that serving may add next to the native file.
+# A compiled copy training may add next to the native file; metadata.json records its SHA-256.
 COMPILED_FILES = frozenset({"model.onnx"})
+COMPILED_PRECISIONS = ("float32", "float64")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
 METADATA_VERSION = 1
 MAX_METADATA_BYTES = 16 * 1024 * 1024
 
@@ -240,7 +243,7 @@ class Predictor:
         """Every check before any library loads anything; then the native loader's own checks."""
         directory = Path(directory)
         metadata = read_metadata(directory)
-        return cls.from_metadata(metadata, model.load_native(directory, metadata["model_file"]))
+        return cls.from_metadata(metadata, model.load_native(directory, metadata))
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, Any], estimator: Any) -> Predictor:
@@ -351,11 +354,13 @@ def _refuse_constant(name: str) -> None:
 
 
 def check_files(directory: Path, model_file: str) -> None:
-    """Only the files a model folder holds: anything else (a pickle, a script) is refused."""
+    """Only the files a model folder holds: anything else (a pickle, a script, a symlink) is refused."""
     allowed = {METADATA_FILE, PROFILE_FILE, model_file, *COMPILED_FILES}
     if not directory.is_dir():
         _reject(directory, "no such model folder")
-    unknown = sorted(p.name for p in directory.iterdir() if p.name not in allowed or not p.is_file())
+    unknown = sorted(
+        p.name for p in directory.iterdir() if p.name not in allowed or p.is_symlink() or not p.is_file()
+    )
     if unknown:
         _reject(directory, f"refusing unknown file(s) in the model folder: {', '.join(unknown[:5])}")
 
@@ -375,6 +380,30 @@ def read_metadata(directory: Path) -> dict[str, Any]:
     _check_shape(path, metadata)
     check_files(directory, metadata["model_file"])
     return metadata
+
+
+def record_compiled(directory: Path, file_name: str, sha256: str, precision: str) -> None:
+    """Add the compiled copy's entry to metadata.json: serving verifies the file against it."""
+    path = Path(directory) / METADATA_FILE
+    metadata = json.loads(path.read_text(encoding="utf-8"))
+    metadata["compiled"] = {"file": file_name, "sha256": sha256, "precision": precision}
+    path.write_text(json.dumps(metadata, indent=2, allow_nan=False) + "\n")
+
+
+def _check_compiled(path: Path, metadata: dict[str, Any]) -> None:
+    """The optional ``compiled`` entry: the compiled file's name, SHA-256 and precision."""
+    record = metadata.get("compiled")
+    if record is None:
+        return
+    if (
+        not isinstance(record, dict)
+        or set(record) != {"file", "sha256", "precision"}
+        or record["file"] not in COMPILED_FILES
+        or not isinstance(record["sha256"], str)
+        or not SHA256.match(record["sha256"])
+        or record["precision"] not in COMPILED_PRECISIONS
+    ):
+        _reject(path, "field 'compiled' must be {file: model.onnx, sha256: 64 hex digits, precision}")
 
 
 def _check_shape(path: Path, metadata: dict[str, Any]) -> None:
@@ -418,6 +447,7 @@ def _check_shape(path: Path, metadata: dict[str, Any]) -> None:
     ):
         _reject(path, "categories must list the text values of each categorical feature")
     _check_classes(path, metadata)
+    _check_compiled(path, metadata)
 
 
 def _check_classes(path: Path, metadata: dict[str, Any]) -> None:

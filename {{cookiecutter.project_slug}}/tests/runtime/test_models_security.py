@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from sandbox import load_in_child
 
 from {{ cookiecutter.package_name }} import data, model, model_files
 from {{ cookiecutter.package_name }}.predictor import METADATA_FILE, ModelFolderError, Predictor
@@ -218,6 +219,42 @@ def test_skops_archive_shape_is_checked(tmp_path: Path, members: dict[str, str],
         for name, text in members.items():
             archive.writestr(name, text)
     with pytest.raises(model_files.UnsafeModelError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        model_files.load_skops(path, model.SKOPS_TYPES)
+
+
+def _skops_bomb(path: Path, schema: bytes) -> Path:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        archive.writestr("schema.json", schema)
+    return path
+
+
+@needs_skops
+@pytest.mark.parametrize(
+    ("schema", "cause"),
+    [
+        # ~60 MB of JSON in ~60 KB of zip: parsed whole it drove memory to 1.5 GB (issue 22)
+        (b"[" + b"0," * (30 * 1024**2) + b"0]", "schema.json unpacks to 62,914,563 bytes, over the limit"),
+        # under the size limit, nested past any parser's stack
+        (b"[" * (2 * 1024**2) + b"]" * (2 * 1024**2), "not a skops model file"),
+    ],
+    ids=["zip-bomb", "deep-nesting"],
+)
+def test_a_skops_bomb_is_refused_in_a_limited_child(trained: Path, tmp_path: Path, schema: bytes, cause: str):
+    folder = _copy(trained, tmp_path)
+    path = _skops_bomb(folder / model.MODEL_FILE, schema)
+    assert path.stat().st_size < 200 * 1024
+    load_in_child("native", folder, memory=512 * 1024**2).assert_refused(f"{path}: {cause}")
+
+
+@needs_skops
+def test_a_skops_member_whose_listed_size_lies_is_refused(tmp_path: Path):
+    """The central directory says 10 bytes; zipfile never inflates past that, and the CRC fails."""
+    path = _skops_bomb(tmp_path / "model.skops", b"{" + b" " * (8 * 1024**2) + b"}")
+    data = bytearray(path.read_bytes())
+    listed = data.rfind(b"PK\x01\x02")  # the central directory entry: uncompressed size at +24
+    data[listed + 24 : listed + 28] = (10).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    with pytest.raises(model_files.UnsafeModelError, match="not a skops model file"):
         model_files.load_skops(path, model.SKOPS_TYPES)
 
 

@@ -87,7 +87,9 @@ def test_the_compiled_copy_is_there_exactly_when_it_answers_as_the_library(train
     native = Predictor.load(trained["model"])
     # The loaded model of a booster is not the fitted estimator the converters take: fit the same
     # (seeded) model again and export that, as training did.
-    verifies = compiled.export(Predictor.fit(train, native.hyperparameters), holdout, tmp_path)
+    refit = Predictor.fit(train, native.hyperparameters)
+    refit.save(tmp_path)  # export records its digest in the saved model's metadata.json
+    verifies = compiled.export(refit, holdout, tmp_path)
     assert (trained["model"] / compiled.COMPILED_FILE).is_file() == verifies
     served = compiled.load(trained["model"])
     assert isinstance(served.estimator, compiled.CompiledModel) == verifies

@@ -83,7 +83,7 @@ def test_a_mismatching_export_is_not_used(fitted, tmp_path, capsys, monkeypatch)
     assert compiled.export(predictor, holdout, tmp_path) is False
     assert not (tmp_path / compiled.COMPILED_FILE).exists()
     log = capsys.readouterr().err
-    assert "compiled predictor: not used (float32: " in log
+    assert f"compiled predictor: not used ({compiled.precisions(predictor.library)[0]}: " in log
     assert "labels differ" in log if PROBLEM_TYPE != "regression" else "max difference" in log
     assert f"serving uses {predictor.library}" in log
 
@@ -98,9 +98,9 @@ def test_an_unsupported_model_is_not_exported(fitted, tmp_path, capsys):
 
 
 def test_without_onnxruntime_serving_uses_the_library(fitted, tmp_path, monkeypatch, capsys):
-    predictor, _ = fitted
+    predictor, holdout = fitted
     predictor.save(tmp_path)
-    (tmp_path / compiled.COMPILED_FILE).write_bytes(compiled.convert(predictor))
+    assert compiled.export(predictor, holdout, tmp_path)
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
     loaded = compiled.load(tmp_path)
     assert not isinstance(loaded.estimator, compiled.CompiledModel)
@@ -137,8 +137,14 @@ def _gap(predictor, holdout, precision: str) -> float:
 
 def test_export_writes_the_first_precision_that_answers_as_the_library(fitted, tmp_path, capsys):
     predictor, holdout = fitted
-    gaps = {precision: _gap(predictor, holdout, precision) for precision in compiled.PRECISIONS}
+    order = compiled.precisions(predictor.library)
+    assert (
+        sorted(order) == sorted(compiled.PRECISIONS)
+        and order[0] == compiled.NATIVE_PRECISION[predictor.library]
+    )
+    gaps = {precision: _gap(predictor, holdout, precision) for precision in order}
     passing = [precision for precision, gap in gaps.items() if gap <= compiled.TOLERANCE]
+    predictor.save(tmp_path)
     written = compiled.export(predictor, holdout, tmp_path)
     assert written == bool(passing), gaps
     if passing:
@@ -167,3 +173,50 @@ def test_a_float64_model_is_fed_float64(fitted):
 def test_an_unknown_precision_is_refused(fitted):
     with pytest.raises(ValueError, match="precision 'float16': one of float32, float64"):
         compiled.convert(fitted[0], "float16")
+
+
+# ---- features near the float32 limit (issue 22: the float32 path answered null) -------------------
+
+
+def _overflow_rows(predictor, holdout) -> np.ndarray:
+    """Pairs of features set to +-1e38 and 3e38: scaled and summed in float32 they overflow to inf
+    and inf - inf = NaN, while the library, in float64, answers."""
+    X = predictor.features(holdout.take(slice(0, 1))).astype(np.float64)
+    rows = []
+    for value in (1e38, -3e38):
+        for i in range(X.shape[1]):
+            for j in range(X.shape[1]):
+                row = X[0].copy()
+                row[i], row[j] = value, (-value if i != j else value)
+                rows.append(row)
+    return np.asarray(rows)
+
+
+def test_features_near_the_float32_limit_answer_as_the_library(fitted, tmp_path):
+    predictor, holdout = fitted
+    predictor.save(tmp_path)
+    if not compiled.export(predictor, holdout, tmp_path):
+        pytest.skip("no verified export")
+    X = _overflow_rows(predictor, holdout)
+    want, got = predictor.predict(X), compiled.load(tmp_path).predict(X)
+    assert np.isfinite(numbers(got)).all()
+    assert np.max(np.abs(numbers(want) - numbers(got))) <= compiled.TOLERANCE
+
+
+@pytest.mark.skipif(model.LIBRARY not in compiled.OVERFLOW_SENSITIVE, reason="trees only compare features")
+def test_a_float32_model_answers_overflowing_rows_through_the_library(fitted, tmp_path):
+    predictor, holdout = fitted
+    predictor.save(tmp_path)
+    X = _overflow_rows(predictor, holdout)
+    plain = dataclasses.replace(
+        predictor, estimator=compiled.CompiledModel(compiled.convert(predictor), PROBLEM_TYPE)
+    )
+    with np.errstate(all="ignore"):
+        broken = ~np.isfinite(numbers(plain.predict(X))).reshape(len(X), -1).all(axis=1)
+    assert broken.any()  # the issue's case, live: float32 alone answers NaN (JSON null) here
+    guarded = compiled.CompiledModel(
+        compiled.convert(predictor), PROBLEM_TYPE, fallback=lambda: Predictor.load(tmp_path).estimator
+    )
+    got = dataclasses.replace(predictor, estimator=guarded).predict(X)
+    assert np.max(np.abs(numbers(predictor.predict(X)) - numbers(got))) <= compiled.TOLERANCE
+    assert guarded._native is not None  # loaded on the first overflowing row only

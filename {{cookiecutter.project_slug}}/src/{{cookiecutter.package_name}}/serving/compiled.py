@@ -5,26 +5,32 @@ in its own input checks and ColumnTransformer plumbing; the same pipeline in ONN
 ~6 us. Trees gain less (XGBoost ~80 -> ~5 us, LightGBM ~16 -> ~6 us).
 
 - ``export(predictor, table, directory)`` (training, once): converts the fitted estimator with
-  skl2onnx (scikit-learn) or onnxmltools (XGBoost, LightGBM), then predicts ``table`` (the
-  validation channel, else the training rows) both ways. ``model.onnx`` is written only if every
-  score, probability or value is within 1e-6 of the library's and every label is the same;
-  otherwise, or when the model cannot be converted, one training-log line says why and serving
-  uses the library. float32 is tried first (ONNX ML's kernels; classifiers pass in it), then
-  float64: regression on targets in the hundreds misses 1e-6 in float32 (~3e-5) and passes in
-  float64, for scikit-learn through ``double_imputer`` (ONNX ML's Imputer is float32 only) and for
-  LightGBM through ``tree_ensemble`` (ONNX ML's TreeEnsembleRegressor answers in float32). XGBoost
-  regression passes in float32 through ``tree_ensemble`` too, its base score summed first as
-  XGBoost does.
-- ``load(directory)`` (serving): the folder and metadata checks of ``predictor.read_metadata``
-  first, always; then, when ``model.onnx`` is there and ONNX Runtime is installed, a Predictor
-  whose estimator is the ONNX model, and the native model is never read: serving then imports
-  neither the library nor SciPy (start-up, issue 13). Else ``Predictor.load``, the library.
+  skl2onnx (scikit-learn) or onnxmltools (XGBoost, LightGBM), checks and rewrites it canonically
+  with the ``onnx`` library (``onnx_file.canonical``), then predicts ``table`` (the validation
+  channel, else the training rows) both ways. ``model.onnx`` is written, and its SHA-256 recorded
+  in metadata.json, only if every score, probability or value is within 1e-6 of the library's and
+  every label is the same; otherwise, or when the model cannot be converted, one training-log line
+  says why and serving uses the library. Precisions are tried in the order of ``precisions``: the
+  one the library computes in first (scikit-learn and LightGBM: float64; XGBoost casts features to
+  float32), so a feature near the float32 limit (1e38) means to the compiled model what it means to
+  the library (issue 22). Regression on targets in the hundreds misses 1e-6 in float32 (~3e-5): for
+  scikit-learn through ``double_imputer`` (ONNX ML's Imputer is float32 only) and for boosters
+  through ``tree_ensemble`` (ONNX ML's TreeEnsembleRegressor answers in float32).
+- ``load(directory)`` (serving, evaluate): the folder and metadata checks of
+  ``predictor.read_metadata`` first, always; then, when metadata.json records a compiled copy and
+  ONNX Runtime is installed, its digest is verified (``onnx_file.read_verified``) and a Predictor
+  whose estimator is the ONNX model is built: the native model is never read, and serving imports
+  neither the library nor SciPy (start-up, issue 13). A ``model.onnx`` that metadata.json does not
+  record, or whose digest differs, is refused. Else ``Predictor.load``, the library.
   The Predictor still encodes features and decides labels: only the estimator call changes.
 
-An ONNX file is a protobuf graph of operators, read as data (no pickle, no code); ``onnx_file.check``
-refuses any other operator domain and any tensor stored outside the file before ONNX Runtime sees
-it, at export and at load. The file name is on the Predictor's model-folder allow-list. ONNX Runtime is imported, and its session
-(and any thread it starts) created, lazily in the process that predicts, so never in gunicorn's master.
+ONNX Runtime reads the verified bytes as ONNX explicitly (never as its ORT flatbuffer format, which
+it would otherwise pick by a marker in the bytes), with external data confined to an empty folder,
+and its session's input and outputs are checked against metadata.json. It is imported, and its
+session (and any thread it starts) created, lazily in the process that predicts, so never in
+gunicorn's master. A float32 model of a library that computes with feature values in float64
+(OVERFLOW_SENSITIVE) answers rows whose features or outputs overflow float32 through the library
+instead (``CompiledModel.fallback``).
 """
 
 from __future__ import annotations
@@ -33,31 +39,63 @@ import dataclasses
 import importlib.util
 import os
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .. import model_files
 from ..data import Table
-from ..predictor import ModelFolderError, Predictions, Predictor, read_metadata
+from ..predictor import ModelFolderError, Predictions, Predictor, read_metadata, record_compiled
 from . import double_imputer, onnx_file, tree_ensemble
 
 COMPILED_FILE = "model.onnx"
 TOLERANCE = 1e-6
-# Tried in this order; the first that answers as the library within TOLERANCE is written.
 PRECISIONS = ("float32", "float64")
+# The precision each library computes in: tried first (see ``precisions``).
+NATIVE_PRECISION = {"scikit-learn": "float64", "lightgbm": "float64", "xgboost": "float32"}
+# Libraries whose compiled model computes with feature values (scikit-learn's scalers and linear
+# models): in float32 a feature near 1e38 overflows to inf and the answer to NaN, where the
+# library answers (issue 22). Trees only compare features, and inf compares as 1e39 does.
+OVERFLOW_SENSITIVE = frozenset({"scikit-learn"})
 # Booster regression through tree_ensemble, in the precision each booster computes in.
 TREE_ENSEMBLE = {("lightgbm", "float64"), ("xgboost", "float32")}
 # ai.onnx opset for skl2onnx; onnxmltools' tree converters support up to 15.
 SKLEARN_OPSET, TREES_OPSET = 18, 15
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# ONNX Runtime session configuration keys (onnxruntime_session_options_config_keys.h).
+LOAD_FORMAT = "session.load_model_format"
+EXTERNAL_DATA_FOLDER = "session.model_external_initializers_file_folder_path"
+
+
+def precisions(library: str) -> tuple[str, ...]:
+    """PRECISIONS in the order export tries them: the library's own precision first."""
+    first = NATIVE_PRECISION.get(library, PRECISIONS[0])
+    return (first, *[p for p in PRECISIONS if p != first])
 
 
 class CompiledModel:
-    """The scikit-learn predict API (what Predictor calls) over an ONNX Runtime session."""
+    """The scikit-learn predict API (what Predictor calls) over an ONNX Runtime session.
 
-    def __init__(self, model: bytes, problem_type: str):
+    ``expected`` (metadata.json's feature and class counts) is checked against the session's input
+    and outputs when the session is made. ``fallback`` (optional) loads the library's model: a
+    float32 session answers rows whose features or outputs overflow float32 through it.
+    """
+
+    def __init__(
+        self,
+        model: bytes,
+        problem_type: str,
+        expected: onnx_file.Expected | None = None,
+        fallback: Callable[[], Any] | None = None,
+    ):
         self.model = model
         self.problem_type = problem_type
+        self.expected = expected
+        self.fallback = fallback
+        self._native: Any = None
         self._session: Any = None
         self._outputs: list[str] = []
         self._dtype: type = np.float32
@@ -66,11 +104,33 @@ class CompiledModel:
     def _run(self, X: np.ndarray, output: int) -> np.ndarray:
         if self._pid != os.getpid():  # first call in this process (e.g. a freshly forked worker)
             self._session, self._pid = _session(self.model), os.getpid()
+            if self.expected is not None:
+                _check_session(self._session, self.expected)
             self._outputs = [o.name for o in self._session.get_outputs()]
             double = self._session.get_inputs()[0].type == "tensor(double)"
             self._dtype = np.float64 if double else np.float32
         # Only the output asked for: the label tensor of a classifier is never converted.
-        return self._session.run([self._outputs[output]], {"X": np.asarray(X, dtype=self._dtype)})[0]
+        with np.errstate(over="ignore"):  # overflow is handled below, row by row
+            features = np.asarray(X, dtype=self._dtype)
+        answer = self._session.run([self._outputs[output]], {"X": features})[0]
+        if self._dtype is np.float32 and self.fallback is not None:
+            answer = self._overflow_to_library(X, answer, output)
+        return answer
+
+    def _overflow_to_library(self, X: np.ndarray, answer: np.ndarray, output: int) -> np.ndarray:
+        """Rows with a finite feature beyond float32's range, or a non-finite answer, through the
+        library: float32 would have made them inf or NaN, which the library does not (issue 22)."""
+        X = np.asarray(X, dtype=np.float64)
+        values = np.asarray(answer, dtype=np.float64).reshape(len(X), -1)
+        rows = (np.isfinite(X) & (np.abs(X) > FLOAT32_MAX)).any(axis=1) | ~np.isfinite(values).all(axis=1)
+        if not rows.any():
+            return answer
+        if self._native is None:
+            assert self.fallback is not None
+            self._native = self.fallback()
+        method = self._native.predict_proba if output == 1 else self._native.predict
+        values[rows] = np.asarray(method(X[rows]), dtype=np.float64).reshape(int(rows.sum()), -1)
+        return values.reshape(np.shape(answer)) if output == 0 else values
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self._run(X, 1), dtype=np.float64)  # outputs: label, probabilities
@@ -87,7 +147,31 @@ def _session(model: bytes) -> Any:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    # ONNX only: unset, ONNX Runtime reads bytes with the ORT flatbuffer marker as an ORT-format
+    # model, a second parser the export never checked (issue 22).
+    options.add_session_config_entry(LOAD_FORMAT, "ONNX")
+    # Bytes have no folder, so a tensor's external-data location would resolve against the working
+    # directory: confine it to an empty private folder, where no file exists to read (measured:
+    # "External data path does not exist"). The data is read while the session is made.
+    with tempfile.TemporaryDirectory(prefix="onnx-no-external-data-") as empty:
+        options.add_session_config_entry(EXTERNAL_DATA_FOLDER, empty)
+        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def _check_session(session: Any, expected: onnx_file.Expected) -> None:
+    """The graph ONNX Runtime built takes X of n_features and answers as metadata.json says."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    shape = inputs[0].shape if len(inputs) == 1 else None
+    want_outputs = 2 if expected.n_classes else 1
+    if shape is None or inputs[0].name != "X" or list(shape[1:]) != [expected.n_features]:
+        raise ModelFolderError(f"{COMPILED_FILE}: the session's inputs do not match metadata.json")
+    if len(outputs) != want_outputs or (expected.n_classes and outputs[1].shape[1:] != [expected.n_classes]):
+        raise ModelFolderError(f"{COMPILED_FILE}: the session's outputs do not match metadata.json")
+
+
+def expected_of(predictor: Predictor) -> onnx_file.Expected:
+    classes = len(predictor.classes) if predictor.problem_type != "regression" else 0
+    return onnx_file.Expected(n_features=len(predictor.feature_names), n_classes=classes)
 
 
 def convert(predictor: Predictor, precision: str = "float32") -> bytes:
@@ -141,16 +225,15 @@ def difference(want: Predictions, got: Predictions) -> float:
 
 
 def export(predictor: Predictor, table: Table, directory: Path) -> bool:
-    """Write ``model.onnx`` next to the native model if it predicts ``table`` as the library does,
-    in the first of PRECISIONS that does. Never fails training: the outcome is one training-log line.
-    """
+    """Write ``model.onnx`` next to the native model, and record its digest in metadata.json, if it
+    predicts ``table`` as the library does, in the first of ``precisions`` that does. Never fails
+    training: the outcome is one training-log line."""
     library = predictor.library
     tried: list[str] = []
     reference: tuple[Any, Predictions] | None = None  # (features, the library's answers), made once
-    for precision in PRECISIONS:
+    for precision in precisions(library):
         try:
-            model = convert(predictor, precision)
-            onnx_file.check(model)  # what serving would refuse is not exported
+            model = onnx_file.canonical(convert(predictor, precision), expected_of(predictor))
             compiled = dataclasses.replace(predictor, estimator=CompiledModel(model, predictor.problem_type))
             if reference is None:
                 X = predictor.features(table)
@@ -164,6 +247,7 @@ def export(predictor: Predictor, table: Table, directory: Path) -> bool:
             continue
         if gap <= TOLERANCE:
             (Path(directory) / COMPILED_FILE).write_bytes(model)
+            record_compiled(directory, COMPILED_FILE, onnx_file.digest(model), precision)
             _log(
                 f"{COMPILED_FILE} written ({precision}, max difference {gap:.3g} on {table.n_rows} rows);"
                 " serving uses ONNX Runtime"
@@ -176,21 +260,34 @@ def export(predictor: Predictor, table: Table, directory: Path) -> bool:
 
 
 def load(directory: Path) -> Predictor:
-    """Serving's predictor: the compiled model when training verified one, else the library's."""
+    """The predictor serving builds (evaluate scores the same one): the compiled model training
+    verified and recorded, else the library's. Raises ModelFolderError for a compiled file that
+    metadata.json does not record or whose digest differs, before ONNX Runtime reads it."""
     directory = Path(directory)
     metadata = read_metadata(directory)  # the folder allow-list and strict metadata, before anything
     path = directory / COMPILED_FILE
-    if not path.is_file():
+    record = metadata.get("compiled")
+    if record is None:
+        if path.exists() or path.is_symlink():
+            raise ModelFolderError(
+                f"{path}: not recorded in metadata.json (no digest from training); refusing"
+            )
         return Predictor.load(directory)
     if not _runtime_installed():
         _log(f"{path} ignored: onnxruntime is not installed; serving uses {metadata['library']}")
         return Predictor.load(directory)
-    model = path.read_bytes()
     try:
-        onnx_file.check(model)
+        model = onnx_file.read_verified(path, record["sha256"], model_files.MAX_MODEL_BYTES)
     except onnx_file.OnnxRefused as error:  # tampered or foreign: refuse, as for a native model
         raise ModelFolderError(f"{path}: {error}") from None
-    return Predictor.from_metadata(metadata, CompiledModel(model, metadata["problem_type"]))
+    classes = len(metadata["classes"]) if metadata["problem_type"] != "regression" else 0
+    expected = onnx_file.Expected(n_features=len(metadata["feature_names"]), n_classes=classes)
+    fallback = None
+    if record["precision"] == "float32" and metadata["library"] in OVERFLOW_SENSITIVE:
+        fallback = lambda: Predictor.load(directory).estimator  # noqa: E731 (loaded on first use only)
+    return Predictor.from_metadata(
+        metadata, CompiledModel(model, metadata["problem_type"], expected, fallback)
+    )
 
 
 def _runtime_installed() -> bool:

@@ -1,156 +1,205 @@
-"""Refuse an ONNX file before ONNX Runtime reads it: standard operators only, every tensor inline.
+"""``model.onnx``: checked by the real ``onnx`` library at export, verified by digest at load.
 
-An ONNX model is a protobuf graph (https://github.com/onnx/onnx/blob/main/onnx/onnx.proto), data
-rather than code, but two of its features reach outside the file:
-- operators of other domains than ``ai.onnx`` and ``ai.onnx.ml`` (ONNX Runtime's own ``com.microsoft``
-  contrib kernels, or a custom-op library someone registers), and model-local functions and
-  training blocks, which the exporters (skl2onnx, onnxmltools) never write;
-- tensors stored as *external data*: ONNX Runtime reads the named file and uses its bytes as
-  weights, so a tampered model could pull any readable file into its answers.
+A hand-written protobuf walker used to decide what ONNX Runtime would read, and it decoded some
+bytes differently from protobuf C++ inside ONNX Runtime (tag width, repeated singular fields,
+enums): a crafted file passed it and made ONNX Runtime read a local file (issue 22). So:
 
-``check`` walks the protobuf wire format itself: the ``onnx`` package would do it, but importing it
-costs ~1.5 s (ml_dtypes) of a start-up that must stay under 1 s (issue 13), and serving only needs
-the fields below (numbers from onnx.proto). Anything it does not recognise as a well-formed model is
-refused too.
+- ``canonical`` (training, where the ``onnx`` package is installed): parses the converter's bytes
+  with protobuf, drops every unknown field, refuses what reaches outside the file or the standard
+  operator sets (external data, other operator domains, model-local functions, training blocks),
+  checks the graph's input and outputs against the model's metadata and every tensor's size, runs
+  ``onnx.checker``, and returns the model rebuilt from known fields only, serialised once. Both
+  protobuf implementations decode that canonical encoding the same way.
+- ``read_verified`` (serving): the file's size, that it is a regular file (not a symlink), and its
+  SHA-256 against the digest training recorded in metadata.json, before ONNX Runtime sees a byte.
+  Serving never imports ``onnx``: that import costs seconds of a start-up that must stay under
+  one (issue 13); hashlib costs ~0.2 ms per MB.
+
+ONNX Runtime then reads the verified bytes as ONNX explicitly, never as its own ORT format, with
+external data confined to an empty folder (``compiled._session``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import math
+import os
+import stat
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-ALLOWED_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
-# field numbers of onnx.proto
-MODEL_IR_VERSION, MODEL_OPSET_IMPORT, MODEL_GRAPH, MODEL_TRAINING_INFO, MODEL_FUNCTIONS = 1, 8, 7, 20, 25
-OPSET_DOMAIN = 1
-GRAPH_NODE, GRAPH_INITIALIZER, GRAPH_SPARSE_INITIALIZER = 1, 5, 15
-NODE_OP_TYPE, NODE_ATTRIBUTE, NODE_DOMAIN = 4, 5, 7
-ATTR_TENSOR, ATTR_GRAPH, ATTR_TENSORS, ATTR_GRAPHS, ATTR_SPARSE, ATTR_SPARSES = 5, 6, 10, 11, 22, 23
-SPARSE_VALUES, SPARSE_INDICES = 1, 2
-TENSOR_EXTERNAL_DATA, TENSOR_DATA_LOCATION, EXTERNAL = 13, 14, 1
-MAX_DEPTH = 32  # nested graphs (If/Loop bodies): the exporters write none
+# The standard operator sets the exporters write: ai.onnx ('') and ai.onnx.ml.
+ALLOWED_DOMAINS = frozenset({"", "ai.onnx.ml"})
+# ModelProto's plain fields kept by the rewrite (onnx.proto), besides graph and opset_import.
+SCALAR_FIELDS = ("ir_version", "producer_name", "producer_version", "domain", "model_version", "doc_string")
+# One tensor's elements: the largest this project exports is features x classes coefficients.
+MAX_TENSOR_ELEMENTS = 1 << 24
 
 
 class OnnxRefused(ValueError):
-    """An ONNX file refused before any runtime read it; the message says why."""
+    """An ONNX file refused before ONNX Runtime read it; the message says why."""
 
 
-def _varint(buf: memoryview, i: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if i >= len(buf) or shift > 63:
-            raise OnnxRefused("malformed protobuf (truncated varint)")
-        byte = buf[i]
-        i += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, i
-        shift += 7
+@dataclass(frozen=True)
+class Expected:
+    """What metadata.json says the graph takes and answers: ``n_features`` input columns, and
+    ``n_classes`` probability columns (0: a regressor, one value per row)."""
+
+    n_features: int
+    n_classes: int
 
 
-def _fields(buf: memoryview) -> Iterator[tuple[int, int | memoryview]]:
-    """(field number, value) per field: ints for varints, views for everything else."""
-    i = 0
-    sizes = {1: 8, 5: 4}
-    while i < len(buf):
-        key, i = _varint(buf, i)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, i = _varint(buf, i)
-            yield number, value
-            continue
-        if wire == 2:
-            length, i = _varint(buf, i)
-        elif wire in sizes:
-            length = sizes[wire]
-        else:  # groups (3, 4) are not in onnx.proto; 6 and 7 do not exist
-            raise OnnxRefused(f"malformed protobuf (wire type {wire})")
-        if i + length > len(buf):
-            raise OnnxRefused("malformed protobuf (field runs past the end)")
-        yield number, buf[i : i + length]
-        i += length
+# ---- export: the onnx library decides --------------------------------------------------------
 
 
-def _text(value: int | memoryview) -> str:
-    if isinstance(value, int):
-        raise OnnxRefused("malformed protobuf (a string field holds a number)")
+def canonical(raw: bytes, expected: Expected) -> bytes:
+    """``raw`` (a converter's ONNX bytes) checked and rebuilt from known fields; raises OnnxRefused."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    model = onnx.ModelProto()
     try:
-        return bytes(value).decode("utf-8")
-    except UnicodeDecodeError:
-        raise OnnxRefused("malformed protobuf (a string field is not UTF-8)") from None
+        model.ParseFromString(raw)
+    except DecodeError as error:
+        raise OnnxRefused(f"not an ONNX model ({error})") from None
+    model.DiscardUnknownFields()  # recursively: nothing the onnx schema does not name survives
+    if model.functions:
+        raise OnnxRefused("the model carries model-local functions, which the exporters never write")
+    if model.training_info:
+        raise OnnxRefused("the model carries training information, which the exporters never write")
+    clean = onnx.ModelProto()  # the known fields that are set; metadata_props and the rest are dropped
+    for name in SCALAR_FIELDS:
+        if model.HasField(name):
+            setattr(clean, name, getattr(model, name))
+    clean.graph.CopyFrom(model.graph)
+    clean.opset_import.extend(model.opset_import)
+    _check_domains(clean)
+    _check_tensors(clean.graph)
+    _check_signature(clean.graph, expected)
+    try:
+        onnx.checker.check_model(clean, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+        raise OnnxRefused(f"onnx.checker: {str(error).splitlines()[0]}") from None
+    return clean.SerializeToString()
 
 
-def _view(value: int | memoryview) -> memoryview:
-    if isinstance(value, int):
-        raise OnnxRefused("malformed protobuf (a message field holds a number)")
-    return value
+def _graphs(graph: Any) -> Iterator[Any]:
+    """The graph and every graph nested in a node attribute (If/Loop bodies), iteratively."""
+    stack = [graph]
+    while stack:
+        current = stack.pop()
+        yield current
+        for node in current.node:
+            for attribute in node.attribute:
+                stack.extend([attribute.g] if attribute.HasField("g") else [])
+                stack.extend(attribute.graphs)
 
 
-def _domain(domain: str, where: str) -> None:
-    if domain not in ALLOWED_DOMAINS:
+def _check_domains(model: Any) -> None:
+    for opset in model.opset_import:
+        if opset.domain not in ALLOWED_DOMAINS:
+            raise OnnxRefused(f"the model imports operator domain {opset.domain!r}; only '' and 'ai.onnx.ml'")
+    for graph in _graphs(model.graph):
+        for node in graph.node:
+            if node.domain not in ALLOWED_DOMAINS:
+                raise OnnxRefused(
+                    f"node {node.op_type} uses operator domain {node.domain!r}; only '' and 'ai.onnx.ml'"
+                )
+
+
+def _tensors(graph: Any) -> Iterator[Any]:
+    for current in _graphs(graph):
+        yield from current.initializer
+        for sparse in current.sparse_initializer:
+            yield from (sparse.values, sparse.indices)
+        for node in current.node:
+            for attribute in node.attribute:
+                yield from [attribute.t] if attribute.HasField("t") else []
+                yield from attribute.tensors
+                for sparse in [attribute.sparse_tensor, *attribute.sparse_tensors]:
+                    yield from (sparse.values, sparse.indices)
+
+
+def _check_tensors(graph: Any) -> None:
+    import onnx
+
+    for tensor in _tensors(graph):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL or tensor.external_data:
+            raise OnnxRefused(f"tensor {tensor.name!r} is stored as external data (a file outside the model)")
+        elements = math.prod(tensor.dims)
+        if any(d < 0 for d in tensor.dims) or elements > MAX_TENSOR_ELEMENTS:
+            raise OnnxRefused(
+                f"tensor {tensor.name!r} has dims {list(tensor.dims)[:8]}: over {MAX_TENSOR_ELEMENTS:,} elements"
+            )
+
+
+def _dims(value: Any) -> list[int | None]:
+    """A value's shape: a number per known dimension, None per symbolic or unknown one."""
+    shape = value.type.tensor_type.shape
+    return [d.dim_value if d.HasField("dim_value") else None for d in shape.dim]
+
+
+def _check_signature(graph: Any, expected: Expected) -> None:
+    """One float input X of n_features columns; a label and n_classes probabilities, or a value."""
+    import onnx
+
+    numbers = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE}
+    initialized = {t.name for t in graph.initializer}
+    inputs = [v for v in graph.input if v.name not in initialized]
+    if [v.name for v in inputs] != ["X"]:
+        raise OnnxRefused(f"graph inputs {[v.name for v in inputs]}: expected exactly ['X']")
+    (x,) = inputs
+    if x.type.tensor_type.elem_type not in numbers or _dims(x)[1:] != [expected.n_features]:
         raise OnnxRefused(
-            f"{where} uses operator domain {domain!r}; only the standard ONNX domains are served"
+            f"graph input X is {_dims(x)} of type {x.type.tensor_type.elem_type}: "
+            f"expected [rows, {expected.n_features}] floats (metadata.json)"
         )
+    outputs = list(graph.output)
+    if expected.n_classes:
+        ok = (
+            len(outputs) == 2
+            and outputs[1].type.tensor_type.elem_type in numbers
+            and _dims(outputs[1])[1:] == [expected.n_classes]
+        )
+        want = f"a label and [rows, {expected.n_classes}] probabilities"
+    else:
+        ok = len(outputs) == 1 and outputs[0].type.tensor_type.elem_type in numbers
+        ok = ok and all(d == 1 for d in _dims(outputs[0])[1:])
+        want = "one value per row"
+    if not ok:
+        shapes = [(v.name, _dims(v)) for v in outputs]
+        raise OnnxRefused(f"graph outputs {shapes}: expected {want} (metadata.json)")
 
 
-def _tensor(buf: memoryview) -> None:
-    for number, value in _fields(buf):
-        if number == TENSOR_EXTERNAL_DATA or (number == TENSOR_DATA_LOCATION and value == EXTERNAL):
-            raise OnnxRefused("a tensor is stored as external data (a file outside the model); refusing")
+# ---- load: the digest decides -----------------------------------------------------------------
 
 
-def _sparse(buf: memoryview) -> None:
-    for number, value in _fields(buf):
-        if number in (SPARSE_VALUES, SPARSE_INDICES):
-            _tensor(_view(value))
+def digest(model: bytes) -> str:
+    return hashlib.sha256(model).hexdigest()
 
 
-def _node(buf: memoryview, depth: int) -> None:
-    op_type, domain = "?", ""
-    for number, value in _fields(buf):
-        if number == NODE_OP_TYPE:
-            op_type = _text(value)
-        elif number == NODE_DOMAIN:
-            domain = _text(value)
-        elif number == NODE_ATTRIBUTE:
-            _attribute(_view(value), depth)
-    _domain(domain, f"node {op_type}")
-
-
-def _attribute(buf: memoryview, depth: int) -> None:
-    for number, value in _fields(buf):
-        if number in (ATTR_TENSOR, ATTR_TENSORS):
-            _tensor(_view(value))
-        elif number in (ATTR_SPARSE, ATTR_SPARSES):
-            _sparse(_view(value))
-        elif number in (ATTR_GRAPH, ATTR_GRAPHS):
-            _graph(_view(value), depth + 1)
-
-
-def _graph(buf: memoryview, depth: int = 0) -> None:
-    if depth > MAX_DEPTH:
-        raise OnnxRefused(f"graphs nested deeper than {MAX_DEPTH}")
-    for number, value in _fields(buf):
-        if number == GRAPH_NODE:
-            _node(_view(value), depth)
-        elif number == GRAPH_INITIALIZER:
-            _tensor(_view(value))
-        elif number == GRAPH_SPARSE_INITIALIZER:
-            _sparse(_view(value))
-
-
-def check(model: bytes) -> None:
-    """Raise OnnxRefused unless ``model`` is a well-formed ONNX model of standard operators with
-    every tensor inside the file."""
-    seen: set[int] = set()
-    for number, value in _fields(memoryview(model)):
-        seen.add(number)
-        if number == MODEL_OPSET_IMPORT:
-            domain = next((_text(v) for n, v in _fields(_view(value)) if n == OPSET_DOMAIN), "")
-            _domain(domain, "the model's opset import")
-        elif number == MODEL_GRAPH:
-            _graph(_view(value))
-        elif number in (MODEL_FUNCTIONS, MODEL_TRAINING_INFO):
-            what = "model-local functions" if number == MODEL_FUNCTIONS else "training information"
-            raise OnnxRefused(f"the model carries {what}, which the exporters never write; refusing")
-    if not {MODEL_IR_VERSION, MODEL_GRAPH} <= seen:
-        raise OnnxRefused("not an ONNX model (no IR version or no graph)")
+def read_verified(path: Path, sha256: str, max_bytes: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``max_bytes`` whose SHA-256 is
+    ``sha256``; raises OnnxRefused (naming the cause) otherwise, before anything parses it."""
+    try:
+        # O_NOFOLLOW: a symlink is refused by the open itself, not by a check it could race.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as error:
+        raise OnnxRefused(f"cannot be opened as a regular file ({error.strerror})") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise OnnxRefused("not a regular file")
+        if info.st_size > max_bytes:
+            raise OnnxRefused(f"{info.st_size:,} bytes is more than the limit of {max_bytes:,}")
+        model = handle.read(max_bytes + 1)
+    if len(model) > max_bytes:
+        raise OnnxRefused(f"more than the limit of {max_bytes:,} bytes")
+    if not hmac.compare_digest(digest(model), sha256):
+        raise OnnxRefused(
+            "its SHA-256 is not the one training recorded in metadata.json (changed after training)"
+        )
+    return model

@@ -4,8 +4,9 @@
 
 Writes ``decision.json`` (shape in docs/architecture.md) and ``report.html`` to ``--output``.
 Exit 0 whether or not the candidate is promoted; exit 1 with ``/opt/ml/output/failure`` when a
-model or the holdout cannot be read. Both models are read through ``Predictor.load`` (checked
-before any library reads them) and scored with the problem type's metrics only.
+model or the holdout cannot be read. Both models are read as serving reads them (``compiled.load``:
+the digest-verified ONNX copy when there is one, else ``Predictor.load``, checked before any
+library reads them) and scored with the problem type's metrics only.
 
 ``candidate_sha256`` is the SHA-256 of the candidate ``model.tar.gz`` exactly as this step read
 it, so the state machine can verify that the copy it promotes is the archive that was gated.
@@ -28,6 +29,7 @@ from ..artifacts import ARCHIVE, ArtifactError, _download, open_model
 from ..drift.profile import PROFILE_FILE, ProfileError, load_profile
 from ..predictor import Predictions, Predictor
 from ..reports import pages
+from ..serving import compiled
 from . import outputs
 
 
@@ -73,8 +75,11 @@ def _base(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _load(model_dir: Path, source: str) -> Predictor:
+    """The predictor serving would build from this folder (serving/compiled.py): the verified
+    compiled copy when training recorded one, so the gate scores what the endpoint answers with
+    and the native file is not parsed; else the library's, checked first (issue 22)."""
     try:
-        return Predictor.load(model_dir)
+        return compiled.load(model_dir)
     except (OSError, KeyError, ValueError) as error:
         raise ArtifactError(f"{source}: cannot load the model ({type(error).__name__}: {error})") from None
 
