@@ -190,9 +190,7 @@ ODD = ["nana", "nanull", "nanone", "n a", "+na", "-", "+", "", " ", "1 2", "nan1
 @settings(max_examples=600, deadline=None)
 @given(
     st.lists(
-        st.lists(
-            st.one_of(missing_cell(), number_cell(), st.sampled_from(ODD)), min_size=1, max_size=5
-        ),
+        st.lists(st.one_of(missing_cell(), number_cell(), st.sampled_from(ODD)), min_size=1, max_size=5),
         min_size=1,
         max_size=4,
     ),
