@@ -9,7 +9,8 @@ https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-inference-code.h
 
 The image always serves through nginx: nginx reads whole requests (headers and body) before it
 hands them to a gunicorn sync worker, so a slow or lying client holds an nginx connection, never a
-worker. Without nginx the launcher refuses to start, unless ``--no-nginx`` asks for the process
+worker. nginx also answers /ping itself, from the ready file a worker writes after its warm-up
+prediction, and sheds requests beyond a bounded queue with a 429 (container/nginx.conf; issue 22). Without nginx the launcher refuses to start, unless ``--no-nginx`` asks for the process
 runtime's server: waitress on loopback only, which also buffers whole requests in its event loop
 before a thread sees them and drops a connection idle for ``--client-timeout`` seconds
 (issue 15: two slow-header clients blocked every bare gunicorn sync worker).
@@ -43,6 +44,14 @@ NGINX_CONF = Path(os.environ.get("NGINX_CONF_TEMPLATE", "/opt/program/nginx.conf
 SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 # Exit status gunicorn's arbiter reads as "the worker cannot boot": it stops instead of respawning.
 WORKER_BOOT_ERROR = 3
+# Where a worker marks "my warm-up prediction succeeded"; nginx's /ping answers 200 once it exists.
+READY_FILE_ENV = "SERVE_READY_FILE"
+# Requests nginx lets in flight per worker before it answers 429 (container/nginx.conf): any, and
+# those with a body of 1,000,000 bytes or more. With one request at a time per worker, a heavy one
+# waits behind at most one other heavy one per worker; the total leaves room for concurrent clients
+# of small requests (benchmarks/load.py runs 32 against 2 workers) without letting them pile up.
+IN_FLIGHT_PER_WORKER = 16
+HEAVY_IN_FLIGHT_PER_WORKER = 2
 
 
 class LaunchError(Exception):
@@ -118,9 +127,13 @@ control_socket_disable = True
 
 
 def post_worker_init(worker) -> None:  # gunicorn hook: the name is gunicorn's
-    """In each worker, after fork and before it accepts: the app's warm-up prediction."""
+    """In each worker, after fork and before it accepts: the app's warm-up prediction, then the
+    ready file nginx's /ping reads (when the launcher set one)."""
     try:
         warm_up(worker.wsgi)
+        ready = os.environ.get(READY_FILE_ENV)
+        if ready:
+            Path(ready).touch()
     except Exception as error:  # a model that cannot predict its own example row must not serve
         worker.log.exception("warm-up failed: %s", error)
         sys.exit(WORKER_BOOT_ERROR)
@@ -133,13 +146,21 @@ def warm_up(app: object) -> None:
         hook()
 
 
-def render_nginx(template: Path, run_dir: Path, port: int, socket: Path, timeout: int) -> Path:
+def ready_file(run_dir: Path) -> Path:
+    return run_dir / "ready"
+
+
+def render_nginx(template: Path, run_dir: Path, port: int, socket: Path, timeout: int, workers: int) -> Path:
+    """nginx.conf for this run, written into ``run_dir``: the template's __NAME__ placeholders filled."""
     values = {
         "__RUN_DIR__": str(run_dir),
         "__SOCKET__": str(socket),
         "__PORT__": str(port),
         "__TIMEOUT__": str(timeout),
         "__MAX_BODY__": str(MAX_PAYLOAD_BYTES),
+        "__READY_FILE__": str(ready_file(run_dir)),
+        "__MAX_IN_FLIGHT__": str(IN_FLIGHT_PER_WORKER * workers),
+        "__MAX_HEAVY_IN_FLIGHT__": str(HEAVY_IN_FLIGHT_PER_WORKER * workers),
     }
     text = template.read_text()
     for key, value in values.items():
@@ -153,8 +174,9 @@ def serve_with_nginx(args: argparse.Namespace, nginx: str) -> int:
     """Start gunicorn and nginx, stop both when either exits or SageMaker sends SIGTERM."""
     run_dir = Path(tempfile.mkdtemp(prefix="serve-"))
     socket = run_dir / "gunicorn.sock"
-    config = render_nginx(NGINX_CONF, run_dir, args.port, socket, args.timeout)
+    config = render_nginx(NGINX_CONF, run_dir, args.port, socket, args.timeout, args.workers)
     env = {**SINGLE_THREADED, **os.environ, "MODEL_SERVER_WORKERS": str(args.workers)}
+    env[READY_FILE_ENV] = str(ready_file(run_dir))
     command = gunicorn_command(f"unix:{socket}", args.workers, args.timeout, args.app)
     children = [subprocess.Popen(command, env=env)]
     children.append(subprocess.Popen([nginx, "-c", str(config), "-p", str(run_dir), "-e", "stderr"]))
