@@ -20,11 +20,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
 import pytest
 
 from {{ cookiecutter.package_name }}.steps import serve
 
 TIMEOUT = 30  # gunicorn's worker timeout and nginx's proxy timeout here, seconds
+HEALTH_DEADLINE = 2.0  # seconds: SageMaker's /ping timeout
 
 # A stand-in for the model app with the parts that matter to nginx: the warm-up hook (held until
 # WARM_GATE exists, failing with WARM_FAIL) and /invocations held until GATE exists, so a test
@@ -83,8 +85,10 @@ class Gates:
     def __post_init__(self) -> None:
         self.warm, self.invocations = self.folder / "warm-gate", self.folder / "gate"
 
-    def env(self) -> dict[str, str]:
-        return {"WARM_GATE": str(self.warm), "GATE": str(self.invocations)}
+    def env(self, seen_as: Path | None = None) -> dict[str, str]:
+        """The app's environment; ``seen_as``: the folder's path where the app runs (a mount)."""
+        folder = seen_as or self.folder
+        return {"WARM_GATE": str(folder / self.warm.name), "GATE": str(folder / self.invocations.name)}
 
 
 def gated_app(folder: Path) -> tuple[str, Gates]:
@@ -274,3 +278,119 @@ def all_missing_bodies(width: int, limit: int) -> list[bytes]:
         line = (",".join([cell] * width) + "\n").encode()
         bodies.append(line * (limit // len(line)))
     return bodies
+
+
+# The checks, shared by the tests on this machine's nginx and those in the image.
+
+
+def is_json_error(body: bytes, code: int) -> bool:
+    return orjson.loads(body)["code"] == code
+
+
+def in_flight(
+    port: int, n: int, body: bytes | list[bytes], headers: dict
+) -> tuple[list[threading.Thread], list]:
+    """``n`` /invocations started at once in threads; their (status, headers, body) land in the list."""
+    answers: list = []
+
+    def send() -> None:
+        answers.append(request(port, "POST", "/invocations", body, headers))
+
+    threads = [threading.Thread(target=send) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    return threads, answers
+
+
+def wait_until(condition, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout} s"
+        time.sleep(0.01)
+
+
+def assert_ping_503_until_warm(port: int, gates: Gates) -> None:
+    """With the warm-up held: /ping is 503 (JSON); once it is let go, 200 within 30 s."""
+    for _ in range(3):
+        status, _, body = request(port, "GET", "/ping", timeout=HEALTH_DEADLINE)
+        assert status == 503 and is_json_error(body, 503), body
+        time.sleep(0.2)
+    gates.warm.touch()
+    wait_until(lambda: request(port, "GET", "/ping")[0] == 200, timeout=30)
+
+
+def assert_overload_shed(port: int, gates: Gates, heavy_cap: int, total_cap: int) -> list[float]:
+    """With /invocations held: exactly ``heavy_cap`` heavy requests (>= 1,000,000 bytes or
+    chunked) and ``total_cap`` in all are let in, the rest get a JSON 429 with Retry-After at once,
+    and /ping answers within 2 s all along. Lets the requests go at the end; every one let in
+    answers 200. Returns the /ping latencies."""
+    csv = {"Content-Type": "text/csv"}
+    # All at once, none can finish: exactly the cap is let in, whatever the order. Two are chunked
+    # (a list body: http.client chunks it) and tiny: shed only because chunked counts as heavy.
+    big = in_flight(port, heavy_cap, b"1," * 500_000, csv)
+    chunked = in_flight(port, 2, [b"1\n"], csv)
+    rest: tuple[list[threading.Thread], list] = ([], [])
+    pings = []
+    try:
+        wait_until(lambda: len(big[1]) + len(chunked[1]) == 2)
+        shed = big[1] + chunked[1]
+        assert [status for status, _, _ in shed] == [429, 429], shed
+        assert all(is_json_error(body, 429) for _, _, body in shed)
+        # Small requests still get in, up to the total (the heavy ones count in it too).
+        rest = in_flight(port, total_cap - heavy_cap + 1, b"1\n", csv)
+        wait_until(lambda: len(rest[1]) == 1)
+        assert rest[1][0][0] == 429
+        status, headers, _ = request(port, "POST", "/invocations", b"1\n", csv)
+        assert status == 429 and headers.get("Retry-After") == "1"
+        for _ in range(10):  # every worker is held, and the queue behind them is full
+            started = time.perf_counter()
+            assert request(port, "GET", "/ping", timeout=HEALTH_DEADLINE)[0] == 200
+            pings.append(time.perf_counter() - started)
+        assert len(big[1]) + len(chunked[1]) + len(rest[1]) == 3, "a held request was answered"
+    finally:
+        gates.invocations.touch()
+        for thread in big[0] + chunked[0] + rest[0]:
+            thread.join()
+    statuses = sorted(status for status, _, _ in big[1] + chunked[1] + rest[1])
+    assert statuses == [200] * total_cap + [429] * 3, statuses
+    return pings
+
+
+UNKNOWN_CODINGS = [b"gzip", b"chunked, gzip", b"gzip, chunked", b"identity", b"x" * 100]
+
+
+def assert_unknown_transfer_encoding_refused(port: int, coding: bytes) -> None:
+    """A JSON 400 (not nginx's 501) and the connection closed: the body's end is unknown."""
+    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nTransfer-Encoding: " + coding
+    status, reply, closed = raw(port, head + b"\r\n\r\n1\r\n")
+    assert status == 400 and closed, reply[:300]
+    assert is_json_error(reply.split(b"\r\n\r\n", 1)[1], 400)
+
+
+def assert_health_under_heavy_load(port: int, width: int, workers: int, problem_type: str) -> LoadResult:
+    """2x ``workers`` clients each send two of the largest all-missing bodies: /ping p99 under 2 s,
+    no 5xx (a 429 is shed load), and every row answered as one all-missing row is through the JSON
+    decoder."""
+    from {{ cookiecutter.package_name }}.serving import MAX_PAYLOAD_BYTES
+
+    bodies = all_missing_bodies(width, MAX_PAYLOAD_BYTES)
+    result = heavy_load(port, bodies, clients=2 * workers, per_client=2)
+    one = orjson.dumps({"instances": [[None] * width]})
+    status, _, single = request(
+        port, "POST", "/invocations", one, {"Content-Type": "application/json", "Accept": "text/csv"}
+    )
+    assert status == 200, single
+    statuses = result.statuses()
+    assert set(statuses) <= {200, 429}, statuses
+    assert statuses[200] >= workers, statuses
+    assert {status for status, _ in result.pings} == {200}, result.pings
+    assert len(result.pings) >= 10
+    assert result.ping_quantile(0.99) < HEALTH_DEADLINE, result.summary()
+    header = int(problem_type == "multiclass")  # multiclass CSV answers start with a header line
+    expected_line = single.splitlines()[-1]
+    rows = {body.count(b"\n") for body in bodies}
+    for status, _, data in result.invocations:
+        if status == 200:
+            lines = data.splitlines()[header:]
+            assert len(lines) in rows and set(lines) == {expected_line}
+    return result
