@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gunicorn_server
 import pytest
 from serving_stack import (
     UNKNOWN_CODINGS,
@@ -26,6 +27,7 @@ from serving_stack import (
     nginx_stack,
     raw,
     request,
+    wait_until,
 )
 
 from {{ cookiecutter.package_name }}.settings import PROBLEM_TYPE
@@ -64,6 +66,24 @@ def test_overload_is_shed_with_429_and_ping_answers_while_every_worker_is_held(
         caps = serve.HEAVY_IN_FLIGHT_PER_WORKER * workers, serve.IN_FLIGHT_PER_WORKER * workers
         pings = assert_overload_shed(stack.port, gates, *caps)
     print(f"\n/ping while {workers} worker(s) are held and the queue is full: max {max(pings) * 1e3:.1f} ms")
+
+
+def test_a_request_stuck_past_the_timeout_stops_its_worker_and_a_new_one_serves(project_root, tmp_path):
+    """gthread keeps gunicorn's heartbeat going while a request hangs, and /ping no longer asks a
+    worker: the watchdog (serve.watchdog) is what replaces a stuck worker."""
+    app, gates = gated_app(tmp_path)
+    gates.warm.touch()
+    csv = {"Content-Type": "text/csv"}
+    with nginx_stack(project_root, tmp_path, app, 1, gates.env(), timeout=2) as stack:
+        [stuck] = gunicorn_server.workers(stack.gunicorn.pid)
+        assert request(stack.port, "POST", "/invocations", b"1\n", csv)[0] in (502, 504)  # held
+        wait_until(lambda: gunicorn_server.workers(stack.gunicorn.pid) not in ([], [stuck]), timeout=30)
+        gates.invocations.touch()
+        assert request(stack.port, "POST", "/invocations", b"1\n", csv)[0] == 200
+        assert request(stack.port, "GET", "/ping")[0] == 200
+    assert (
+        "a request has run for more than 2 s: stopping this worker" in (tmp_path / "gunicorn.log").read_text()
+    )
 
 
 @pytest.fixture(scope="module")

@@ -110,7 +110,13 @@ class Stack:
 
 @contextmanager
 def nginx_stack(
-    project_root: Path, workdir: Path, app: str, workers: int, env: dict[str, str], wait_ready: bool = True
+    project_root: Path,
+    workdir: Path,
+    app: str,
+    workers: int,
+    env: dict[str, str],
+    wait_ready: bool = True,
+    timeout: int = TIMEOUT,
 ) -> Iterator[Stack]:
     """gunicorn (serve.gunicorn_command, ``workers`` workers) on a unix socket behind nginx on a
     loopback port, wired as serve_with_nginx wires them; yields once nginx answers (and, with
@@ -120,7 +126,7 @@ def nginx_stack(
     run_dir.mkdir()
     socket_path, port = run_dir / "gunicorn.sock", free_port()
     config = serve.render_nginx(
-        project_root / "container" / "nginx.conf", run_dir, port, socket_path, TIMEOUT, workers
+        project_root / "container" / "nginx.conf", run_dir, port, socket_path, timeout, workers
     )
     # nginx started as root runs its workers as nobody, who cannot enter this run folder; the image
     # starts it as the model user, which owns both.
@@ -133,7 +139,7 @@ def nginx_stack(
     full_env["MODEL_SERVER_WORKERS"] = str(workers)
     log = (workdir / "gunicorn.log").open("w")
     gunicorn = subprocess.Popen(
-        serve.gunicorn_command(f"unix:{socket_path}", workers, TIMEOUT, app),
+        serve.gunicorn_command(f"unix:{socket_path}", workers, timeout, app),
         env=full_env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     proxy = subprocess.Popen(

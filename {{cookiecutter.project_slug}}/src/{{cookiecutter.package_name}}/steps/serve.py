@@ -32,6 +32,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -52,6 +53,8 @@ READY_FILE_ENV = "SERVE_READY_FILE"
 # of small requests (benchmarks/load.py runs 32 against 2 workers) without letting them pile up.
 IN_FLIGHT_PER_WORKER = 16
 HEAVY_IN_FLIGHT_PER_WORKER = 2
+# Exit status of a worker whose request ran past the timeout: gunicorn starts a new one.
+WORKER_HUNG = 1
 
 
 class LaunchError(Exception):
@@ -128,7 +131,7 @@ control_socket_disable = True
 
 def post_worker_init(worker) -> None:  # gunicorn hook: the name is gunicorn's
     """In each worker, after fork and before it accepts: the app's warm-up prediction, then the
-    ready file nginx's /ping reads (when the launcher set one)."""
+    ready file nginx's /ping reads (when the launcher set one), then the request watchdog."""
     try:
         warm_up(worker.wsgi)
         ready = os.environ.get(READY_FILE_ENV)
@@ -137,6 +140,33 @@ def post_worker_init(worker) -> None:  # gunicorn hook: the name is gunicorn's
     except Exception as error:  # a model that cannot predict its own example row must not serve
         worker.log.exception("warm-up failed: %s", error)
         sys.exit(WORKER_BOOT_ERROR)
+    worker.busy_since = None
+    threading.Thread(target=watchdog, args=(worker, worker.cfg.timeout), name="watchdog", daemon=True).start()
+
+
+def pre_request(worker, req) -> None:  # gunicorn hook
+    worker.busy_since = time.monotonic()
+
+
+def post_request(worker, req, environ, resp) -> None:  # gunicorn hook
+    worker.busy_since = None
+
+
+def watchdog(worker, limit: float, every: float = 1.0) -> None:
+    """Stop the worker when one request has run for more than ``limit`` seconds.
+
+    nginx answers /ping without the workers, so a worker stuck in a request would never show in
+    health; and gthread's main thread keeps gunicorn's heartbeat going while the request thread is
+    stuck, so gunicorn's --timeout never stops it (it did for sync workers). nginx has answered that
+    client with a 504 at the same timeout; gunicorn replaces the worker, which warms up again. Code
+    that holds the GIL stops this thread and the heartbeat alike, and then gunicorn stops the worker.
+    """
+    while True:
+        time.sleep(every)
+        started = worker.busy_since
+        if started is not None and time.monotonic() - started > limit:
+            worker.log.critical("a request has run for more than %s s: stopping this worker", limit)
+            os._exit(WORKER_HUNG)
 
 
 def warm_up(app: object) -> None:
