@@ -8,9 +8,10 @@ MODEL_SERVER_WORKERS (default: CPU count), MODEL_SERVER_TIMEOUT (default 60 s).
 https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-inference-code.html
 
 The image always serves through nginx: nginx reads whole requests (headers and body) before it
-hands them to a gunicorn sync worker, so a slow or lying client holds an nginx connection, never a
+hands them to a gunicorn worker, so a slow or lying client holds an nginx connection, never a
 worker. nginx also answers /ping itself, from the ready file a worker writes after its warm-up
-prediction, and sheds requests beyond a bounded queue with a 429 (container/nginx.conf; issue 22). Without nginx the launcher refuses to start, unless ``--no-nginx`` asks for the process
+prediction, and answers 429 beyond a bounded number of requests in flight (container/nginx.conf,
+issue 22). Without nginx the launcher refuses to start, unless ``--no-nginx`` asks for the process
 runtime's server: waitress on loopback only, which also buffers whole requests in its event loop
 before a thread sees them and drops a connection idle for ``--client-timeout`` seconds
 (issue 15: two slow-header clients blocked every bare gunicorn sync worker).
