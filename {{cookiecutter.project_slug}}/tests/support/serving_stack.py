@@ -8,6 +8,7 @@ machine (Debian's nginx-light, 1.22 as in the image), so the tests skip where th
 from __future__ import annotations
 
 import http.client
+import math
 import os
 import shutil
 import socket
@@ -397,6 +398,23 @@ def assert_health_under_heavy_load(port: int, width: int, workers: int, problem_
     rows = {body.count(b"\n") for body in bodies}
     for status, _, data in result.invocations:
         if status == 200:
-            lines = data.splitlines()[header:]
-            assert len(lines) in rows and set(lines) == {expected_line}
+            lines = set(data.splitlines()[header:])
+            assert len(data.splitlines()) - header in rows and len(lines) == 1, lines
+            assert same_answer(lines.pop(), expected_line)
     return result
+
+
+def same_answer(line: bytes, expected: bytes) -> bool:
+    """Same label, scores within 1e-6: a batch of 52,000 rows may round the last digits of a
+    multiclass softmax differently from a batch of one (the same model, the same row)."""
+    cells, wanted = line.split(b","), expected.split(b",")
+    if len(cells) != len(wanted):
+        return False
+    for cell, want in zip(cells, wanted, strict=True):
+        try:
+            if not math.isclose(float(cell), float(want), rel_tol=1e-6, abs_tol=1e-9):
+                return False
+        except ValueError:
+            if cell != want:
+                return False
+    return True
