@@ -162,8 +162,19 @@ def _numeric_csv(body: bytes, width: int) -> np.ndarray | None:
     """Numbers and missing values only, or None: anything unusual ("+1", ".5", "1 2", a lone
     carriage return, a wrong width) takes the general path, which decides and names the cell at
     fault. Blank lines are skipped, as the general path skips them."""
-    text = _cells_text(body)
-    if text is None:
+    letters = body.translate(None, _NUMBER_BYTES)
+    if letters.translate(None, _MISSING_LETTERS):  # some other byte is in the body
+        return None
+    if b"\r" in body:
+        body = body.replace(b"\r\n", b"\n")
+        if b"\r" in body:  # a lone carriage return: a line break to the general path (splitlines)
+            return None
+    if not letters:  # the common case, numbers only: one orjson call, as before issue 22
+        X = _float_rows(b"[[" + body.strip().replace(b"\n", b"],[") + b"]]", width)
+        if X is not None:
+            return X  # else empty cells, blank lines, or not numbers: see below
+    text = _cells_text(body.lower() if letters else body, bool(letters))
+    if not text:
         return None
     if len(text.translate(None, _DIGITS)) == len(text):
         return _all_missing(text, width)
@@ -171,11 +182,16 @@ def _numeric_csv(body: bytes, width: int) -> np.ndarray | None:
     if b",," in rows:  # two passes: in ",,," the first leaves every other empty cell
         rows = rows.replace(b",,", b",N,").replace(b",,", b",N,")
     rows = rows.replace(b"[,", b"[N,").replace(b",]", b",N]")  # empty first and last cells
+    # null (a missing cell) becomes NaN in a float array; a marker next to anything else ("1null",
+    # "nullnull", "-null") is not JSON, so the body is declined.
+    return _float_rows(rows.replace(_MARK, b"null"), width)
+
+
+def _float_rows(rows: bytes, width: int) -> np.ndarray | None:
+    """A JSON array of ``width``-long arrays of numbers (or null: NaN) as floats, or None."""
     try:
-        # null (a missing cell) becomes NaN in a float array; a marker next to anything else
-        # ("1null", "nullnull", "-null") is not JSON, so the body is declined.
-        X = np.array(orjson.loads(rows.replace(_MARK, b"null")), dtype=np.float64)
-    except (orjson.JSONDecodeError, ValueError, TypeError):
+        X = np.array(orjson.loads(rows), dtype=np.float64)
+    except (orjson.JSONDecodeError, ValueError, TypeError):  # not JSON, ragged, a cell not a number
         return None
     # orjson refuses a number beyond float range itself; the general path names that cell.
     if X.ndim != 2 or X.shape[1] != width or np.isinf(X).any():
@@ -183,27 +199,19 @@ def _numeric_csv(body: bytes, width: int) -> np.ndarray | None:
     return X
 
 
-def _cells_text(body: bytes) -> bytes | None:
-    """The body with line breaks as "\\n", no space around cells, no blank line, each missing
-    spelling as one marker byte; None when some byte cannot be a number or a missing value."""
-    letters = body.translate(None, _NUMBER_BYTES)
-    if letters.translate(None, _MISSING_LETTERS):  # some other byte is in the body
-        return None
-    text = body.lower() if letters else body
-    if b"\r" in text:
-        text = text.replace(b"\r\n", b"\n")
-        if b"\r" in text:  # a lone carriage return: a line break to the general path (splitlines)
-            return None
+def _cells_text(text: bytes, has_letters: bool) -> bytes:
+    """Lower-cased ``text`` with "\\n" line breaks, without spaces around cells or blank lines,
+    and each missing spelling as one marker byte."""
     if b" " in text or b"\t" in text:
         text = _collapse(text.replace(b"\t", b" "), b"  ", b" ")
         for edge in (b" ,", b", ", b" \n", b"\n "):
             text = text.replace(edge, edge.strip(b" "))
         text = text.strip(b" ")  # a space left is inside a cell ("1 2"): not JSON, so declined
     text = _collapse(text.strip(b"\n"), b"\n\n", b"\n")
-    if letters:
+    if has_letters:
         for spelling in _MISSING_SPELLINGS:
             text = text.replace(spelling, _MARK)
-    return text or None
+    return text
 
 
 def _collapse(text: bytes, double: bytes, single: bytes) -> bytes:
