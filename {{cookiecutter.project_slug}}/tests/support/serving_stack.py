@@ -23,6 +23,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from gunicorn_server import free_port
 
 from {{ cookiecutter.package_name }}.steps import serve
 
@@ -60,12 +61,6 @@ app = App()
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def nginx_or_skip() -> str:
     nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
     if nginx is None:
@@ -77,7 +72,8 @@ def nginx_or_skip() -> str:
 
 @dataclass
 class Gates:
-    """Files the gated app waits for: open one with ``open()``."""
+    """Files the gated app waits for: ``gates.warm.touch()`` lets the warm-up finish,
+    ``gates.invocations.touch()`` every request held and to come."""
 
     folder: Path
     warm: Path = field(init=False)
