@@ -18,11 +18,13 @@ from pathlib import Path
 
 import pytest
 import requests
+import serving_stack
 
 from {{ cookiecutter.package_name }}.data import read_csv
 from {{ cookiecutter.package_name }}.predictor import Predictor
 from {{ cookiecutter.package_name }}.serving import compiled
 from {{ cookiecutter.package_name }}.settings import LABEL_COLUMN, PROBLEM_TYPE
+from {{ cookiecutter.package_name }}.steps.serve import HEAVY_IN_FLIGHT_PER_WORKER, IN_FLIGHT_PER_WORKER
 
 IMAGE = os.environ.get("IMAGE", "{{ cookiecutter.project_slug }}:latest")
 BASE_IMAGE = os.environ.get("OFFLINE_BASE_IMAGE", "{{ cookiecutter.project_slug }}-base:bookworm")
@@ -285,6 +287,68 @@ def test_slow_and_short_body_clients_never_reach_a_worker(docker_client, image, 
                 sock.close()
     finally:
         container.remove(force=True)
+
+
+def test_health_holds_under_the_largest_valid_requests(docker_client, image, opt_ml, sample_data):
+    """Issue 22 in the image: 2x the workers of 6 MB all-missing bodies in flight, /ping p99 < 2 s
+    (nginx answers it), no 5xx, every row answered (tests/support/serving_stack.py)."""
+    status, logs = run(docker_client, image, "train", opt_ml)
+    assert status == 0, logs
+    workers = 2
+    container = serve(
+        docker_client, image, opt_ml / "model", environment={"MODEL_SERVER_WORKERS": str(workers)}
+    )
+    try:
+        url, _ = wait_for_ping(container)
+        width = len(sample_data["holdout"].read_text().splitlines()[0].split(",")) - 1  # without the label
+        port = int(url.rsplit(":", 1)[1])
+        result = serving_stack.assert_health_under_heavy_load(port, width, workers, PROBLEM_TYPE)
+        print(f"\nimage, {2 * workers} clients x 2 bodies of 6 MB all missing, {workers} workers:")
+        print(result.summary())
+    finally:
+        container.remove(force=True)
+
+
+def test_nginx_answers_ping_sheds_overload_and_refuses_unknown_codings(docker_client, image, tmp_path):
+    """The image's nginx and launcher in front of a gated stand-in app (``serve --app``): /ping 503
+    until the warm-up succeeded, then 200 within 2 s while the worker is held and the queue is full;
+    429 beyond the queue; 400 for an unknown Transfer-Encoding."""
+    app, gates = serving_stack.gated_app(tmp_path)
+    tmp_path.chmod(0o755)  # the model user reads the mounted app
+    (tmp_path / "gatedapp.py").chmod(0o644)
+    container = docker_client.containers.run(
+        image.id,
+        ["serve", "--app", app],
+        volumes={str(tmp_path): {"bind": "/stub", "mode": "ro"}},
+        environment={
+            "MODEL_SERVER_WORKERS": "1",
+            "PYTHONPATH": "/opt/program/src:/stub",
+            **gates.env(Path("/stub")),
+        },
+        ports={"8080/tcp": ("127.0.0.1", None)},
+        detach=True,
+    )
+    try:
+        container.reload()
+        port = int(container.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"])
+        serving_stack.wait_until(lambda: _answers(port), timeout=60)
+        serving_stack.assert_ping_503_until_warm(port, gates)
+        serving_stack.assert_overload_shed(port, gates, HEAVY_IN_FLIGHT_PER_WORKER, IN_FLIGHT_PER_WORKER)
+        for coding in serving_stack.UNKNOWN_CODINGS:
+            serving_stack.assert_unknown_transfer_encoding_refused(port, coding)
+    except BaseException:
+        print(container.logs().decode()[-3000:])
+        raise
+    finally:
+        container.remove(force=True)
+
+
+def _answers(port: int) -> bool:
+    try:
+        serving_stack.request(port, "GET", "/ping", timeout=1)
+        return True
+    except OSError:
+        return False
 
 
 def test_the_image_refuses_to_serve_without_nginx_on_a_public_address(docker_client, image, tmp_path):

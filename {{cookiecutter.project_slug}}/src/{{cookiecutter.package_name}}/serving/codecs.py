@@ -151,25 +151,95 @@ def _cells(rows: list[Sequence[Any]], schema: Schema) -> list[list[Any]]:
     return [[cells[j](v, i, j) for j, v in enumerate(row)] for i, row in enumerate(rows, start=1)]
 
 
-# A body of plain decimal numbers, commas and line breaks is a JSON array of arrays once each line
-# break becomes "],[", and orjson reads floats (exactly, as float() does) faster than numpy converts
-# strings: 100 rows x 30 features ~470 -> ~200 us (issue 13). No letters but e/E and no brackets or
-# quotes, so JSON can only yield numbers here: no true/null/strings/nested lists.
+# A body of plain decimal numbers, missing values, commas and line breaks is a JSON array of arrays
+# once each line break becomes "],[" and each missing cell "null", and orjson reads floats (exactly,
+# as float() does) faster than numpy converts strings: 100 rows x 30 features ~470 -> ~200 us
+# (issue 13). Missing cells stay on this path too: a 6 MB body of "nan" took 2.5-5 s cell by cell and
+# held its worker while /ping waited (issue 22). No letters but e/E and those of the missing
+# spellings, no brackets or quotes: JSON can only yield numbers and null here.
 _NUMBER_BYTES = b"0123456789eE.+-, \t\r\n"
+_DIGITS = b"0123456789"
+_MISSING_LETTERS = b"nNaAuUlLoO"  # na, nan, null, none (data.MISSING), in any case
+# data.MISSING's spellings and float()'s signed NaN, longest first; each becomes one marker byte
+# that no later spelling contains (upper case, absent once the body is lower-cased), so a cell is
+# missing only if it was exactly one spelling: "nana" or "nanull" leave letters or two markers.
+_MISSING_SPELLINGS = (b"none", b"null", b"+nan", b"-nan", b"nan", b"na")
+_MARK = b"N"
 
 
 def _numeric_csv(body: bytes, width: int) -> np.ndarray | None:
-    """The all-numeric common case, or None: anything unusual (a blank line, "+1", ".5", NaN, a
-    wrong width) takes the general path, which decides and names the cell at fault."""
-    if body.translate(None, _NUMBER_BYTES):  # some other byte is in the body
+    """Numbers and missing values only, or None: anything unusual ("+1", ".5", "1 2", a lone
+    carriage return, a wrong width) takes the general path, which decides and names the cell at
+    fault. Blank lines are skipped, as the general path skips them."""
+    letters = body.translate(None, _NUMBER_BYTES)
+    if letters.translate(None, _MISSING_LETTERS):  # some other byte is in the body
         return None
+    if b"\r" in body:
+        body = body.replace(b"\r\n", b"\n")
+        if b"\r" in body:  # a lone carriage return: a line break to the general path (splitlines)
+            return None
+    if not letters:  # the common case, numbers only: one orjson call, as before issue 22
+        X = _float_rows(b"[[" + body.strip().replace(b"\n", b"],[") + b"]]", width)
+        if X is not None:
+            return X  # else empty cells, blank lines, or not numbers: see below
+    text = _cells_text(body.lower() if letters else body, bool(letters))
+    if not text:
+        return None
+    if len(text.translate(None, _DIGITS)) == len(text):
+        return _all_missing(text, width)
+    rows = b"[[" + text.replace(b"\n", b"],[") + b"]]"
+    if b",," in rows:  # two passes: in ",,," the first leaves every other empty cell
+        rows = rows.replace(b",,", b",N,").replace(b",,", b",N,")
+    rows = rows.replace(b"[,", b"[N,").replace(b",]", b",N]")  # empty first and last cells
+    # null (a missing cell) becomes NaN in a float array; a marker next to anything else ("1null",
+    # "nullnull", "-null") is not JSON, so the body is declined.
+    return _float_rows(rows.replace(_MARK, b"null"), width)
+
+
+def _float_rows(rows: bytes, width: int) -> np.ndarray | None:
+    """A JSON array of ``width``-long arrays of numbers (or null: NaN) as floats, or None."""
     try:
-        X = np.array(orjson.loads(b"[[" + body.strip().replace(b"\n", b"],[") + b"]]"), dtype=np.float64)
-    except (orjson.JSONDecodeError, ValueError, TypeError):
+        X = np.array(orjson.loads(rows), dtype=np.float64)
+    except (orjson.JSONDecodeError, ValueError, TypeError):  # not JSON, ragged, a cell not a number
         return None
-    if X.ndim != 2 or X.shape[1] != width or not np.isfinite(X).all():
+    # orjson refuses a number beyond float range itself; the general path names that cell.
+    if X.ndim != 2 or X.shape[1] != width or np.isinf(X).any():
         return None
     return X
+
+
+def _cells_text(text: bytes, has_letters: bool) -> bytes:
+    """Lower-cased ``text`` with "\\n" line breaks, without spaces around cells or blank lines,
+    and each missing spelling as one marker byte."""
+    if b" " in text or b"\t" in text:
+        text = _collapse(text.replace(b"\t", b" "), b"  ", b" ")
+        for edge in (b" ,", b", ", b" \n", b"\n "):
+            text = text.replace(edge, edge.strip(b" "))
+        text = text.strip(b" ")  # a space left is inside a cell ("1 2"): not JSON, so declined
+    text = _collapse(text.strip(b"\n"), b"\n\n", b"\n")
+    if has_letters:
+        for spelling in _MISSING_SPELLINGS:
+            text = text.replace(spelling, _MARK)
+    return text
+
+
+def _collapse(text: bytes, double: bytes, single: bytes) -> bytes:
+    """Runs of ``single`` as one; each pass halves the longest run, so ~23 passes for 6 MB."""
+    while double in text:
+        text = text.replace(double, single)
+    return text
+
+
+def _all_missing(text: bytes, width: int) -> np.ndarray | None:
+    """A body without digits is valid only as rows of ``width`` missing cells: all NaN, checked
+    and built without a Python object per cell (a 6 MB body of empty cells has 6 million)."""
+    if text.translate(None, b"N,\n") or _MARK + _MARK in text:
+        return None
+    rows = text.count(b"\n") + 1
+    line = b"," * (width - 1) + b"\n"
+    if text.replace(_MARK, b"") + b"\n" != line * rows:
+        return None
+    return np.full((rows, width), np.nan)
 
 
 def decode_csv(body: bytes, schema: Schema) -> np.ndarray:

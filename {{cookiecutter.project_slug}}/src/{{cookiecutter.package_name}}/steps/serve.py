@@ -8,8 +8,10 @@ MODEL_SERVER_WORKERS (default: CPU count), MODEL_SERVER_TIMEOUT (default 60 s).
 https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-inference-code.html
 
 The image always serves through nginx: nginx reads whole requests (headers and body) before it
-hands them to a gunicorn sync worker, so a slow or lying client holds an nginx connection, never a
-worker. Without nginx the launcher refuses to start, unless ``--no-nginx`` asks for the process
+hands them to a gunicorn worker, so a slow or lying client holds an nginx connection, never a
+worker. nginx also answers /ping itself, from the ready file a worker writes after its warm-up
+prediction, and answers 429 beyond a bounded number of requests in flight (container/nginx.conf,
+issue 22). Without nginx the launcher refuses to start, unless ``--no-nginx`` asks for the process
 runtime's server: waitress on loopback only, which also buffers whole requests in its event loop
 before a thread sees them and drops a connection idle for ``--client-timeout`` seconds
 (issue 15: two slow-header clients blocked every bare gunicorn sync worker).
@@ -31,6 +33,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -43,6 +46,16 @@ NGINX_CONF = Path(os.environ.get("NGINX_CONF_TEMPLATE", "/opt/program/nginx.conf
 SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 # Exit status gunicorn's arbiter reads as "the worker cannot boot": it stops instead of respawning.
 WORKER_BOOT_ERROR = 3
+# Where a worker marks "my warm-up prediction succeeded"; nginx's /ping answers 200 once it exists.
+READY_FILE_ENV = "SERVE_READY_FILE"
+# Requests nginx lets in flight per worker before it answers 429 (container/nginx.conf): any, and
+# those with a body of 1,000,000 bytes or more. With one request at a time per worker, a heavy one
+# waits behind at most one other heavy one per worker; the total leaves room for concurrent clients
+# of small requests (benchmarks/load.py runs 32 against 2 workers) without letting them pile up.
+IN_FLIGHT_PER_WORKER = 16
+HEAVY_IN_FLIGHT_PER_WORKER = 2
+# Exit status of a worker whose request ran past the timeout: gunicorn starts a new one.
+WORKER_HUNG = 1
 
 
 class LaunchError(Exception):
@@ -118,12 +131,43 @@ control_socket_disable = True
 
 
 def post_worker_init(worker) -> None:  # gunicorn hook: the name is gunicorn's
-    """In each worker, after fork and before it accepts: the app's warm-up prediction."""
+    """In each worker, after fork and before it accepts: the app's warm-up prediction, then the
+    ready file nginx's /ping reads (when the launcher set one), then the request watchdog."""
     try:
         warm_up(worker.wsgi)
+        ready = os.environ.get(READY_FILE_ENV)
+        if ready:
+            Path(ready).touch()
     except Exception as error:  # a model that cannot predict its own example row must not serve
         worker.log.exception("warm-up failed: %s", error)
         sys.exit(WORKER_BOOT_ERROR)
+    worker.busy_since = None
+    threading.Thread(target=watchdog, args=(worker, worker.cfg.timeout), name="watchdog", daemon=True).start()
+
+
+def pre_request(worker, req) -> None:  # gunicorn hook
+    worker.busy_since = time.monotonic()
+
+
+def post_request(worker, req, environ, resp) -> None:  # gunicorn hook
+    worker.busy_since = None
+
+
+def watchdog(worker, limit: float, every: float = 1.0) -> None:
+    """Stop the worker when one request has run for more than ``limit`` seconds.
+
+    nginx answers /ping without the workers, so a worker stuck in a request would never show in
+    health; and gthread's main thread keeps gunicorn's heartbeat going while the request thread is
+    stuck, so gunicorn's --timeout never stops it (it did for sync workers). nginx has answered that
+    client with a 504 at the same timeout; gunicorn replaces the worker, which warms up again. Code
+    that holds the GIL stops this thread and the heartbeat alike, and then gunicorn stops the worker.
+    """
+    while True:
+        time.sleep(every)
+        started = worker.busy_since
+        if started is not None and time.monotonic() - started > limit:
+            worker.log.critical("a request has run for more than %s s: stopping this worker", limit)
+            os._exit(WORKER_HUNG)
 
 
 def warm_up(app: object) -> None:
@@ -133,13 +177,21 @@ def warm_up(app: object) -> None:
         hook()
 
 
-def render_nginx(template: Path, run_dir: Path, port: int, socket: Path, timeout: int) -> Path:
+def ready_file(run_dir: Path) -> Path:
+    return run_dir / "ready"
+
+
+def render_nginx(template: Path, run_dir: Path, port: int, socket: Path, timeout: int, workers: int) -> Path:
+    """nginx.conf for this run, written into ``run_dir``: the template's __NAME__ placeholders filled."""
     values = {
         "__RUN_DIR__": str(run_dir),
         "__SOCKET__": str(socket),
         "__PORT__": str(port),
         "__TIMEOUT__": str(timeout),
         "__MAX_BODY__": str(MAX_PAYLOAD_BYTES),
+        "__READY_FILE__": str(ready_file(run_dir)),
+        "__MAX_IN_FLIGHT__": str(IN_FLIGHT_PER_WORKER * workers),
+        "__MAX_HEAVY_IN_FLIGHT__": str(HEAVY_IN_FLIGHT_PER_WORKER * workers),
     }
     text = template.read_text()
     for key, value in values.items():
@@ -153,8 +205,9 @@ def serve_with_nginx(args: argparse.Namespace, nginx: str) -> int:
     """Start gunicorn and nginx, stop both when either exits or SageMaker sends SIGTERM."""
     run_dir = Path(tempfile.mkdtemp(prefix="serve-"))
     socket = run_dir / "gunicorn.sock"
-    config = render_nginx(NGINX_CONF, run_dir, args.port, socket, args.timeout)
+    config = render_nginx(NGINX_CONF, run_dir, args.port, socket, args.timeout, args.workers)
     env = {**SINGLE_THREADED, **os.environ, "MODEL_SERVER_WORKERS": str(args.workers)}
+    env[READY_FILE_ENV] = str(ready_file(run_dir))
     command = gunicorn_command(f"unix:{socket}", args.workers, args.timeout, args.app)
     children = [subprocess.Popen(command, env=env)]
     children.append(subprocess.Popen([nginx, "-c", str(config), "-p", str(run_dir), "-e", "stderr"]))
