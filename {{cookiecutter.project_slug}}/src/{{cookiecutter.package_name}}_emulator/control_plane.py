@@ -25,6 +25,7 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,11 +140,11 @@ class ControlPlane(MotoServer):
             if not _condition_holds(moto_stack, body):
                 continue
             if body["Type"] == "AWS::S3::Bucket":
-                properties = _resolved(body.get("Properties") or {}, resolver)
+                properties = resolved(body.get("Properties") or {}, resolver)
                 self._apply_bucket_properties(deployed.resources[logical_id], properties)
             creator = _CREATORS.get(body["Type"])
             if creator is not None and logical_id not in _created(moto_stack):
-                physical_id = creator(self, _resolved(body.get("Properties") or {}, resolver))
+                physical_id = creator(self.client, resolved(body.get("Properties") or {}, resolver))
                 _record(moto_stack, logical_id, physical_id, body["Type"])
                 deployed.resources[logical_id] = physical_id
         # The state machine's task integrations sign as its role (principals), and bucket
@@ -302,27 +303,30 @@ class ControlPlane(MotoServer):
 
 
 # -- moto's CloudFormation gaps ---------------------------------------------------------------
-def _create_bucket_policy(cp: ControlPlane, properties: dict[str, Any]) -> str:
-    cp.client("s3").put_bucket_policy(
+Clients = Callable[[str], Any]  # service name -> boto3 client of the account
+
+
+def _create_bucket_policy(client: Clients, properties: dict[str, Any]) -> str:
+    client("s3").put_bucket_policy(
         Bucket=properties["Bucket"], Policy=json.dumps(properties["PolicyDocument"])
     )
     return properties["Bucket"]  # CloudFormation's physical id of a bucket policy is its bucket
 
 
-def _create_alarm(cp: ControlPlane, properties: dict[str, Any]) -> str:
-    cloudwatch = cp.client("cloudwatch")
+def _create_alarm(client: Clients, properties: dict[str, Any]) -> str:
+    cloudwatch = client("cloudwatch")
     shape = cloudwatch.meta.service_model.operation_model("PutMetricAlarm").input_shape
     cloudwatch.put_metric_alarm(**_coerced(properties, shape))  # the template's names are the API's
     return properties["AlarmName"]
 
 
-def _create_oidc_provider(cp: ControlPlane, properties: dict[str, Any]) -> str:
+def _create_oidc_provider(client: Clients, properties: dict[str, Any]) -> str:
     request = {"Url": properties["Url"], "ClientIDList": properties.get("ClientIdList", [])}
     if properties.get("ThumbprintList"):
         request["ThumbprintList"] = properties["ThumbprintList"]
     if properties.get("Tags"):
         request["Tags"] = properties["Tags"]
-    return cp.client("iam").create_open_id_connect_provider(**request)["OpenIDConnectProviderArn"]
+    return client("iam").create_open_id_connect_provider(**request)["OpenIDConnectProviderArn"]
 
 
 # Resource type -> create it from its resolved properties, return its physical id (as CloudFormation's Ref).
@@ -331,6 +335,11 @@ _CREATORS = {
     "AWS::CloudWatch::Alarm": _create_alarm,
     "AWS::IAM::OIDCProvider": _create_oidc_provider,
 }
+
+
+def create_template_resource(client: Clients, body: dict[str, Any], resolver: cfn.Intrinsics) -> str:
+    """Create one template resource of a type moto's CloudFormation skips; its physical id."""
+    return _CREATORS[body["Type"]](client, resolved(body.get("Properties") or {}, resolver))
 
 
 @dataclass
@@ -398,14 +407,14 @@ def _record(moto_stack: Any, logical_id: str, physical_id: str, resource_type: s
     moto_stack.resource_map._parsed_resources[logical_id] = _Listed(logical_id, physical_id, resource_type)
 
 
-def _resolved(node: Any, resolver: cfn.Intrinsics) -> Any:
+def resolved(node: Any, resolver: cfn.Intrinsics) -> Any:
     """``node`` with every intrinsic function resolved (``Ref``, ``Fn::GetAtt``, ``Fn::Sub``)."""
     if isinstance(node, dict):
         if len(node) == 1 and next(iter(node)) in ("Ref", "Fn::GetAtt", "Fn::Sub"):
             return resolver.value(node)
-        return {key: _resolved(value, resolver) for key, value in node.items()}
+        return {key: resolved(value, resolver) for key, value in node.items()}
     if isinstance(node, list):
-        return [_resolved(value, resolver) for value in node]
+        return [resolved(value, resolver) for value in node]
     return node
 
 
