@@ -103,6 +103,10 @@ def condition(operator: str, key: str, expected: Any, context: dict[str, Any]) -
     quantifier, _, operator = operator.rpartition(":")
     if_exists = operator.endswith("IfExists")
     operator = operator.removesuffix("IfExists")
+    if operator not in SUPPORTED_OPERATORS:  # even when the key is absent: never misread silently
+        raise NotImplementedError(f"condition operator {operator}")
+    if quantifier not in ("", "ForAnyValue"):
+        raise NotImplementedError(f"condition quantifier {quantifier}")
     present = key in context
     if operator == "Null":
         return (not present) == (values[0] == "true")
@@ -110,13 +114,9 @@ def condition(operator: str, key: str, expected: Any, context: dict[str, Any]) -
         return if_exists or operator.startswith(("StringNot", "ArnNot"))
     actual = context[key]
     actuals = [str(a) for a in (actual if isinstance(actual, list) else [actual])]
-    if quantifier not in ("", "ForAnyValue"):
-        raise NotImplementedError(f"condition quantifier {quantifier}")
     if operator in _NEGATED:
         test = _TESTS[_NEGATED[operator]]
         return not any(test(a, v) for a in actuals for v in values)
-    if operator not in _TESTS:
-        raise NotImplementedError(f"condition operator {operator}")
     return any(_TESTS[operator](a, v) for a in actuals for v in values)
 
 
