@@ -73,10 +73,6 @@ class EndpointClock:
         return not stop.wait(self.real(aws_seconds)) if aws_seconds > 0 else not stop.is_set()
 
 
-# Fast enough for tests, still slow enough for a state machine polling every second to see it.
-TEST_CLOCK_SPEEDUP = 300.0
-
-
 @dataclass(frozen=True)
 class Policy:
     """A validated UpdateEndpoint DeploymentConfig (blue/green, all at once)."""

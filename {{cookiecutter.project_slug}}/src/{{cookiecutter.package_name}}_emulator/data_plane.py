@@ -7,8 +7,12 @@ training jobs, creating or updating an endpoint starts a serving process or cont
 one launch path, and sagemaker-runtime InvokeEndpoint forwards to it. The state machine, the
 endpoint Lambda, the deploy CLI and anyone with the AWS CLI pointed at moto see the same state.
 
-Job state transitions live in ``jobs.JobLifecycle``; endpoint transitions in ``_launch`` and
-``_stop``. moto's server runs in this process (ThreadedMotoServer), so the patches reach every
+Endpoints take SageMaker's times (``blue_green.EndpointClock``): CreateEndpoint provisions, starts
+and health-checks a fleet (``_create``); UpdateEndpoint is a blue/green deployment with
+auto-rollback (``_update``: provision and start the new fleet, shift all traffic, bake while the
+rollback alarms are evaluated on the invocations ``invoke`` records in ``metrics``, then stop the
+old fleet or roll back), both through ``_start_fleet``. Job state transitions live in
+``jobs.JobLifecycle``. moto's server runs in this process (ThreadedMotoServer), so the patches reach every
 client. These are private moto internals: moto is pinned in pyproject.toml.
 """
 

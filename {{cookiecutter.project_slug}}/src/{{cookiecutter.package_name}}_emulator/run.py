@@ -373,6 +373,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def render_emulation(console: Console, emulator: Emulator) -> None:
     """The endpoint as DescribeEndpoint shows it, and what this run's emulation did not enforce."""
+    if emulator.plane is None:  # nothing was started
+        return
     sm = emulator.cp.client("sagemaker")
     try:
         endpoint = sm.describe_endpoint(EndpointName=settings.ENDPOINT_NAME)
@@ -393,7 +395,7 @@ def render_emulation(console: Console, emulator: Emulator) -> None:
         f"{emulator.traffic.summary() if emulator.traffic else 'no production traffic'}",
         soft_wrap=True,
     )
-    limits = [*emulator.stack.limits, *(emulator.plane.notes if emulator.plane else [])]
+    limits = [*emulator.stack.limits, *emulator.plane.notes]
     if limits:
         console.print("[yellow]Not enforced offline (would be on AWS):[/]")
         for limit in limits:

@@ -385,3 +385,24 @@ def test_an_alarm_the_emulator_cannot_evaluate_is_reported_not_passed() -> None:
     )
     with pytest.raises(alarms.UnsupportedAlarm, match="ANOMALY_DETECTION_BAND"):
         alarms.evaluate(spec, alarms.Metrics(), 600.0)
+
+
+# ------------------------------------------------------------------ the docker runtime's images
+
+
+@pytest.mark.docker
+def test_docker_runtime_finds_images_that_do_not_exist(aws: None) -> None:
+    from types import SimpleNamespace
+
+    from {{ cookiecutter.package_name }}_emulator.runtimes.docker import DockerRuntime
+
+    runtime = SimpleNamespace(endpoint_url=None, region=REGION)  # only what image_problem reads
+    assert "no such local image" in DockerRuntime.image_problem(runtime, "never-built-here:missing")  # type: ignore[arg-type]
+    ecr = boto3.client("ecr", region_name=REGION)
+    uri = ecr.create_repository(repositoryName="repo")["repository"]["repositoryUri"]
+    assert f"Failed to pull the image {uri}:abc" in DockerRuntime.image_problem(runtime, f"{uri}:abc")  # type: ignore[arg-type]
+    manifest = json.dumps(
+        {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json"}
+    )
+    ecr.put_image(repositoryName="repo", imageManifest=manifest, imageTag="abc")
+    assert DockerRuntime.image_problem(runtime, f"{uri}:abc") is None  # type: ignore[arg-type]
