@@ -66,13 +66,13 @@ def test_plain_http_is_denied_to_everyone(policy: dict[str, Any]) -> None:
 
 
 def test_requests_are_attributed_by_their_access_key() -> None:
-    principals.register("AKIAEXAMPLEKEY000001", f"{ROLE}-state-machine")
+    principals.register("TESTKEYID00000000001", f"{ROLE}-state-machine")
     signed = {
-        "Authorization": "AWS4-HMAC-SHA256 Credential=AKIAEXAMPLEKEY000001/20260101/eu-west-1/s3/aws4_request, ..."
+        "Authorization": "AWS4-HMAC-SHA256 Credential=TESTKEYID00000000001/20260101/eu-west-1/s3/aws4_request, ..."
     }
-    assert principals.access_key_of(signed, {}) == "AKIAEXAMPLEKEY000001"
-    presigned = {"X-Amz-Credential": ["AKIAEXAMPLEKEY000001/20260101/eu-west-1/s3/aws4_request"]}
-    assert principals.access_key_of({}, presigned) == "AKIAEXAMPLEKEY000001"
+    assert principals.access_key_of(signed, {}) == "TESTKEYID00000000001"
+    presigned = {"X-Amz-Credential": ["TESTKEYID00000000001/20260101/eu-west-1/s3/aws4_request"]}
+    assert principals.access_key_of({}, presigned) == "TESTKEYID00000000001"
     assert principals.key_for("arn:aws:iam::1:role/x") == principals.key_for("arn:aws:iam::1:role/x")
     assert len(principals.key_for("arn:aws:iam::1:role/x")) == 20
 
