@@ -34,7 +34,15 @@ from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import FakeEndpoint
 
 from . import alarms, jobs, tuning, wire
-from .blue_green import PING_FAILED, EndpointClock, FleetFault, Policy, alarm_model, set_alarm_state
+from .blue_green import (
+    PING_FAILED,
+    DeploymentTimer,
+    EndpointClock,
+    FleetFault,
+    Policy,
+    alarm_model,
+    set_alarm_state,
+)
 from .jobs import JobLifecycle
 from .runtimes import Endpoint, JobResult, Runtime
 
@@ -308,10 +316,10 @@ class DataPlane:
         self, backend: Any, name: str, config_name: str, policy: Policy, fault: FleetFault | None
     ) -> None:
         endpoint, key = backend.endpoints[name], self._key(backend, name)
-        deadline = self.clock.now() + policy.max_execution_s if policy.max_execution_s else None
+        timer = DeploymentTimer(self.clock)
         if policy.traffic != "ALL_AT_ONCE":
             self._note(f"UpdateEndpoint {policy.traffic} traffic shifting is emulated as ALL_AT_ONCE")
-        if not self.clock.sleep(self.clock.provisioning_s, self._closing):
+        if not timer.wait(self.clock.provisioning_s, self._closing):
             return
         try:
             started, variants = self._start_fleet(backend, name, config_name, fault)
@@ -327,7 +335,7 @@ class DataPlane:
             f"endpoint {name}: all traffic on {config_name}; baking {policy.termination_wait_s} s"
             f" (AWS time) with rollback alarms {', '.join(policy.alarms) or 'none'}"
         )
-        rollback = self._bake(backend, name, policy, deadline)
+        rollback = self._bake(backend, name, policy, timer)
         if rollback is not None:
             endpoint.endpoint_status = "RollingBack"
             self.on_event(f"endpoint {name}: rolling back to {endpoint.endpoint_config_name}: {rollback}")
@@ -367,19 +375,19 @@ class DataPlane:
         self._variants[self._key(backend, name)] = variant
         return started, variants
 
-    def _bake(self, backend: Any, name: str, policy: Policy, deadline: float | None) -> str | None:
+    def _bake(self, backend: Any, name: str, policy: Policy, timer: DeploymentTimer) -> str | None:
         """Hold the baking period; the reason to roll back (an alarm in ALARM...), or None."""
         watched = self._rollback_alarms(backend, policy)
         remaining = float(policy.termination_wait_s)
         step = min([spec.period for spec in watched] or [remaining or 1.0])
         while remaining > 0:
             wait = min(step, remaining)
-            if not self.clock.sleep(wait, self._closing):
+            if not timer.wait(wait, self._closing):
                 return "the emulator stopped"
             remaining -= wait
             if name not in backend.endpoints:
                 return "the endpoint was deleted"
-            if deadline is not None and self.clock.now() > deadline:
+            if policy.max_execution_s and timer.elapsed_s() > policy.max_execution_s:
                 return (
                     f"the deployment exceeded MaximumExecutionTimeoutInSeconds ({policy.max_execution_s} s)"
                 )

@@ -25,7 +25,7 @@ from {{ cookiecutter.package_name }} import settings
 from {{ cookiecutter.package_name }}_deploy import cfn, cli
 from {{ cookiecutter.package_name }}_deploy.endpoint import blue_green_config
 from {{ cookiecutter.package_name }}_emulator import alarms
-from {{ cookiecutter.package_name }}_emulator.blue_green import EndpointClock, FleetFault
+from {{ cookiecutter.package_name }}_emulator.blue_green import DeploymentTimer, EndpointClock, FleetFault
 from {{ cookiecutter.package_name }}_emulator.control_plane import create_template_resource
 from {{ cookiecutter.package_name }}_emulator.data_plane import DataPlane
 
@@ -279,6 +279,29 @@ def test_a_fleet_that_does_not_come_up_leaves_the_old_one(
     assert done["FailureReason"].startswith(f"Update to {new} failed: ")
     assert ("/ping" if failure == "ping" else "Failed to pull the image img:missing") in done["FailureReason"]
     assert answering_model() == "s3://b/v1.tar.gz"
+
+
+def test_a_deployment_longer_than_its_maximum_execution_time_rolls_back(
+    sm: Any, serving: str, plane: DataPlane
+) -> None:
+    plane.clock = EndpointClock(speedup=600.0, provisioning_s=60.0, rollback_s=60.0)
+    too_long = deployment(590)  # 60 s provisioning + 590 s baking > 600 s
+    too_long["BlueGreenUpdatePolicy"]["MaximumExecutionTimeoutInSeconds"] = 600
+    sm.update_endpoint(
+        EndpointName=ENDPOINT,
+        EndpointConfigName=config(sm, "v2", "s3://b/v2.tar.gz"),
+        DeploymentConfig=too_long,
+    )
+    seen, done = follow(sm)
+    assert seen == ["Updating", "RollingBack", "InService"] and done["EndpointConfigName"] == serving
+    assert "exceeded MaximumExecutionTimeoutInSeconds (600 s)" in done["FailureReason"]
+
+
+def test_a_deployments_real_work_is_not_stretched_by_the_speedup() -> None:
+    timer = DeploymentTimer(EndpointClock(speedup=1_000_000.0))
+    assert timer.wait(3600, threading.Event())  # an AWS hour of waiting: 3.6 ms here
+    time.sleep(0.2)  # starting a container: real work, real time
+    assert 3600.2 <= timer.elapsed_s() < 3601
 
 
 # ------------------------------------------------------------------ what UpdateEndpoint refuses
