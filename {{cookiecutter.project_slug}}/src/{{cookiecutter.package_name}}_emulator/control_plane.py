@@ -5,7 +5,10 @@ own functions, uploads the sample data and runs executions. Everything a run tou
 SageMaker jobs and endpoints, the state machine, the Lambda, SNS) then lives in moto, so the ASL,
 the Lambda, the deploy CLI and a person with the AWS CLI see the same state.
 
-moto's CloudFormation gaps are patched here and only here (see ``_install_state_machine``).
+moto's CloudFormation gaps are patched here and only here: the state machine's definition
+(``_install_state_machine``), the resources moto lists but never creates (bucket policy, the
+bucket's public access block, versioning and ownership controls, CloudWatch alarms, the OIDC
+provider: ``_create_missing_resources``) and the stack's resource listing (``CloudFormationGaps``).
 
     with ControlPlane() as cp:
         stack = cp.deploy()
@@ -22,6 +25,7 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,7 @@ from {{ cookiecutter.package_name }} import settings
 from {{ cookiecutter.package_name }}_deploy import cfn, clients, executions, inputs, stack
 from {{ cookiecutter.package_name }}_deploy.definition import render_definition
 
+from . import bucket_policy, patches, principals
 from .moto_server import ControlPlaneError, MotoServer
 
 LOG = logging.getLogger(__name__)
@@ -48,6 +53,7 @@ class Stack:
     state_machine_arn: str
     definition: str  # the rendered ASL the state machine runs
     timings: dict[str, float] = field(default_factory=dict)  # seconds per deploy step
+    limits: list[str] = field(default_factory=list)  # what the emulator does not enforce for this stack
 
 
 class ControlPlane(MotoServer):
@@ -109,10 +115,82 @@ class ControlPlane(MotoServer):
         deployed = Stack(
             request.stack_name, outputs, resources, outputs.get("StateMachineArn", ""), "", timings
         )
+        template = cfn.load_template(self.project_root / stack.TEMPLATE_FILE)
+        deployed.limits = self._create_missing_resources(deployed, template)
+        timings["missing_resources"] = time.monotonic() - started
+        started = time.monotonic()
         deployed.definition = self._install_state_machine(deployed, stack.TEMPLATE_FILE)
         timings["state_machine"] = time.monotonic() - started
         self.stack = deployed
         return deployed
+
+    def _create_missing_resources(self, deployed: Stack, template: dict[str, Any]) -> list[str]:
+        """moto gap: its CloudFormation lists some resources with blank ids but never creates them
+        (``AWS::S3::BucketPolicy``, ``AWS::CloudWatch::Alarm``, ``AWS::IAM::OIDCProvider``) and
+        ignores bucket properties. Create each from the template as deployed (intrinsics resolved
+        against the stack, conditions as moto evaluated them), record it in moto's stack so
+        ListStackResources shows its physical id, and evaluate bucket policies per principal.
+        Returns what the emulator still does not enforce (for the run's output)."""
+        patches.install(CloudFormationGaps)
+        moto_stack = _moto_stack(self.region, deployed.name)
+        resolver = cfn.Intrinsics.of_stack(
+            template, deployed.name, deployed.resources, self.region, self.client
+        )
+        for logical_id, body in template["Resources"].items():
+            if not _condition_holds(moto_stack, body):
+                continue
+            if body["Type"] == "AWS::S3::Bucket":
+                properties = resolved(body.get("Properties") or {}, resolver)
+                self._apply_bucket_properties(deployed.resources[logical_id], properties)
+            creator = _CREATORS.get(body["Type"])
+            if creator is not None and logical_id not in _created(moto_stack):
+                physical_id = creator(self.client, resolved(body.get("Properties") or {}, resolver))
+                _record(moto_stack, logical_id, physical_id, body["Type"])
+                deployed.resources[logical_id] = physical_id
+        # The state machine's task integrations sign as its role (principals), and bucket
+        # policies are evaluated per principal from now on.
+        principals.reset()
+        state_machine = cfn.resources_of_type(template, "AWS::StepFunctions::StateMachine")
+        for body in state_machine.values():
+            principals.register(principals.INTERPRETER_KEY, resolver.value(body["Properties"]["RoleArn"]))
+        patches.install(bucket_policy)
+        return self._limits(moto_stack)
+
+    def _apply_bucket_properties(self, bucket: str, properties: dict[str, Any]) -> None:
+        """moto's AWS::S3::Bucket applies only BucketEncryption and Tags."""
+        s3 = self.client("s3")
+        if "PublicAccessBlockConfiguration" in properties:
+            s3.put_public_access_block(
+                Bucket=bucket, PublicAccessBlockConfiguration=properties["PublicAccessBlockConfiguration"]
+            )
+        if "VersioningConfiguration" in properties:
+            s3.put_bucket_versioning(
+                Bucket=bucket, VersioningConfiguration=properties["VersioningConfiguration"]
+            )
+        if "OwnershipControls" in properties:
+            s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls=properties["OwnershipControls"])
+
+    def _limits(self, moto_stack: Any) -> list[str]:
+        limits = [
+            *bucket_policy.LIMITS,
+            principals.LIMITS.format(unattributed=principals.unattributed(_account(moto_stack))),
+        ]
+        s3 = self.client("s3")
+        for bucket in (b["Name"] for b in s3.list_buckets()["Buckets"]):
+            try:
+                policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+            except s3.exceptions.ClientError:
+                continue
+            for operator in sorted(bucket_policy.unsupported_conditions(policy)):
+                limits.append(f"s3://{bucket} policy: condition operator {operator} is not evaluated offline")
+        not_created = [
+            r.logical_resource_id for r in moto_stack.stack_resources if not r.physical_resource_id
+        ]
+        if not_created:
+            limits.append(
+                f"not created offline (moto has no CloudFormation support): {', '.join(not_created)}"
+            )
+        return limits
 
     def _install_state_machine(self, stack: Stack, template_file: Path) -> str:
         """moto gap: its CloudFormation ignores ``DefinitionS3Location``/``Definition`` and
@@ -222,6 +300,138 @@ class ControlPlane(MotoServer):
             token = page.get("nextToken")
             if not token:
                 return events
+
+
+# -- moto's CloudFormation gaps ---------------------------------------------------------------
+Clients = Callable[[str], Any]  # service name -> boto3 client of the account
+
+
+def _create_bucket_policy(client: Clients, properties: dict[str, Any]) -> str:
+    client("s3").put_bucket_policy(
+        Bucket=properties["Bucket"], Policy=json.dumps(properties["PolicyDocument"])
+    )
+    return properties["Bucket"]  # CloudFormation's physical id of a bucket policy is its bucket
+
+
+def _create_alarm(client: Clients, properties: dict[str, Any]) -> str:
+    cloudwatch = client("cloudwatch")
+    shape = cloudwatch.meta.service_model.operation_model("PutMetricAlarm").input_shape
+    cloudwatch.put_metric_alarm(**_coerced(properties, shape))  # the template's names are the API's
+    return properties["AlarmName"]
+
+
+def _create_oidc_provider(client: Clients, properties: dict[str, Any]) -> str:
+    request = {"Url": properties["Url"], "ClientIDList": properties.get("ClientIdList", [])}
+    if properties.get("ThumbprintList"):
+        request["ThumbprintList"] = properties["ThumbprintList"]
+    if properties.get("Tags"):
+        request["Tags"] = properties["Tags"]
+    return client("iam").create_open_id_connect_provider(**request)["OpenIDConnectProviderArn"]
+
+
+# Resource type -> create it from its resolved properties, return its physical id (as CloudFormation's Ref).
+_CREATORS = {
+    "AWS::S3::BucketPolicy": _create_bucket_policy,
+    "AWS::CloudWatch::Alarm": _create_alarm,
+    "AWS::IAM::OIDCProvider": _create_oidc_provider,
+}
+
+
+def create_template_resource(client: Clients, body: dict[str, Any], resolver: cfn.Intrinsics) -> str:
+    """Create one template resource of a type moto's CloudFormation skips; its physical id."""
+    return _CREATORS[body["Type"]](client, resolved(body.get("Properties") or {}, resolver))
+
+
+@dataclass
+class _Listed:
+    """A stack resource as moto's ListStackResources/DescribeStackResources read it."""
+
+    logical_resource_id: str
+    physical_resource_id: str
+    cf_resource_type: str
+
+
+CFN_PATCHES = patches.Patches("cloudformation-gaps")
+
+
+class CloudFormationGaps:
+    """moto lists every resource of the template, created or not, with blank ids for those it skipped.
+    AWS lists the resources it created: none whose condition is false, every other one with its
+    type and physical id (a type the emulator cannot create stays listed, without a physical id)."""
+
+    @staticmethod
+    def install() -> None:
+        stack_class = patches.private("moto.cloudformation.models", "Stack")
+
+        def stack_resources(moto_stack: Any) -> list[Any]:
+            resource_map, listed = moto_stack.resource_map, []
+            for logical_id, body in resource_map._resource_json_map.items():
+                if not _condition_holds(moto_stack, body):
+                    continue
+                created = resource_map._parsed_resources.get(logical_id)
+                listed.append(created if created is not None else _Listed(logical_id, "", body["Type"]))
+            return listed
+
+        CFN_PATCHES.replace(stack_class, "stack_resources", property(stack_resources))
+
+    @staticmethod
+    def uninstall() -> None:
+        CFN_PATCHES.undo()
+
+
+def _moto_stack(region: str, name: str) -> Any:
+    backends = patches.private("moto.cloudformation.models", "cloudformation_backends")
+    for account in list(backends):
+        for stack_ in list(backends[account][region].stacks.values()):
+            if stack_.name == name and stack_.status != "DELETE_COMPLETE":
+                return stack_
+    raise ControlPlaneError(
+        f"stack {name} is not in this process's moto (MOTO_ENDPOINT_URL points elsewhere?)"
+    )
+
+
+def _account(moto_stack: Any) -> str:
+    return str(moto_stack.stack_id.split(":")[4])
+
+
+def _condition_holds(moto_stack: Any, body: dict[str, Any]) -> bool:
+    condition = body.get("Condition")
+    return not condition or bool(moto_stack.resource_map.lazy_condition_map[condition])
+
+
+def _created(moto_stack: Any) -> set[str]:
+    return {k for k, v in moto_stack.resource_map._parsed_resources.items() if isinstance(v, _Listed)}
+
+
+def _record(moto_stack: Any, logical_id: str, physical_id: str, resource_type: str) -> None:
+    moto_stack.resource_map._parsed_resources[logical_id] = _Listed(logical_id, physical_id, resource_type)
+
+
+def resolved(node: Any, resolver: cfn.Intrinsics) -> Any:
+    """``node`` with every intrinsic function resolved (``Ref``, ``Fn::GetAtt``, ``Fn::Sub``)."""
+    if isinstance(node, dict):
+        if len(node) == 1 and next(iter(node)) in ("Ref", "Fn::GetAtt", "Fn::Sub"):
+            return resolver.value(node)
+        return {key: resolved(value, resolver) for key, value in node.items()}
+    if isinstance(node, list):
+        return [resolved(value, resolver) for value in node]
+    return node
+
+
+def _coerced(value: Any, shape: Any) -> Any:
+    """Template values as the API's types (CloudFormation passes a !Ref of a Number parameter as text)."""
+    kind = shape.type_name
+    if kind == "structure" and isinstance(value, dict):
+        return {k: _coerced(v, shape.members[k]) if k in shape.members else v for k, v in value.items()}
+    if kind == "list" and isinstance(value, list):
+        return [_coerced(v, shape.member) for v in value]
+    if kind in ("integer", "long") and isinstance(value, str):
+        return int(value)
+    if kind in ("double", "float") and isinstance(value, (str, int)):
+        return float(value)
+    if kind == "boolean" and isinstance(value, str):
+        return value.lower() == "true"
+    return value
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,8 +7,12 @@ training jobs, creating or updating an endpoint starts a serving process or cont
 one launch path, and sagemaker-runtime InvokeEndpoint forwards to it. The state machine, the
 endpoint Lambda, the deploy CLI and anyone with the AWS CLI pointed at moto see the same state.
 
-Job state transitions live in ``jobs.JobLifecycle``; endpoint transitions in ``_launch`` and
-``_stop``. moto's server runs in this process (ThreadedMotoServer), so the patches reach every
+Endpoints take SageMaker's times (``blue_green.EndpointClock``): CreateEndpoint provisions, starts
+and health-checks a fleet (``_create``); UpdateEndpoint is a blue/green deployment with
+auto-rollback (``_update``: provision and start the new fleet, shift all traffic, bake while the
+rollback alarms are evaluated on the invocations ``invoke`` records in ``metrics``, then stop the
+old fleet or roll back), both through ``_start_fleet``. Job state transitions live in
+``jobs.JobLifecycle``. moto's server runs in this process (ThreadedMotoServer), so the patches reach every
 client. These are private moto internals: moto is pinned in pyproject.toml.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +33,16 @@ from moto.core.utils import utcnow
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import FakeEndpoint
 
-from . import jobs, tuning, wire
+from . import alarms, jobs, tuning, wire
+from .blue_green import (
+    PING_FAILED,
+    DeploymentTimer,
+    EndpointClock,
+    FleetFault,
+    Policy,
+    alarm_model,
+    set_alarm_state,
+)
 from .jobs import JobLifecycle
 from .runtimes import Endpoint, JobResult, Runtime
 
@@ -37,16 +51,34 @@ INVOKE_TIMEOUT = 60  # seconds: SageMaker's limit for a real-time invocation
 EndpointKey = tuple[str, str, str]  # account, region, endpoint name
 
 
+class FleetFailed(RuntimeError):
+    """A new fleet did not come up; the message is the endpoint's FailureReason."""
+
+
 class DataPlane:
     """Runs what moto's SageMaker records. Use as a context manager or call attach()/detach()."""
 
     _attached: DataPlane | None = None
 
-    def __init__(self, runtime: Runtime, on_event: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        runtime: Runtime,
+        on_event: Callable[[str], None] | None = None,
+        clock: EndpointClock | None = None,
+    ):
+        """``clock``: how SageMaker's endpoint times map to real time (``blue_green.EndpointClock``)."""
         self.runtime = runtime
         self.on_event = on_event or (lambda message: log.info("%s", message))
-        self.endpoints: dict[EndpointKey, Endpoint] = {}
+        self.clock = clock or EndpointClock()
+        self.endpoints: dict[EndpointKey, Endpoint] = {}  # the fleet serving each endpoint's traffic
         self.job_logs: dict[str, str] = {}  # job name -> logs, for failure reports
+        self.metrics = alarms.Metrics()  # AWS/SageMaker invocation metrics, for the rollback alarms
+        self.notes: list[str] = []  # what this run's emulation did not enforce (shown by the run)
+        self._faults: list[FleetFault] = []  # armed for the next updates' new fleets
+        self._faulty: dict[str, FleetFault] = {}  # serving URL -> the fault injected there
+        self._variants: dict[EndpointKey, str] = {}
+        self._alarm_states: dict[str, str] = {}
+        self._closing = threading.Event()
         self._lock = threading.RLock()
         self._threads: list[threading.Thread] = []
 
@@ -64,6 +96,7 @@ class DataPlane:
 
     def detach(self, timeout: float = 30) -> None:
         """Undo the patches, stop every endpoint and wait for job threads (their runtime is closed)."""
+        self._closing.set()  # deployments in their provisioning or baking wait stop there
         wire.uninstall()
         if DataPlane._attached is self:
             DataPlane._attached = None
@@ -217,15 +250,27 @@ class DataPlane:
     def start_endpoint(self, backend: Any, name: str) -> None:
         endpoint = backend.endpoints[name]
         endpoint.endpoint_status = "Creating"
-        self._background(
-            f"endpoint-{name}", lambda: self._launch(backend, name, endpoint.endpoint_config_name)
-        )
+        config_name = endpoint.endpoint_config_name
+        self._background(f"endpoint-{name}", lambda: self._create(backend, name, config_name))
 
-    def update_endpoint(self, backend: Any, name: str, config_name: str) -> FakeEndpoint:
-        """UpdateEndpoint as SageMaker does it: start the new fleet, health-check, switch, stop the old.
+    def inject(self, fault: FleetFault) -> None:
+        """Make the next UpdateEndpoint's new fleet fail as ``fault`` says (``--fail-update``)."""
+        self._faults.append(fault)
 
-        If the new one fails, the old keeps serving; the endpoint returns to InService with a
-        FailureReason (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeEndpoint.html).
+    def update_endpoint(
+        self,
+        backend: Any,
+        name: str,
+        config_name: str,
+        deployment_config: dict[str, Any] | None = None,
+        retain_deployment_config: bool = False,
+    ) -> FakeEndpoint:
+        """UpdateEndpoint as SageMaker does it: a blue/green deployment with auto-rollback (``blue_green``).
+
+        Validates synchronously (the endpoint is InService, the config and the rollback alarms
+        exist, the policy's ranges), then deploys in the background: provision, health-check,
+        shift all traffic, bake while the alarms watch, then terminate the old fleet or roll back
+        (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_UpdateEndpoint.html).
         """
         endpoint = backend.endpoints.get(name)
         if endpoint is None:
@@ -235,39 +280,165 @@ class DataPlane:
                 message=f'Cannot update in-progress endpoint "{self.endpoint_arn(backend, name)}".'
             )
         backend.describe_endpoint_config(config_name)  # ValidationException if missing
+        if deployment_config is None and retain_deployment_config:
+            deployment_config = getattr(endpoint, "last_deployment_config", None)
+        policy = Policy.of_request(deployment_config, backend.account_id, backend.region_name)
         endpoint.endpoint_status, endpoint.failure_reason = "Updating", None
-        self._background(f"endpoint-{name}", lambda: self._launch(backend, name, config_name, updating=True))
+        endpoint.last_deployment_config = policy.given
+        endpoint.pending_deployment_summary = {"EndpointConfigName": config_name, "StartTime": utcnow()}
+        endpoint.last_modified_time = utcnow()
+        fault = self._faults.pop(0) if self._faults else None
+        self._background(f"endpoint-{name}", lambda: self._update(backend, name, config_name, policy, fault))
         return endpoint
 
-    def _launch(self, backend: Any, name: str, config_name: str, updating: bool = False) -> None:
-        """Start serving ``config_name``; on success switch traffic to it and stop the old fleet."""
-        endpoint, key = backend.endpoints[name], (backend.account_id, backend.region_name, name)
+    def _create(self, backend: Any, name: str, config_name: str) -> None:
+        endpoint = backend.endpoints[name]
+        if not self.clock.sleep(self.clock.provisioning_s, self._closing):
+            return
         try:
-            container, count, variants = _serving_spec(backend, config_name)
-            self.on_event(
-                f"endpoint {name}: {'updating to' if updating else 'starting'} {container['ModelDataUrl']}"
-            )
-            started = self.runtime.start_endpoint(name, container, count)
-        except Exception as error:
-            reason = f"{type(error).__name__}: {error}"
-            endpoint.failure_reason = (f"Update to {config_name} failed: {reason}" if updating else reason)[
-                :1024
-            ]
+            started, variants = self._start_fleet(backend, name, config_name)
+        except FleetFailed as failure:
+            endpoint.failure_reason = str(failure)[:1024]
             endpoint.last_modified_time = utcnow()
-            # A failed update leaves the old fleet serving: InService with a FailureReason.
-            endpoint.endpoint_status = "InService" if updating else "Failed"
-            self.on_event(f"endpoint {name} {'update ' if updating else ''}failed: {endpoint.failure_reason}")
+            endpoint.endpoint_status = "Failed"
+            self.on_event(f"endpoint {name} failed: {endpoint.failure_reason}")
+            return
+        if not self._still_there(backend, name, started):
             return
         with self._lock:
-            old = self.endpoints.get(key)
-            self.endpoints[key] = started
-            endpoint.endpoint_config_name = config_name
-            endpoint.production_variants = variants
-        if old is not None:  # traffic is on the new fleet; AWS reports InService once the old is gone
-            self._guarded_stop(old)
+            self.endpoints[self._key(backend, name)] = started
+        endpoint.production_variants = variants
         endpoint.last_modified_time = utcnow()
         endpoint.endpoint_status = "InService"
         self.on_event(f"endpoint {name} InService at {started.url} ({config_name})")
+
+    def _update(
+        self, backend: Any, name: str, config_name: str, policy: Policy, fault: FleetFault | None
+    ) -> None:
+        endpoint, key = backend.endpoints[name], self._key(backend, name)
+        timer = DeploymentTimer(self.clock)
+        if policy.traffic != "ALL_AT_ONCE":
+            self._note(f"UpdateEndpoint {policy.traffic} traffic shifting is emulated as ALL_AT_ONCE")
+        if not timer.wait(self.clock.provisioning_s, self._closing):
+            return
+        try:
+            started, variants = self._start_fleet(backend, name, config_name, fault)
+        except FleetFailed as failure:  # nothing moved: the old fleet kept serving
+            self._finish(endpoint, f"Update to {config_name} failed: {failure}")
+            return
+        if not self._still_there(backend, name, started):
+            return
+        with self._lock:  # all at once: every request now goes to the new fleet
+            old = self.endpoints.get(key)
+            self.endpoints[key] = started
+        self.on_event(
+            f"endpoint {name}: all traffic on {config_name}; baking {policy.termination_wait_s} s"
+            f" (AWS time) with rollback alarms {', '.join(policy.alarms) or 'none'}"
+        )
+        rollback = self._bake(backend, name, policy, timer)
+        if rollback is not None:
+            endpoint.endpoint_status = "RollingBack"
+            self.on_event(f"endpoint {name}: rolling back to {endpoint.endpoint_config_name}: {rollback}")
+            with self._lock:
+                if old is not None and self.endpoints.get(key) is started:
+                    self.endpoints[key] = old
+            self._guarded_stop(started)
+            self.clock.sleep(self.clock.rollback_s, self._closing)
+            self._finish(endpoint, f"Update to {config_name} rolled back: {rollback}")
+            return
+        if old is not None:  # the baking period passed: terminate the old fleet
+            self._guarded_stop(old)
+        endpoint.endpoint_config_name = config_name
+        endpoint.production_variants = variants
+        self._finish(endpoint, None)
+
+    def _start_fleet(
+        self, backend: Any, name: str, config_name: str, fault: FleetFault | None = None
+    ) -> tuple[Endpoint, list[dict[str, Any]]]:
+        """Start ``config_name``'s containers; FleetFailed with SageMaker's reason when they do not come up."""
+        container, count, variants = _serving_spec(backend, config_name)
+        variant = variants[0]["VariantName"]
+        self.on_event(f"endpoint {name}: starting {container['ModelDataUrl']} ({config_name})")
+        problem = self.runtime.image_problem(container.get("Image", ""))
+        if problem:
+            raise FleetFailed(problem)
+        if fault is FleetFault.PING:
+            raise FleetFailed(
+                PING_FAILED.format(variant=variant) + " (fault injected by the emulator: --fail-update ping)"
+            )
+        try:
+            started = self.runtime.start_endpoint(name, container, count)
+        except Exception as error:
+            raise FleetFailed(f"{type(error).__name__}: {error}") from error
+        if fault is FleetFault.INVOCATIONS_5XX:
+            self._faulty[started.url] = fault
+        self._variants[self._key(backend, name)] = variant
+        return started, variants
+
+    def _bake(self, backend: Any, name: str, policy: Policy, timer: DeploymentTimer) -> str | None:
+        """Hold the baking period; the reason to roll back (an alarm in ALARM...), or None."""
+        watched = self._rollback_alarms(backend, policy)
+        remaining = float(policy.termination_wait_s)
+        step = min([spec.period for spec in watched] or [remaining or 1.0])
+        while remaining > 0:
+            wait = min(step, remaining)
+            if not timer.wait(wait, self._closing):
+                return "the emulator stopped"
+            remaining -= wait
+            if name not in backend.endpoints:
+                return "the endpoint was deleted"
+            if policy.max_execution_s and timer.elapsed_s() > policy.max_execution_s:
+                return (
+                    f"the deployment exceeded MaximumExecutionTimeoutInSeconds ({policy.max_execution_s} s)"
+                )
+            for spec in watched:
+                state = alarms.evaluate(spec, self.metrics, self.clock.now())
+                self._show_alarm(backend, spec.name, state)
+                if state.value == "ALARM":
+                    return f"alarm {spec.name} went to ALARM during the baking period ({state.reason})"
+        return None
+
+    def _rollback_alarms(self, backend: Any, policy: Policy) -> list[alarms.AlarmSpec]:
+        watched = []
+        for alarm_name in policy.alarms:
+            model = alarm_model(backend.account_id, backend.region_name, alarm_name)
+            try:
+                watched.append(alarms.AlarmSpec.of_moto(model))
+            except (alarms.UnsupportedAlarm, AttributeError, TypeError) as error:
+                self._note(f"rollback alarm {alarm_name} is not evaluated offline: {error}")
+        return watched
+
+    def _show_alarm(self, backend: Any, alarm_name: str, state: alarms.AlarmState) -> None:
+        if self._alarm_states.get(alarm_name) != state.value:
+            self._alarm_states[alarm_name] = state.value
+            set_alarm_state(backend.account_id, backend.region_name, alarm_name, state.value, state.reason)
+            self.on_event(f"alarm {alarm_name}: {state.value} ({state.reason})")
+
+    def _finish(self, endpoint: Any, failure_reason: str | None) -> None:
+        endpoint.failure_reason = failure_reason[:1024] if failure_reason else None
+        endpoint.pending_deployment_summary = None
+        endpoint.last_modified_time = utcnow()
+        endpoint.endpoint_status = "InService"
+        outcome = f"rolled back or failed: {failure_reason}" if failure_reason else "updated"
+        self.on_event(
+            f"endpoint {endpoint.endpoint_name} InService ({endpoint.endpoint_config_name}), {outcome}"
+        )
+
+    def _still_there(self, backend: Any, name: str, started: Endpoint) -> bool:
+        """DeleteEndpoint may have come while the fleet started: then it must not serve."""
+        if name in backend.endpoints and not self._closing.is_set():
+            return True
+        self._guarded_stop(started)
+        return False
+
+    def _note(self, message: str) -> None:
+        if message not in self.notes:
+            self.notes.append(message)
+        self.on_event(message)
+
+    @staticmethod
+    def _key(backend: Any, name: str) -> EndpointKey:
+        return backend.account_id, backend.region_name, name
 
     def stop_endpoint(self, backend: Any, name: str) -> None:
         self._stop_key((backend.account_id, backend.region_name, name))
@@ -299,6 +470,7 @@ class DataPlane:
 
     # -- sagemaker-runtime InvokeEndpoint --------------------------------------------------------
     def invoke(self, response: Any) -> tuple[int, dict[str, str], bytes | str]:
+        """InvokeEndpoint: forward to the fleet serving the endpoint, record SageMaker's metrics."""
         name = unquote(response.path.split("/")[2])
         endpoint = self.endpoint_for(name, response.current_account, response.region)
         if endpoint is None:
@@ -311,39 +483,60 @@ class DataPlane:
             if k.lower() in ("content-type", "accept") or k.lower().startswith("x-amzn-sagemaker-custom")
         }
         body = response.body if isinstance(response.body, bytes) else (response.body or "").encode()
+        variant = self._variants.get((response.current_account, response.region, name), "AllTraffic")
+        started = time.perf_counter()
+        answer = self._forward(name, endpoint, body, headers)
+        latency_us = (time.perf_counter() - started) * 1e6 if answer[0] else None
+        # No answer at all counts as a server error of the model (Invocation5XXErrors).
+        self.metrics.record(
+            name, variant, at=self.clock.now(), status=answer[0] or 500, latency_us=latency_us
+        )
+        return self._reply(name, variant, *answer)
+
+    def _forward(
+        self, name: str, endpoint: Endpoint, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, str, bytes, str]:
+        """(status or 0 when the container did not answer, content type, content, reason)."""
+        if self._faulty.get(endpoint.url) is FleetFault.INVOCATIONS_5XX:
+            text = b'{"error": "fault injected by the emulator: --fail-update 5xx"}'
+            return 500, "application/json", text, ""
         try:
             reply = requests.post(
                 f"{endpoint.url}/invocations", data=body, headers=headers, timeout=INVOKE_TIMEOUT
             )
         except requests.Timeout:
             # SageMaker's limit for a real-time invocation is 60 s; the caller sees which endpoint hung.
-            message = (
-                f"Endpoint {name}: the model container did not answer /invocations within "
-                f"{INVOKE_TIMEOUT:g} s (SageMaker's invocation timeout)"
+            return (
+                0,
+                "",
+                b"",
+                (
+                    f"Endpoint {name}: the model container did not answer /invocations within "
+                    f"{INVOKE_TIMEOUT:g} s (SageMaker's invocation timeout)"
+                ),
             )
-            return _rest_error(424, "ModelError", message)
         except requests.RequestException as error:
-            return _rest_error(
-                424, "ModelError", f"Endpoint {name}: received no response from primary: {error}"
-            )
-        if reply.status_code >= 400:
-            # AWS wraps container errors as ModelError (HTTP 424) with the original status.
-            message = (
-                f"Received client error ({reply.status_code}) from primary with message {reply.text[:512]!r}."
-            )
-            return _rest_error(
-                424,
-                "ModelError",
-                message,
-                OriginalStatusCode=reply.status_code,
-                OriginalMessage=reply.text[:512],
-            )
-        content_type = reply.headers.get("Content-Type", "application/octet-stream")
+            return 0, "", b"", f"Endpoint {name}: received no response from primary: {error}"
         return (
-            200,
-            {"Content-Type": content_type, "x-Amzn-Invoked-Production-Variant": "AllTraffic"},
+            reply.status_code,
+            reply.headers.get("Content-Type", "application/octet-stream"),
             reply.content,
+            "",
         )
+
+    @staticmethod
+    def _reply(
+        name: str, variant: str, status: int, content_type: str, content: bytes, reason: str
+    ) -> tuple[int, dict[str, str], bytes | str]:
+        if not status:
+            return _rest_error(424, "ModelError", reason)
+        if status >= 400:
+            # AWS wraps container errors as ModelError (HTTP 424) with the original status.
+            text = content.decode(errors="replace")[:512]
+            kind = "server" if status >= 500 else "client"
+            message = f"Received {kind} error ({status}) from primary with message {text!r}."
+            return _rest_error(424, "ModelError", message, OriginalStatusCode=status, OriginalMessage=text)
+        return 200, {"Content-Type": content_type, "x-Amzn-Invoked-Production-Variant": variant}, content
 
     @staticmethod
     def _guarded(run: Callable[[], JobResult]) -> JobResult:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from {{ cookiecutter.package_name }} import settings
 
-from . import forkserver, lambda_bootstrap
+from . import forkserver, lambda_bootstrap, principals
 
 # The bootstrap is a module of its own (lambda_bootstrap.py, standard library only). It runs in a
 # child forked from the warm interpreter (a warm Lambda environment), which drops the project's
@@ -31,6 +31,7 @@ BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.py")
 
 
 PROJECT_PACKAGE = settings.PACKAGE_NAME
+ACCOUNT = "123456789012"  # moto's default account, where the stack is deployed
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,8 @@ def run_zip(
             "AWS_ENDPOINT_URL": endpoint_url,
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
-            "AWS_ACCESS_KEY_ID": "testing",
+            # Signed as its execution role, as on AWS (bucket policies name principals: principals.py).
+            "AWS_ACCESS_KEY_ID": principals.key_for_function(function_name, region, ACCOUNT) or "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",  # pragma: allowlist secret (moto dummy)
             "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_LAMBDA_FUNCTION_NAME": function_name,

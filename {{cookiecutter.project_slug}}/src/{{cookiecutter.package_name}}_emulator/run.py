@@ -1,13 +1,19 @@
 """``make local-pipeline``: the whole pipeline offline, with the artifacts that go to AWS.
 
     python -m <package>_emulator.run [--runtime docker|process] [--data PATH [--label-column NAME]]
-        [--inject-drift | --fail-training] [--keep] [execution input flags: --tune, --max-jobs N, ...]
+        [--inject-drift | --fail-training | --fail-update 5xx|ping] [--schedule [RULE]]
+        [--endpoint-speedup X] [--keep] [execution input flags: --tune, --max-jobs N, ...]
 
 Prepares the data first (``run_data.prepare``: the built-in sample or ``--data``, refused with one
 line when unusable), then starts moto with the real stack (``control_plane``), attaches a
 data-plane runtime to its SageMaker backend and runs a scenario (``scenarios.SCENARIOS``): two
 executions through ``stepfunctions.start_execution`` (create path, then update path; or the drift
-block; or a failed training first), each followed by its checks. ``--keep`` leaves moto and the
+block; or a failed training first; or an update whose new model fails and is rolled back), each
+followed by its checks. ``--schedule`` starts each execution the way EventBridge does, through the
+stack's schedule rule, its target input and its role (``schedule``). Endpoints take SageMaker's
+times, ``--endpoint-speedup`` times faster (``blue_green.EndpointClock``), and while one is being
+updated the run plays the production clients (``traffic``), so the rollback alarms judge the new
+fleet. What the emulator does not enforce is listed at the end. ``--keep`` leaves moto and the
 endpoint up until Ctrl-C (then exits 0 after cleaning up). The exit code is 1 when an expected
 outcome did not happen, 2 when the data or the runtime is refused.
 
@@ -31,10 +37,11 @@ from typing import Any
 
 from rich.console import Console
 
-from {{ cookiecutter.package_name }} import settings
+from {{ cookiecutter.package_name }} import data, settings
 from {{ cookiecutter.package_name }}_deploy import cli, clients, executions, polling
 
-from . import endpoint_check, forkserver, observe, terminal
+from . import endpoint_check, forkserver, observe, schedule, terminal
+from .blue_green import EndpointClock, FleetFault
 from .control_plane import LOCAL_IMAGE_URI, ControlPlane
 from .data_plane import DataPlane
 from .moto_server import DUMMY_CREDENTIALS
@@ -44,8 +51,15 @@ from .runtimes import Runtime, RuntimeUnavailable, default_runtime_name
 from .runtimes.process import ProcessRuntime
 from .scenarios import SCENARIOS, Observation, Scenario, Step, artifacts_present, run_checks
 from .terminal import quiet_moto, route_logs, unroute_logs
+from .traffic import ProductionTraffic
 
 POLL_SECONDS = 0.1  # DescribeExecution: a few hundred bytes; the live view reads the history less often
+# AWS seconds per real second for endpoints: SageMaker's provisioning (~3 min) takes 3 s, the
+# pipeline's 600 s baking period 10 s, and one alarm period (60 s) 1 s.
+ENDPOINT_SPEEDUP = 60.0
+# Production clients during an endpoint update: requests per minute of AWS time (the 5xx alarm
+# judges a minute from ErrorRateMinInvocations = 20 requests on).
+TRAFFIC_PER_MINUTE = 40
 
 
 def make_runtime(name: str, cp: ControlPlane, work: Path, image: str = LOCAL_IMAGE_URI) -> Runtime:
@@ -69,15 +83,23 @@ class Emulator:
         data_source: Path | None = None,
         label_column: str = settings.LABEL_COLUMN,
         execution_input: dict[str, Any] | None = None,
+        clock: EndpointClock | None = None,
+        schedule_rule: str | None = None,
     ):
+        """``clock``: SageMaker's endpoint times offline; ``schedule_rule``: start executions through
+        this scheduled rule of the stack (its logical id; "" for the stack's schedule) instead of
+        StartExecution."""
         self.runtime_name = runtime
         self.run_dir = run_dir
         self.console = console or Console()
         self.image = image
         self.data_source, self.label_column = data_source, label_column
         self.execution_input = dict(execution_input or {})
+        self.clock = clock or EndpointClock(speedup=ENDPOINT_SPEEDUP)
+        self.schedule_rule = schedule_rule
         self.cp = ControlPlane(host="0.0.0.0" if runtime == "docker" else "127.0.0.1")
         self.plane: DataPlane | None = None
+        self.traffic: ProductionTraffic | None = None
         self.dataset: DataSet | None = None
         self.queue_url = ""
         self.last_event = ""
@@ -102,16 +124,26 @@ class Emulator:
         self.cp.start()
         self.stack = self.cp.deploy(image_uri=self.image)
         runtime = make_runtime(self.runtime_name, self.cp, self.run_dir / "work", self.image)
-        self.plane = DataPlane(runtime, on_event=self._event).attach()
+        self.plane = DataPlane(runtime, on_event=self._event, clock=self.clock).attach()
         self.queue_url = observe.subscribe_queue(self.cp, self.stack.outputs["NotificationTopicArn"])
         self.upload_training_file(dataset.train)
         self.cp.client("s3").upload_file(str(dataset.holdout), settings.S3_BUCKET, "data/holdout/holdout.csv")
         endpoint_check.preimport()  # while the first execution runs
+        _, row = endpoint_check.request_body(data.read_csv(dataset.holdout), rows=1)
+        self.traffic = ProductionTraffic(
+            self.cp.client,
+            settings.ENDPOINT_NAME,
+            row.encode(),
+            per_minute=TRAFFIC_PER_MINUTE,
+            clock=self.clock,
+        ).__enter__()
 
     def close(self) -> None:
         """Stop executions, endpoints, containers and moto; safe after a failure or Ctrl-C, and twice."""
         try:
             self._abort_running_executions()
+            if self.traffic is not None:
+                self.traffic.__exit__()
             if self.plane is not None:
                 self.plane.detach()
                 self.plane = None
@@ -145,7 +177,13 @@ class Emulator:
         """Start ``name``, wait for its end (live view on the console), read back what it did."""
         sfn = self.cp.client("stepfunctions")
         given = self.execution_input if execution_input is None else execution_input
-        arn = self.cp.start_execution(name, execution_input=given)
+        if self.schedule_rule is None:
+            arn = self.cp.start_execution(name, execution_input=given)
+        else:  # EventBridge names the execution: the rest of the run follows its name
+            target = schedule.scheduled_target(self.cp, self.stack.name, self.schedule_rule or None)
+            arn = schedule.fire(self.cp, target)
+            name = arn.rsplit(":", 1)[-1]
+            self._event(f"schedule {target.schedule} ({target.rule}) started {name} as {target.role_arn}")
         start = time.monotonic()
         with terminal.live_execution(
             self.console, name, lambda: self.cp.history(arn), lambda: self.last_event
@@ -233,12 +271,14 @@ def run_step(emulator: Emulator, step: Step, name: str, training_file: Path) -> 
     """Upload the step's training set, run one execution, observe what changed."""
     before, configs = emulator.endpoint_state(), emulator.endpoint_configs()
     emulator.upload_training_file(training_file)
+    if step.fault is not None and emulator.plane is not None:
+        emulator.plane.inject(step.fault)
     outcome = emulator.execute(name)
     notes = emulator.notifications()
     emulator.result.notifications += notes
-    check = emulator.check_endpoint(name)
+    check = emulator.check_endpoint(outcome.name)
     return Observation(
-        name=name,
+        name=outcome.name,
         status=outcome.status,
         error=outcome.error,
         validation=outcome.validation,
@@ -249,18 +289,30 @@ def run_step(emulator: Emulator, step: Step, name: str, training_file: Path) -> 
         new_configs=emulator.endpoint_configs() - configs,
         notifications=notes,
         answers_match=None if check is None else check.matches,
+        endpoint_polls=sum(
+            1
+            for e in outcome.history
+            if e["type"] == "TaskStateEntered" and e["stateEnteredEventDetails"]["name"] == "DescribeEndpoint"
+        ),
     )
 
 
-def scenario_for(inject_drift: bool, fail_training: bool) -> Scenario:
+def scenario_for(inject_drift: bool, fail_training: bool, fail_update: str | None = None) -> Scenario:
+    if fail_update:
+        return SCENARIOS[f"fail-update-{FleetFault(fail_update).value}"]
     return SCENARIOS["inject-drift" if inject_drift else "fail-training" if fail_training else "normal"]
 
 
 def run_pipeline(
-    emulator: Emulator, *, inject_drift: bool = False, fail_training: bool = False, stamp: str | None = None
+    emulator: Emulator,
+    *,
+    inject_drift: bool = False,
+    fail_training: bool = False,
+    fail_update: str | None = None,
+    stamp: str | None = None,
 ) -> PipelineResult:
     """The scenario's executions with their checks; fills ``emulator.result`` (phases, problems)."""
-    result, scenario = emulator.result, scenario_for(inject_drift, fail_training)
+    result, scenario = emulator.result, scenario_for(inject_drift, fail_training, fail_update)
     stamp = stamp or datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     clock = time.monotonic()
 
@@ -298,6 +350,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--inject-drift", action="store_true", help="drifted training data for the second run")
     what.add_argument("--fail-training", action="store_true", help="make the first run's training fail")
+    what.add_argument(
+        "--fail-update",
+        choices=[fault.value for fault in FleetFault],
+        help="the second run's new model fails after the update (5xx: its /invocations answer HTTP 500 "
+        "during baking; ping: it never answers /ping): SageMaker rolls it back",
+    )
+    parser.add_argument(
+        "--schedule",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="RULE",
+        help="start each execution as EventBridge does, through the stack's scheduled rule (its logical "
+        "id; default the pipeline's schedule), its target input and role",
+    )
+    parser.add_argument(
+        "--endpoint-speedup",
+        type=float,
+        default=ENDPOINT_SPEEDUP,
+        help="how many times faster than on AWS endpoints provision, bake and roll back (default %(default)g)",
+    )
     parser.add_argument(
         "--keep", action="store_true", help="leave moto and the endpoint running until Ctrl-C"
     )
@@ -307,6 +380,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path(".local-pipeline"))
     cli.add_execution_input_flags(parser)
     return parser.parse_args(argv)
+
+
+def render_emulation(console: Console, emulator: Emulator) -> None:
+    """The endpoint as DescribeEndpoint shows it, and what this run's emulation did not enforce."""
+    if emulator.plane is None:  # nothing was started
+        return
+    sm = emulator.cp.client("sagemaker")
+    try:
+        endpoint = sm.describe_endpoint(EndpointName=settings.ENDPOINT_NAME)
+    except sm.exceptions.ClientError:
+        endpoint = None
+    if endpoint is not None:
+        policy = (endpoint.get("LastDeploymentConfig") or {}).get("BlueGreenUpdatePolicy", {})
+        console.print(
+            f"Endpoint {settings.ENDPOINT_NAME}: {endpoint['EndpointStatus']} on {endpoint['EndpointConfigName']}"
+            + (f"; FailureReason: {endpoint['FailureReason']}" if endpoint.get("FailureReason") else "")
+            + (f"; last deployment baked {policy.get('TerminationWaitInSeconds')} s" if policy else ""),
+            soft_wrap=True,
+        )
+    clock = emulator.clock
+    console.print(
+        f"Endpoint times: {clock.speedup:g}x SageMaker's (provisioning {clock.provisioning_s:g} s, "
+        f"rollback {clock.rollback_s:g} s, baking and alarm periods as deployed); "
+        f"{emulator.traffic.summary() if emulator.traffic else 'no production traffic'}",
+        soft_wrap=True,
+    )
+    limits = [*emulator.stack.limits, *emulator.plane.notes]
+    if limits:
+        console.print("[yellow]Not enforced offline (would be on AWS):[/]")
+        for limit in limits:
+            console.print(f"  - {limit}", soft_wrap=True)
 
 
 def keep_serving(emulator: Emulator, console: Console) -> None:
@@ -334,6 +438,14 @@ def main(argv: list[str] | None = None) -> int:
     except clients.DeployError as error:
         console.print(f"[red]{error}[/]")
         return 2
+    if args.schedule is not None and execution_input:
+        console.print(
+            "[red]--schedule starts executions with the rule target's input: no execution input flags[/]"
+        )
+        return 2
+    if args.endpoint_speedup <= 0:
+        console.print("[red]--endpoint-speedup must be positive[/]")
+        return 2
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     try:  # before anything starts: bad data is refused in one line
         prepared = prepare(args.data, args.out / stamp / "data", args.label_column)
@@ -346,7 +458,15 @@ def main(argv: list[str] | None = None) -> int:
             f"[yellow]No Docker daemon or no image {args.image}: using the process runtime "
             "(make build-offline for Docker).[/]"
         )
-    emulator = Emulator(runtime, args.out / stamp, console, args.image, execution_input=execution_input)
+    emulator = Emulator(
+        runtime,
+        args.out / stamp,
+        console,
+        args.image,
+        execution_input=execution_input,
+        clock=EndpointClock(speedup=args.endpoint_speedup),
+        schedule_rule=args.schedule,
+    )
     emulator.dataset, emulator.result.data_source = prepared, prepared.source
 
     def on_term(signum: int, _frame: object) -> None:
@@ -355,9 +475,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_term)  # docker stop / CI cancel: clean up like Ctrl-C
     try:
         result = run_pipeline(
-            emulator, inject_drift=args.inject_drift, fail_training=args.fail_training, stamp=stamp
+            emulator,
+            inject_drift=args.inject_drift,
+            fail_training=args.fail_training,
+            fail_update=args.fail_update,
+            stamp=stamp,
         )
         terminal.render_summary(console, result)
+        render_emulation(console, emulator)
         if args.keep:
             keep_serving(emulator, console)
         return 0 if result.ok else 1

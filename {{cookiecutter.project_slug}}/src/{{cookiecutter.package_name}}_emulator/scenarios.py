@@ -1,8 +1,9 @@
 """What a local-pipeline run does and expects, as data: scenarios of steps, checks as small functions.
 
 A ``Scenario`` is a list of ``Step``s. A step uploads one of the run's training sets (``train``,
-``drifted`` or ``one-class``), runs one execution and hands what happened (an ``Observation``) to
-its checks. A check is a function ``Observation -> list[str]`` of problems; none means the expected
+``drifted`` or ``one-class``), optionally arms a fault for the new fleet of its endpoint update
+(``fault``: a model that fails after an update), runs one execution and hands what happened (an
+``Observation``) to its checks. A check is a function ``Observation -> list[str]`` of problems; none means the expected
 outcome happened. Your data (``--data``) changes the data sets, not the scenarios.
 """
 
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from {{ cookiecutter.package_name }} import settings
+
+from .blue_green import FleetFault
 
 
 @dataclass
@@ -30,6 +33,7 @@ class Observation:
     new_configs: set[str] = field(default_factory=set)
     notifications: list[dict[str, Any]] = field(default_factory=list)
     answers_match: bool | None = None  # None: no endpoint to ask
+    endpoint_polls: int = 0  # DescribeEndpoint states entered: the wait loop's turns
 
 
 Check = Callable[[Observation], list[str]]
@@ -40,6 +44,7 @@ class Step:
     prefix: str  # execution name prefix: create, update, drift
     training_set: str  # which prepared training set is data/train/ during the execution
     checks: tuple[Check, ...]
+    fault: FleetFault | None = None  # injected into the new fleet of this step's endpoint update
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,29 @@ def answers_match(o: Observation) -> list[str]:
     return [f"after {o.name}: the endpoint does not answer as inference.py does in process on its model"]
 
 
+def rolled_back(o: Observation) -> list[str]:
+    """The update was deployed, rolled back by SageMaker, and the state machine said so."""
+    problems = []
+    if o.status != "FAILED" or not o.error.startswith("EndpointRolledBack"):
+        problems.append(
+            f"{o.name}: expected FAILED with EndpointRolledBack, got {o.status} {o.error}".strip()
+        )
+    if "EndpointRolledBack" not in o.states:
+        problems.append(f"{o.name}: the state machine's rolled-back branch (EndpointRolledBack) did not run")
+    if not o.new_configs or o.after != o.before:
+        problems.append(f"{o.name}: expected a new config rolled back to {o.before}, got {o.after}")
+    return problems
+
+
+def waited_for_the_endpoint(o: Observation) -> list[str]:
+    """The wait loop (WaitForEndpoint -> DescribeEndpoint -> EndpointReady) ran more than once."""
+    if o.endpoint_polls >= 2:
+        return []
+    return [
+        f"{o.name}: DescribeEndpoint ran {o.endpoint_polls} time(s): the endpoint changed faster than the wait loop"
+    ]
+
+
 def drift_reported(o: Observation) -> list[str]:
     if (o.validation or {}).get("drift_detected") is True:
         return []
@@ -111,7 +139,9 @@ def production_unchanged(o: Observation) -> list[str]:
 
 
 # -- scenarios ---------------------------------------------------------------------------------
-DEPLOYED = (succeeded, endpoint_changed, answers_match)
+DEPLOYED = (succeeded, endpoint_changed, answers_match, waited_for_the_endpoint)
+# The old model keeps serving after the rollback, and the run failure is notified.
+ROLLED_BACK = (rolled_back, notified("failed"), answers_match, waited_for_the_endpoint)
 BLOCKED = (
     succeeded,
     drift_reported,
@@ -134,6 +164,12 @@ SCENARIOS = {
             ),
         ),
     ),
+    **{
+        f"fail-update-{fault.value}": Scenario(
+            f"fail-update-{fault.value}", (CREATE, Step("update", "train", ROLLED_BACK, fault))
+        )
+        for fault in FleetFault
+    },
     "fail-training": Scenario(
         "fail-training",
         (

@@ -9,7 +9,8 @@ through one ``patches.Patches`` (reversible, pinned to moto 5.2.5):
   as already Completed; the plane starts it for real. Hooked at the response layer because moto
   drops ``Environment`` and rewrites ``MetricDefinitions`` before its backend sees them.
 - CreateEndpoint: refuses an existing name, as AWS does (moto silently replaces it).
-- UpdateEndpoint: missing in moto (HTTP 500); emulated by the plane.
+- UpdateEndpoint: missing in moto (HTTP 500); emulated by the plane as SageMaker's blue/green
+  deployment with auto-rollback (``blue_green``), DeploymentConfig included.
 - DeleteEndpoint: also stops what serves it.
 - sagemaker-runtime InvokeEndpoint: forwarded to the serving process or container.
 """
@@ -57,8 +58,12 @@ def install(plane: DataPlane) -> None:
         return result
 
     def update_endpoint(self: Any) -> Any:
-        endpoint = self.sagemaker_backend.update_endpoint(
-            self._get_param("EndpointName"), self._get_param("EndpointConfigName")
+        endpoint = plane.update_endpoint(
+            self.sagemaker_backend,
+            self._get_param("EndpointName"),
+            self._get_param("EndpointConfigName"),
+            self._get_param("DeploymentConfig"),
+            bool(self._get_param("RetainDeploymentConfig")),
         )
         return action_result({"EndpointArn": endpoint.arn})
 
@@ -79,7 +84,9 @@ def install(plane: DataPlane) -> None:
     PATCHES.replace(
         backend_class,
         "update_endpoint",
-        lambda backend, name, config: plane.update_endpoint(backend, name, config),
+        lambda backend, name, config, deployment_config=None: plane.update_endpoint(
+            backend, name, config, deployment_config
+        ),
         must_exist=False,
     )
     PATCHES.replace(backend_class, "delete_endpoint", delete_endpoint)

@@ -161,18 +161,17 @@ def test_production_changed_since_the_gate_stops_the_deploy(emulator: Emulator) 
     _, live = production(emulator)
 
     def someone_deploys(request: dict[str, Any]) -> None:
-        # A manual deployment lands between this run's gate and its endpoint change.
+        # A manual deployment lands between this run's gate and its endpoint change (outside
+        # models/, which the bucket policy keeps for the state machine).
         bucket, key = live.removeprefix("s3://").split("/", 1)
-        s3.copy_object(
-            Bucket=bucket, Key="models/manual/model.tar.gz", CopySource={"Bucket": bucket, "Key": key}
-        )
+        s3.copy_object(Bucket=bucket, Key="manual/model.tar.gz", CopySource={"Bucket": bucket, "Key": key})
         image = sm.describe_model(ModelName=f"model-{run_id('safety-first')}")["PrimaryContainer"]["Image"]
         sm.create_model(
             ModelName="manual-model",
             ExecutionRoleArn="arn:aws:iam::123456789012:role/manual",
             PrimaryContainer={
                 "Image": image,
-                "ModelDataUrl": f"s3://{bucket}/models/manual/model.tar.gz",
+                "ModelDataUrl": f"s3://{bucket}/manual/model.tar.gz",
                 "Environment": {},
             },
         )
@@ -206,6 +205,6 @@ def test_production_changed_since_the_gate_stops_the_deploy(emulator: Emulator) 
         pytest.skip("the gate blocked the candidate, so the production re-check was not reached")
     assert run["status"] == "FAILED"
     assert run["error"] == "ProductionChanged"
-    assert "models/manual/model.tar.gz" in run["cause"] and live in run["cause"]
+    assert "/manual/model.tar.gz" in run["cause"] and live in run["cause"]
     assert not {"UpdateEndpoint", "CreateEndpoint"} & set(run["entered"])
-    assert production(emulator) == ("manual-config", f"s3://{settings.S3_BUCKET}/models/manual/model.tar.gz")
+    assert production(emulator) == ("manual-config", f"s3://{settings.S3_BUCKET}/manual/model.tar.gz")

@@ -28,12 +28,15 @@ Anything else raises NotImplementedError, so a new construct is not silently mis
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
+
+# The statement evaluator is the emulator's (one copy); the tests also call its parts through here.
+from {{ cookiecutter.package_name }}_emulator.policies import Statement
+from {{ cookiecutter.package_name }}_emulator.policies import condition as _condition  # noqa: F401
+from {{ cookiecutter.package_name }}_emulator.policies import glob as _glob  # noqa: F401
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -265,88 +268,6 @@ class Stack:
 
 
 # ------------------------------------------------------------------ policies
-
-
-@dataclass(frozen=True)
-class Statement:
-    effect: str
-    actions: tuple[str, ...]
-    not_action: bool
-    resources: tuple[str, ...]
-    not_resource: bool
-    condition: dict[str, dict[str, Any]]
-
-    @classmethod
-    def parse(cls, raw: dict[str, Any]) -> Statement:
-        unknown = set(raw) - {"Sid", "Effect", "Action", "NotAction", "Resource", "NotResource", "Condition"}
-        if unknown:
-            raise NotImplementedError(f"statement keys {unknown}")
-
-        def strings(value: Any) -> tuple[str, ...]:
-            return tuple(value) if isinstance(value, list) else (value,)
-
-        return cls(
-            effect=raw["Effect"],
-            actions=strings(raw.get("Action", raw.get("NotAction"))),
-            not_action="NotAction" in raw,
-            resources=strings(raw.get("Resource", raw.get("NotResource", "*"))),
-            not_resource="NotResource" in raw,
-            condition=raw.get("Condition") or {},
-        )
-
-    def matches(self, action: str, resource: str, context: dict[str, Any]) -> bool:
-        action_hit = any(_glob(pattern, action, case=False) for pattern in self.actions)
-        resource_hit = any(_glob(pattern, resource, case=True) for pattern in self.resources)
-        return (
-            action_hit != self.not_action
-            and resource_hit != self.not_resource
-            and all(_condition(op, key, values, context) for op, block in self.condition.items()
-                    for key, values in block.items())
-        )  # fmt: skip
-
-
-@cache
-def _pattern(pattern: str, case: bool) -> re.Pattern[str]:
-    return re.compile(fnmatch.translate(pattern), 0 if case else re.IGNORECASE)
-
-
-def _glob(pattern: str, value: str, case: bool) -> bool:
-    return bool(_pattern(pattern, case).match(value))
-
-
-def _condition(operator: str, key: str, expected: Any, context: dict[str, Any]) -> bool:
-    values = [
-        str(v).lower() if isinstance(v, bool) else str(v)
-        for v in (expected if isinstance(expected, list) else [expected])
-    ]
-    quantifier, _, operator = operator.rpartition(":")
-    if_exists = operator.endswith("IfExists")
-    operator = operator.removesuffix("IfExists")
-    present = key in context
-    if operator == "Null":
-        return (not present) == (values[0] == "true")
-    if not present:
-        return if_exists or operator.startswith(("StringNot", "ArnNot"))
-    actual = context[key]
-    actuals = [str(a) for a in (actual if isinstance(actual, list) else [actual])]
-    if quantifier not in ("", "ForAnyValue"):
-        raise NotImplementedError(f"condition quantifier {quantifier}")
-    tests = {
-        "StringEquals": lambda a, v: a == v,
-        "StringEqualsIgnoreCase": lambda a, v: a.lower() == v.lower(),
-        "StringLike": lambda a, v: _glob(v, a, case=True),
-        "ArnEquals": lambda a, v: a == v,
-        "ArnLike": lambda a, v: _glob(v, a, case=True),
-        "Bool": lambda a, v: a.lower() == v,
-    }
-    negated = {"StringNotEquals": "StringEquals", "StringNotLike": "StringLike", "ArnNotEquals": "ArnEquals",
-               "ArnNotLike": "ArnLike"}  # fmt: skip
-    if operator in negated:
-        test = tests[negated[operator]]
-        return not any(test(a, v) for a in actuals for v in values)
-    if operator not in tests:
-        raise NotImplementedError(f"condition operator {operator}")
-    return any(tests[operator](a, v) for a in actuals for v in values)
 
 
 ALLOW_ALL = Statement("Allow", ("*",), False, ("*",), False, {})

@@ -66,6 +66,13 @@ class Runtime(abc.ABC):
     def stop_endpoint(self, endpoint: Endpoint) -> None:
         """Stop serving and free the port; safe to call twice."""
 
+    def image_problem(self, image: str) -> str | None:
+        """Why ``image`` cannot be pulled for an endpoint (SageMaker's FailureReason), or None.
+
+        The process runtime serves the package's own code whatever the image names: it finds none.
+        """
+        return None
+
     def endpoint_logs(self, endpoint: Endpoint) -> str:
         """The serving logs so far (shown when an endpoint fails)."""
         return ""

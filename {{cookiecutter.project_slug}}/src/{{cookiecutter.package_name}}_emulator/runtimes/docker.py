@@ -277,6 +277,21 @@ class DockerRuntime(Runtime):
         session.config = {"local": local}
         return session
 
+    def image_problem(self, image: str) -> str | None:
+        """A local name must be a local image; an ECR name must be in (moto's) ECR, then the
+        local image stands for it (no registry offline)."""
+        if not image:
+            return None
+        if ".dkr.ecr." not in image:
+            return None if image_exists(image) else _pull_failed(image, "no such local image")
+        repository, _, tag = image.split("/", 1)[1].partition(":")
+        ecr = boto3.client("ecr", endpoint_url=self.endpoint_url, region_name=self.region, **_DUMMY_KEYS)
+        try:
+            ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag or "latest"}])
+        except ecr.exceptions.ClientError as error:
+            return _pull_failed(image, error.response["Error"]["Message"])
+        return None
+
     def _image(self, uri: str) -> str:
         # An ECR-like name makes local mode log in to ECR and pull: always run the local image.
         return self.image if ".dkr.ecr." in uri or not uri else uri
@@ -449,3 +464,11 @@ def remove_containers(label: str) -> list[str]:
     if ids:
         subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
     return ids
+
+
+_DUMMY_KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def _pull_failed(image: str, why: str) -> str:
+    # The FailureReason SageMaker gives when a variant's image cannot be pulled.
+    return f"Failed to pull the image {image} for the primary container: {why}."
