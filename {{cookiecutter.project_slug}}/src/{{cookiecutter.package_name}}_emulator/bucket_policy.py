@@ -58,13 +58,20 @@ def evaluate(
     account: str,
     *,
     secure_transport: bool = True,
+    if_none_match: str | None = None,
 ) -> Decision:
-    """How S3 decides ``action`` on ``resource`` for ``principal`` under a bucket policy."""
+    """How S3 decides ``action`` on ``resource`` for ``principal`` under a bucket policy.
+
+    ``if_none_match``: the request's If-None-Match header, S3's ``s3:if-none-match`` condition key
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html).
+    """
     context = {
         "aws:SecureTransport": str(secure_transport).lower(),
         "aws:PrincipalArn": principal,
         "aws:PrincipalAccount": account,
     }
+    if if_none_match is not None:
+        context["s3:if-none-match"] = if_none_match
     action = _ACTIONS.get(action, action)
     allowed = None
     for raw in _statements(policy):
@@ -101,7 +108,14 @@ def install() -> None:
             return result.NEUTRAL
         principal = principals.principal_of(getattr(_request, "access_key", None), bucket.account_id)
         try:
-            decision = evaluate(json.loads(bucket.policy), action, resource, principal, bucket.account_id)
+            decision = evaluate(
+                json.loads(bucket.policy),
+                action,
+                resource,
+                principal,
+                bucket.account_id,
+                if_none_match=getattr(_request, "if_none_match", None),
+            )
         except NotImplementedError as error:  # listed in the run's limits; denying is the safe side
             _request.denial = f"the emulator cannot evaluate the bucket policy of {bucket.name} ({error})"
             return result.DENIED
@@ -149,11 +163,12 @@ def unsupported_conditions(policy: dict[str, Any]) -> set[str]:
 def _remember(request: Any, full_url: str) -> None:
     query = parse_qs(urlsplit(full_url).query)
     _request.access_key = principals.access_key_of(request.headers, query)
+    _request.if_none_match = request.headers.get("If-None-Match")
     _request.denial = None
 
 
 def _forget() -> None:
-    _request.access_key = _request.denial = None
+    _request.access_key = _request.denial = _request.if_none_match = None
 
 
 def _access_denied(message: str) -> str:

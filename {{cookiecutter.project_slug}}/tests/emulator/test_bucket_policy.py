@@ -34,7 +34,7 @@ def policy(project_root: Path) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("principal", "action", "resource", "effect"),
     [
-        (f"{ROLE}-state-machine", "s3:PutObject", MODELS, None),
+        (f"{ROLE}-state-machine", "s3:PutObject", MODELS, "Deny"),  # without If-None-Match: *
         (f"{ROLE}-training", "s3:PutObject", MODELS, "Deny"),
         (f"{ROLE}-ci", "s3:PutObject", MODELS, "Deny"),
         (f"arn:aws:iam::{ACCOUNT}:root", "s3:PutObject", MODELS, "Deny"),
@@ -50,6 +50,16 @@ def test_models_are_written_by_the_state_machine_only(
     policy: dict[str, Any], principal: str, action: str, resource: str, effect: str | None
 ) -> None:
     assert bucket_policy.evaluate(policy, action, resource, principal, ACCOUNT).effect == effect
+
+
+def test_only_a_conditional_write_by_the_state_machine_reaches_models(policy: dict[str, Any]) -> None:
+    def effect(principal: str) -> str | None:
+        return bucket_policy.evaluate(
+            policy, "s3:PutObject", MODELS, principal, ACCOUNT, if_none_match="*"
+        ).effect
+
+    assert effect(f"{ROLE}-state-machine") is None
+    assert effect(f"{ROLE}-training") == "Deny"
 
 
 def test_plain_http_is_denied_to_everyone(policy: dict[str, Any]) -> None:

@@ -18,11 +18,14 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 
 from {{ cookiecutter.package_name }} import settings
 from {{ cookiecutter.package_name }}_deploy.definition import render_definition, render_model_tokens
+from {{ cookiecutter.package_name }}_emulator import principals
 from {{ cookiecutter.package_name }}_emulator import sample_data as samples
 from {{ cookiecutter.package_name }}_emulator.control_plane import LOCAL_IMAGE_URI, ControlPlane
 from {{ cookiecutter.package_name }}_emulator.moto_server import ControlPlaneError
@@ -178,9 +181,25 @@ def _best_training_job(deployed) -> None:
         )
 
 
+# The role that writes each step's outputs (the bucket policy lets no other principal write there).
+STEP_ROLES = {"validation": "ValidateRoleArn", "evaluation": "EvaluateRoleArn", "training": "TrainingRoleArn"}
+
+
+def s3_as_role(cp: ControlPlane, step: str) -> Any:
+    """An S3 client that signs as the step's job role, as SageMaker moves a job's data."""
+    role = cp.stack.outputs[STEP_ROLES[step]]
+    return boto3.client(
+        "s3",
+        endpoint_url=cp.endpoint_url,
+        region_name=cp.region,
+        aws_access_key_id=principals.key_for(role),
+        aws_secret_access_key="testing",  # pragma: allowlist secret (moto dummy)
+    )
+
+
 def put_decision(cp: ControlPlane, execution: str, step: str, decision: dict) -> None:
     key = f"runs/{execution}/{step}/decision.json"
-    cp.client("s3").put_object(Bucket=settings.S3_BUCKET, Key=key, Body=json.dumps(decision).encode())
+    s3_as_role(cp, step).put_object(Bucket=settings.S3_BUCKET, Key=key, Body=json.dumps(decision).encode())
 
 
 def run_pipeline(cp: ControlPlane, name: str) -> tuple[dict, list[str]]:
@@ -247,7 +266,7 @@ def test_promoted_model_creates_the_endpoint(deployed) -> None:
     # the decision as Evaluate records it (the promotion step verifies the copy against it).
     run_id = hashlib.md5(b"promote").hexdigest()
     candidate = b"a candidate model archive"
-    cp.client("s3").put_object(
+    s3_as_role(cp, "training").put_object(
         Bucket=settings.S3_BUCKET,
         Key=f"runs/promote/training/train-{run_id}/output/model.tar.gz",
         Body=candidate,

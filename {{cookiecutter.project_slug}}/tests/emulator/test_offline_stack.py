@@ -183,7 +183,7 @@ def test_5xx_during_baking_fires_the_alarm_and_rolls_back(deployed: Deployment, 
     run_id = uuid.uuid4().hex
     deployed.config(run_id, tarball(deployed.model_folder))
     deployed.plane.inject(FleetFault.INVOCATIONS_5XX)
-    _, row = endpoint_check.request_body(holdout, rows=1)
+    row = endpoint_check.requests_for(holdout, rows=1)[0].body.decode()
     traffic = ProductionTraffic(
         deployed.cp.client, ENDPOINT, row.encode(), per_minute=40, clock=deployed.plane.clock
     )
@@ -221,13 +221,19 @@ def test_bucket_policy_is_the_templates_and_names_the_stack_roles(
     policy = json.loads(deployed.cp.client("s3").get_bucket_policy(Bucket=BUCKET)["Policy"])
     assert policy == template_properties(deployed, project_root, "DataBucketPolicy")["PolicyDocument"]
     statements = {s["Sid"]: s for s in policy["Statement"]}
-    assert set(statements) == {
-        "DenyInsecureTransport",
-        "OnlyThePipelinePromotesModels",
-        "OnlyThePipelineDeletesModels",
+    assert {"DenyInsecureTransport", "ModelsAreWrittenOnce", "OnlyVerifyArtifactDeletesModels"} <= set(
+        statements
+    )
+    # Each step's prefix names its own role as the only writer (the stack's outputs).
+    writers = {
+        sid: statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+        for sid, statement in statements.items()
+        if sid.startswith("Only") and "ArnNotEquals" in statement.get("Condition", {})
     }
-    writers = statements["OnlyThePipelinePromotesModels"]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
-    assert writers == deployed.cp.stack.outputs["StateMachineRoleArn"]
+    outputs = deployed.cp.stack.outputs
+    assert writers["OnlyTrainingWritesTraining"] == outputs["TrainingRoleArn"]
+    assert writers["OnlyValidateWritesValidation"] == outputs["ValidateRoleArn"]
+    assert writers["OnlyEvaluateWritesEvaluation"] == outputs["EvaluateRoleArn"]
     assert statements["DenyInsecureTransport"]["Resource"] == [
         f"arn:aws:s3:::{BUCKET}",
         f"arn:aws:s3:::{BUCKET}/*",
@@ -261,9 +267,10 @@ def test_only_the_state_machine_writes_models_and_only_it_and_verify_delete(depl
         denied.value
     )
     others.put_object(Bucket=BUCKET, Key="data/x.csv", Body=b"1")  # the rest of the bucket is theirs
-    _s3_as(deployed, principals.INTERPRETER_KEY).put_object(
-        Bucket=BUCKET, Key="models/x/model.tar.gz", Body=b"1"
-    )
+    machine = _s3_as(deployed, principals.INTERPRETER_KEY)
+    with pytest.raises(ClientError, match="AccessDenied"):  # a write that could replace a promoted model
+        machine.put_object(Bucket=BUCKET, Key="models/x/model.tar.gz", Body=b"1")
+    machine.put_object(Bucket=BUCKET, Key="models/x/model.tar.gz", Body=b"1", IfNoneMatch="*")
     check_endpoint = principals.key_for_function(f"{stack.name}-check-endpoint", region, account)
     with pytest.raises(ClientError, match="AccessDenied"):
         _s3_as(deployed, check_endpoint).delete_object(Bucket=BUCKET, Key="models/x/model.tar.gz")

@@ -46,7 +46,7 @@ import requests
 
 from {{ cookiecutter.package_name }}.settings import PROJECT_SLUG
 
-from .. import patches
+from .. import patches, principals
 from ..patches import Patches
 from . import (
     DUMMY_CREDENTIALS,
@@ -259,9 +259,11 @@ class DockerRuntime(Runtime):
         patches.install(sys.modules[__name__])  # undone with every patch by ControlPlane.stop()
 
     # -- sessions --------------------------------------------------------------------------------
-    def _session(self, job: str, serving_port: int | None = None) -> LocalSession:
+    def _session(self, job: str, serving_port: int | None = None, role: str | None = None) -> LocalSession:
+        """``role``: the job's execution role, which its S3 transfers and its own calls sign as."""
+        key = principals.key_for(role) if role else "testing"
         boto_session = boto3.Session(
-            region_name=self.region, aws_access_key_id="testing", aws_secret_access_key="testing"
+            region_name=self.region, aws_access_key_id=key, aws_secret_access_key="testing"
         )
         # boto_session is required (without it LocalSession raises AttributeError); the opt-out stops
         # an STS call and a telemetry GET after every create_* call.
@@ -323,7 +325,7 @@ class DockerRuntime(Runtime):
     # -- jobs ----------------------------------------------------------------------------------------
     def run_training(self, request: dict[str, Any]) -> JobResult:
         name = request["TrainingJobName"]
-        client = self._session(name).sagemaker_client
+        client = self._session(name, role=request.get("RoleArn")).sagemaker_client
         spec = request["AlgorithmSpecification"]
         algorithm = {"TrainingImage": self._image(spec["TrainingImage"]), "TrainingInputMode": "File"}
         for key in ("ContainerEntrypoint", "ContainerArguments"):
@@ -355,7 +357,7 @@ class DockerRuntime(Runtime):
 
     def run_processing(self, request: dict[str, Any]) -> JobResult:
         name = request["ProcessingJobName"]
-        client = self._session(name).sagemaker_client
+        client = self._session(name, role=request.get("RoleArn")).sagemaker_client
         app = request["AppSpecification"]
         if not app.get("ContainerEntrypoint"):
             # local mode raises KeyError on ContainerArguments alone

@@ -28,7 +28,7 @@ import requests
 from {{ cookiecutter.package_name }} import s3uri, tarballs
 from {{ cookiecutter.package_name }}.settings import PACKAGE_NAME
 
-from .. import forkserver
+from .. import forkserver, principals
 from . import Endpoint, JobResult, Runtime, aws_environment, free_port, log_tail
 
 # Container entrypoint (on PATH in the image) -> module run with ``python -m`` here.
@@ -53,12 +53,14 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 class S3:
     """The few S3 transfers SageMaker performs around a job, against moto."""
 
-    def __init__(self, endpoint_url: str, region: str):
+    def __init__(self, endpoint_url: str, region: str, access_key: str = "testing"):
+        """``access_key``: who signs, e.g. ``principals.key_for(job role)``: SageMaker moves a job's
+        data as the job's execution role."""
         self.client = boto3.client(
             "s3",
             endpoint_url=endpoint_url,
             region_name=region,
-            aws_access_key_id="testing",
+            aws_access_key_id=access_key,
             aws_secret_access_key="testing",  # pragma: allowlist secret (moto dummy)
         )
 
@@ -129,6 +131,14 @@ class ProcessRuntime(Runtime):
             forkserver.warm_up(forkserver.preload_for(package))  # overlaps the deploy
 
     # -- helpers ---------------------------------------------------------------------------------
+    def _as_role(self, request: dict[str, Any]) -> tuple[S3, dict[str, str]]:
+        """The S3 transfers and the job's own AWS calls signed as the job's execution role."""
+        role = request.get("RoleArn")
+        if not role:
+            return self.s3, {}
+        key = principals.key_for(role)
+        return S3(self.endpoint_url, self.region, key), {"AWS_ACCESS_KEY_ID": key}
+
     def _env(self, job_root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = {**os.environ, **(extra or {}), **aws_environment(self.endpoint_url, self.region)}
         env["OPT_ML_ROOT"] = str(job_root)
@@ -188,6 +198,7 @@ class ProcessRuntime(Runtime):
     # -- training ----------------------------------------------------------------------------------
     def run_training(self, request: dict[str, Any]) -> JobResult:
         name = request["TrainingJobName"]
+        s3, role_env = self._as_role(request)
         root = self._job_root("training", name)
         config = root / "input" / "config"
         config.mkdir(parents=True)
@@ -218,7 +229,7 @@ class ProcessRuntime(Runtime):
         )
         try:
             for channel in channels:
-                self.s3.download(
+                s3.download(
                     channel["DataSource"]["S3DataSource"]["S3Uri"],
                     root / "input" / "data" / channel["ChannelName"],
                 )
@@ -228,25 +239,27 @@ class ProcessRuntime(Runtime):
         command = self._command(request["AlgorithmSpecification"].get("ContainerEntrypoint") or ["train"])
         command += request["AlgorithmSpecification"].get("ContainerArguments") or []
         timeout = request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", DEFAULT_MAX_RUNTIME)
-        code, logs = self._run(command, root, self._env(root, request.get("Environment")), timeout)
+        env = {**self._env(root, request.get("Environment")), **role_env}
+        code, logs = self._run(command, root, env, timeout)
         output = request["OutputDataConfig"]["S3OutputPath"].rstrip("/") + f"/{name}/output"
         data_dir = root / "output" / "data"
         if data_dir.is_dir() and any(data_dir.iterdir()):
-            self.s3.upload_file(make_tarball(data_dir, root / "output.tar.gz"), f"{output}/output.tar.gz")
+            s3.upload_file(make_tarball(data_dir, root / "output.tar.gz"), f"{output}/output.tar.gz")
         if code != 0:
             return JobResult(False, failure_reason(root, logs, code), logs)
         artifact = f"{output}/model.tar.gz"
-        self.s3.upload_file(make_tarball(root / "model", root / "model.tar.gz"), artifact)
+        s3.upload_file(make_tarball(root / "model", root / "model.tar.gz"), artifact)
         return JobResult(True, logs=logs, model_artifacts=artifact)
 
     # -- processing --------------------------------------------------------------------------------
     def run_processing(self, request: dict[str, Any]) -> JobResult:
         name = request["ProcessingJobName"]
+        s3, role_env = self._as_role(request)
         root = self._job_root("processing", name)
         try:
             for item in request.get("ProcessingInputs") or []:
                 source = item["S3Input"]
-                self.s3.download(source["S3Uri"], Path(self._reroot(source["LocalPath"], root)))
+                s3.download(source["S3Uri"], Path(self._reroot(source["LocalPath"], root)))
         except (FileNotFoundError, ValueError) as error:
             return JobResult(False, f"ClientError: processing input: {error}")
         outputs = (request.get("ProcessingOutputConfig") or {}).get("Outputs") or []
@@ -256,11 +269,12 @@ class ProcessRuntime(Runtime):
         argv = [*(app.get("ContainerEntrypoint") or []), *(app.get("ContainerArguments") or [])]
         command = self._command([self._reroot(a, root) for a in argv])
         timeout = (request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds", DEFAULT_MAX_RUNTIME)
-        code, logs = self._run(command, root, self._env(root, request.get("Environment")), timeout)
+        env = {**self._env(root, request.get("Environment")), **role_env}
+        code, logs = self._run(command, root, env, timeout)
         # SageMaker uploads EndOfJob outputs whether the job succeeded or not.
         for item in outputs:
             folder = Path(self._reroot(item["S3Output"]["LocalPath"], root))
-            self.s3.upload_tree(folder, item["S3Output"]["S3Uri"])
+            s3.upload_tree(folder, item["S3Output"]["S3Uri"])
         if code != 0:
             return JobResult(False, failure_reason(root, logs, code), logs)
         return JobResult(True, logs=logs)
