@@ -11,8 +11,10 @@ caller signs with an access key id; ``principal_of`` maps it to the ARN AWS woul
 - each Lambda function signs with a key of its execution role (``key_for_function``, used by
   ``lambda_runner``);
 - keys moto issued (IAM users, ``sts:AssumeRole`` sessions): that user or role;
-- everything else (the emulator itself, training and processing jobs, endpoints, tests, the AWS CLI
-  with dummy keys): one principal, ``unattributed(account)``, which is none of the stack's roles.
+- training and processing jobs sign with a key of their execution role (``key_for``, used by the
+  runtimes), as SageMaker moves a job's data as that role;
+- everything else (the emulator itself, endpoints, tests, the AWS CLI with dummy keys): one
+  principal, ``unattributed(account)``, which is none of the stack's roles.
   Telling those apart is IAM enforcement's job (issue 26), not done here: ``LIMITS`` says so.
 """
 
@@ -32,9 +34,9 @@ _lock = threading.Lock()
 _registered: dict[str, str] = {}  # access key id -> principal ARN
 
 LIMITS = (
-    "resource policies see the state machine, the Lambdas and moto-issued keys as themselves; the "
-    "emulator, jobs and endpoints share one principal ({unattributed}), so a statement that tells "
-    "those apart is not enforced offline (IAM enforcement: not yet)"
+    "resource policies see the state machine, the Lambdas, each job's execution role and moto-issued "
+    "keys as themselves; the emulator itself and endpoints share one principal ({unattributed}), "
+    "and identity policies are not evaluated (IAM enforcement offline: not yet)"
 )
 
 

@@ -129,11 +129,11 @@ class Emulator:
         self.upload_training_file(dataset.train)
         self.cp.client("s3").upload_file(str(dataset.holdout), settings.S3_BUCKET, "data/holdout/holdout.csv")
         endpoint_check.preimport()  # while the first execution runs
-        _, row = endpoint_check.request_body(data.read_csv(dataset.holdout), rows=1)
+        row = endpoint_check.requests_for(data.read_csv(dataset.holdout), rows=1)[0].body  # CSV, one row
         self.traffic = ProductionTraffic(
             self.cp.client,
             settings.ENDPOINT_NAME,
-            row.encode(),
+            row,
             per_minute=TRAFFIC_PER_MINUTE,
             clock=self.clock,
         ).__enter__()
