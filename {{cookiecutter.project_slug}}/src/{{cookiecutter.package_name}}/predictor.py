@@ -73,6 +73,36 @@ def _is_missing(value: object) -> bool:
     return str(value).strip().lower() in data.MISSING
 
 
+def distinct(column: np.ndarray) -> tuple[list[Any], np.ndarray]:
+    """(values, inverse): the column's distinct cells (text in order of first appearance), and for
+    each row the index of its value, so ``values[inverse[i]] == column[i]``. Python then runs once per
+    distinct value, not per row. Text goes through Arrow's hash table; numbers through np.unique
+    (NaN is one value); a column of mixed Python objects, built by hand, is walked in Python."""
+    if column.dtype.kind == "f":
+        values, inverse = np.unique(column, return_inverse=True)  # sorted: distinct floats have distinct keys
+        return values.tolist(), inverse.reshape(-1)
+    import pyarrow as pa  # only where tables are encoded (training, evaluate), never in serving
+    import pyarrow.compute as pc
+
+    try:
+        cells = pa.array(column, type=pa.string(), from_pandas=True)  # None and NaN: null
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        index: dict[Any, int] = {}
+        inverse = np.fromiter(
+            (index.setdefault(v, len(index)) for v in column.tolist()), np.int64, len(column)
+        )
+        return list(index), inverse
+    values = pc.unique(cells)
+    return values.to_pylist(), pc.index_in(cells, value_set=values).to_numpy(zero_copy_only=False)
+
+
+def _codes_of(cells: np.ndarray, codes: dict[str, float]) -> np.ndarray:
+    """Category codes of a request's cells (str or None) by exact match; anything else is NaN.
+    A dict lookup per cell: a request holds at most ~14,000 rows (6 MB), and the codecs already
+    made a Python object per cell; pyarrow's fixed cost per call was the larger below ~100 rows."""
+    return np.fromiter((codes.get(v, math.nan) for v in cells.tolist()), np.float64, len(cells))
+
+
 @dataclass
 class Predictor:
     problem_type: str
@@ -91,6 +121,7 @@ class Predictor:
     def __post_init__(self) -> None:
         self._codes = {name: {c: float(i) for i, c in enumerate(v)} for name, v in self.categories.items()}
         self._categorical = [i for i, kind in enumerate(self.feature_kinds) if kind == "categorical"]
+        self._numeric = [i for i, kind in enumerate(self.feature_kinds) if kind == "numeric"]
         self._positive_index = None if self.positive_class is None else self.class_index(self.positive_class)
         self._labels = np.asarray(self.classes, dtype=object)
 
@@ -109,7 +140,7 @@ class Predictor:
             raise data.DataError(f"no feature columns besides the label {label!r}")
         kinds = ["numeric" if table.is_numeric(c) else "categorical" for c in names]
         categories = {
-            n: sorted({label_key(v) for v in table.data[n].tolist() if not _is_missing(v)})
+            n: sorted({label_key(v) for v in distinct(table.data[n])[0] if not _is_missing(v)})
             for n, k in zip(names, kinds, strict=True)
             if k == "categorical"
         }
@@ -140,39 +171,42 @@ class Predictor:
     # ---- model input ----------------------------------------------------------------------------
 
     def features(self, table: data.Table) -> np.ndarray:
-        """The model input for a table: float64 if every feature is numeric, else object (str/None)."""
-        missing = [c for c in self.feature_names if c not in table.data]
+        """The model input for a table: one float64 matrix in feature order, each categorical column
+        as its category codes (an unseen or missing category: NaN). ``predict`` takes it as is.
+
+        Column by column, without Python per cell: numeric columns are copied, categorical ones
+        mapped through their distinct values (issue 25: the object matrix this built before was
+        most of training's memory and time)."""
+        present = set(table.data)
+        missing = [c for c in self.feature_names if c not in present]
         if missing:
             raise data.DataError(f"missing column(s): {', '.join(missing)}")
-        if not self._categorical:
-            return table.matrix(self.feature_names)
-        X = np.empty((table.n_rows, len(self.feature_names)), dtype=object)
+        X = np.empty((table.n_rows, len(self.feature_names)), dtype=np.float64)
         for i, (name, kind) in enumerate(zip(self.feature_names, self.feature_kinds, strict=True)):
             column = table.data[name]
-            if kind == "numeric":
-                X[:, i] = table.matrix([name])[:, 0]
+            if kind == "categorical":
+                values, inverse = distinct(column)
+                codes = self._codes[name]
+                lookup = [math.nan if _is_missing(v) else codes.get(label_key(v), math.nan) for v in values]
+                X[:, i] = np.asarray(lookup, dtype=np.float64)[inverse]
+            elif column.dtype.kind == "f":
+                X[:, i] = column
             else:
-                X[:, i] = [None if _is_missing(v) else label_key(v) for v in column.tolist()]
+                X[:, i] = table.matrix([name])[:, 0]  # raises, naming the text cell
         return X
 
     def encode(self, X: np.ndarray) -> np.ndarray:
-        """The estimator's float64 matrix: categories as codes, unknown or missing ones as NaN."""
+        """The estimator's float64 matrix. ``X`` is either ``features``' matrix (float64, returned
+        as is) or rows as the serving codecs decode them (object: a float or None per numeric cell,
+        a str or None per categorical one); unknown or missing categories become NaN."""
         if X.ndim != 2 or X.shape[1] != len(self.feature_names):
             raise data.DataError(f"expected {len(self.feature_names)} feature columns, got shape {X.shape}")
         if X.dtype == np.float64:
-            if self._categorical:
-                raise data.DataError(
-                    f"column {self.feature_names[self._categorical[0]]!r} is categorical: pass an object array"
-                )
             return X
         out = np.empty(X.shape, dtype=np.float64)
-        for i, name in enumerate(self.feature_names):
-            column = X[:, i]
-            codes = self._codes.get(name)
-            if codes is not None:
-                out[:, i] = [math.nan if v is None else codes.get(v, math.nan) for v in column.tolist()]
-            else:
-                out[:, i] = [math.nan if v is None else v for v in column.tolist()]
+        out[:, self._numeric] = X[:, self._numeric].astype(np.float64)  # None -> NaN
+        for i in self._categorical:
+            out[:, i] = _codes_of(X[:, i], self._codes[self.feature_names[i]])
         return out
 
     # ---- predictions ----------------------------------------------------------------------------
@@ -277,20 +311,21 @@ def _targets(problem_type: str, column: np.ndarray, label: str) -> tuple[list[An
                 f"label column {label!r} has one value ({y[0]:g}) in every row; regression needs targets that vary"
             )
         return [], y
-    keys = [label_key(v) for v in column.tolist()]
-    distinct = sorted(set(keys), key=_sort_key)
-    if len(distinct) < 2 or (problem_type == "binary" and len(distinct) != 2):
+    values, inverse = distinct(column)  # in order of first appearance
+    keys = [label_key(v) for v in values]
+    ordered = sorted(set(keys), key=_sort_key)
+    if len(ordered) < 2 or (problem_type == "binary" and len(ordered) != 2):
         kind = "exactly two" if problem_type == "binary" else "at least two"
         raise data.DataError(
-            f"label column {label!r} has {len(distinct)} class(es) {distinct[:5]}; "
+            f"label column {label!r} has {len(ordered)} class(es) {ordered[:5]}; "
             f"a {problem_type} model needs {kind}"
         )
-    index = {k: i for i, k in enumerate(distinct)}
-    first = {}
-    for key, value in zip(keys, column.tolist(), strict=True):
+    index = {k: i for i, k in enumerate(ordered)}
+    first: dict[str, Any] = {}
+    for key, value in zip(keys, values, strict=True):
         first.setdefault(key, value)
-    classes = [_json_label(first[k]) for k in distinct]
-    return classes, np.asarray([index[k] for k in keys], dtype=np.int64)
+    classes = [_json_label(first[k]) for k in ordered]
+    return classes, np.asarray([index[k] for k in keys], dtype=np.int64)[inverse]
 
 
 def _is_number(value: object) -> bool:
@@ -322,15 +357,12 @@ def _positive_class(chosen: str, classes: list[Any]) -> Any:
 
 def _example(table: data.Table, names: list[str]) -> list[Any]:
     """The first complete row (else the first row), JSON-native, for a serving warm-up."""
-
-    def row(i: int) -> list[Any]:
-        return [_cell(table.data[n][i]) for n in names]
-
-    for i in range(table.n_rows):
-        cells = row(i)
-        if all(c is not None for c in cells):
-            return cells
-    return row(0)
+    complete = np.ones(table.n_rows, dtype=bool)
+    for name in names:
+        values, inverse = distinct(table.data[name])
+        complete &= ~np.asarray([_is_missing(v) for v in values], dtype=bool)[inverse]
+    row = int(np.argmax(complete)) if complete.any() else 0
+    return [_cell(table.data[n][row]) for n in names]
 
 
 def _cell(value: object) -> Any:

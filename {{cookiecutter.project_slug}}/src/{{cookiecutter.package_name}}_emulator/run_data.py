@@ -110,8 +110,10 @@ def split(table: Table, label_column: str, problem_type: str, name: str = "data"
     if problem_type == "regression":
         groups = [np.arange(table.n_rows)]
     else:
-        labels = table.data[label_column].astype(str)
-        groups = [np.flatnonzero(labels == value) for value in np.unique(labels)]
+        # One pass for every class (np.unique's inverse, then a stable sort), not a mask per class.
+        _, inverse = np.unique(table.data[label_column].astype(str), return_inverse=True)
+        order = np.argsort(inverse.reshape(-1), kind="stable")
+        groups = np.split(order, np.cumsum(np.bincount(inverse.reshape(-1)))[:-1])
         small = [str(table.data[label_column][g[0]]) for g in groups if len(g) < 2]
         if small and len(groups) > 1:
             raise DataRefused(

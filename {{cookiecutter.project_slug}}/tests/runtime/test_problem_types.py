@@ -120,15 +120,27 @@ def test_holdout_predictions_have_the_shape_of_the_problem_type(trained, tables)
 
 def test_an_unseen_category_predicts_as_a_missing_one(trained, tables):
     predictor = Predictor.load(trained["model"])
-    X = predictor.features(tables[1])
-    column = predictor.feature_names.index(CATEGORICAL)
-    rows = np.flatnonzero(X[:, column] == UNSEEN)
+    holdout = tables[1]
+    rows = np.flatnonzero(holdout.data[CATEGORICAL] == UNSEEN)
     assert len(rows) > 0
-    as_missing = X[rows].copy()
-    as_missing[:, column] = None
-    unseen, missing = predictor.predict(X[rows]), predictor.predict(as_missing)
+    unseen = holdout.take(rows)
+    as_missing = holdout.take(rows)
+    as_missing.data[CATEGORICAL] = np.full(len(rows), "", dtype=object)
+    column = predictor.feature_names.index(CATEGORICAL)
+    X, X_missing = predictor.features(unseen), predictor.features(as_missing)
+    assert np.isnan(X[:, column]).all() and np.array_equal(X, X_missing, equal_nan=True)
+    # The serving path: rows as the codecs decode them (None for a missing category).
+    cells = np.array(
+        [[unseen.data[n][i] for n in predictor.feature_names] for i in range(len(rows))], dtype=object
+    )
+    cells[:, [j for j, k in enumerate(predictor.feature_kinds) if k == "numeric"]] = X[
+        :, [j for j, k in enumerate(predictor.feature_kinds) if k == "numeric"]
+    ]
+    missing_cells = cells.copy()
+    missing_cells[:, column] = None
     field = "values" if PROBLEM_TYPE == "regression" else "probabilities"
-    assert np.array_equal(getattr(unseen, field), getattr(missing, field))
+    answers = [getattr(predictor.predict(m), field) for m in (X, X_missing, cells, missing_cells)]
+    assert all(np.array_equal(answers[0], a) for a in answers[1:])
 
 
 def test_logged_metrics_are_the_problem_types(trained):

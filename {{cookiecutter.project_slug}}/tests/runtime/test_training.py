@@ -114,7 +114,7 @@ def test_missing_train_channel(opt_ml, capsys):
 def test_empty_train_channel(opt_ml, capsys):
     shutil.rmtree(opt_ml / "input" / "data" / "train")
     (opt_ml / "input" / "data" / "train").mkdir()
-    assert fail(opt_ml, capsys).endswith("train: no .csv files found")
+    assert fail(opt_ml, capsys).endswith("train: no .csv or .parquet files found")
 
 
 def test_job_without_a_train_channel(opt_ml, capsys):

@@ -109,6 +109,7 @@ def check(
     """Raise ``SchemaError`` on the first violation; return notes on harmless differences."""
     label = profile.get("label")
     expected = [*profile["feature_names"], *([label["column"]] if label else [])]
+    # Sets and dicts for membership: a list made this quadratic in the column count (issue 25).
     absent = [name for name in expected if name not in table.data]
     if absent:
         raise SchemaError(absent[0], f"missing from the data (expected columns: {', '.join(absent)} absent)")
@@ -122,5 +123,6 @@ def check(
             _check_missing(name, ref, missing / len(values), max_missing_rate)
     if label:
         _check_label(label["column"], label, table.data[label["column"]], range_margin)
-    extra = [name for name in table.columns if name not in expected]
+    known = set(expected)
+    extra = [name for name in table.columns if name not in known]
     return [f"new column(s) not in the reference, not checked for drift: {', '.join(extra)}"] if extra else []
