@@ -45,6 +45,10 @@ step, data, model_dir, output = sys.argv[1:5]
 from PACKAGE import data as data_module, model, predictor, settings
 from PACKAGE.steps import validate
 from PACKAGE.serving import codecs
+try:  # the reader's own imports (pyarrow) belong to the imports, not to the data
+    from PACKAGE import readers
+except ImportError:  # the code before issue 25 had none
+    pass
 
 def rss_kib():
     for line in Path("/proc/self/status").read_text().splitlines():

@@ -85,7 +85,7 @@ def distinct(column: np.ndarray) -> tuple[list[Any], np.ndarray]:
     import pyarrow.compute as pc
 
     try:
-        cells = pa.array(column, type=pa.string(), from_pandas=True)  # None and NaN: null
+        cells = pa.array(column, type=pa.string())  # None is null; a float NaN is not a str: below
     except (pa.ArrowTypeError, pa.ArrowInvalid):
         index: dict[Any, int] = {}
         inverse = np.fromiter(
@@ -359,8 +359,12 @@ def _example(table: data.Table, names: list[str]) -> list[Any]:
     """The first complete row (else the first row), JSON-native, for a serving warm-up."""
     complete = np.ones(table.n_rows, dtype=bool)
     for name in names:
-        values, inverse = distinct(table.data[name])
-        complete &= ~np.asarray([_is_missing(v) for v in values], dtype=bool)[inverse]
+        column = table.data[name]
+        if column.dtype.kind == "f":
+            complete &= ~np.isnan(column)
+        else:
+            values, inverse = distinct(column)
+            complete &= ~np.asarray([_is_missing(v) for v in values], dtype=bool)[inverse]
     row = int(np.argmax(complete)) if complete.any() else 0
     return [_cell(table.data[n][row]) for n in names]
 

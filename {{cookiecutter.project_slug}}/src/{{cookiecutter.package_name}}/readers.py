@@ -221,12 +221,12 @@ def _as_numbers(piece: pa.ChunkedArray) -> pa.ChunkedArray | None:
     """
     if _is_numeric(piece.type):
         return piece.cast(pa.float64(), safe=False)  # int64 beyond 2**53 rounds, as float() does
-    text = piece.cast(pa.string())
-    nothing = pa.scalar(None, pa.string())
+    text = piece if pa.types.is_string(piece.type) else piece.cast(pa.string())
     try:  # the common case: plain numbers and unpadded missing tokens
-        return pc.if_else(pc.is_in(text, value_set=_NULL_TOKENS), nothing, text).cast(pa.float64())
+        return pa.chunked_array([_masked(c).cast(pa.float64()) for c in text.chunks], pa.float64())
     except pa.ArrowInvalid:
         pass
+    nothing = pa.scalar(None, pa.string())
     trimmed = pc.ascii_trim_whitespace(text)  # ASCII spaces: all of them are str.strip()'s too
     missing = pc.or_(pc.is_null(trimmed), pc.is_in(pc.ascii_lower(trimmed), value_set=_MISSING))
     try:
@@ -246,13 +246,23 @@ def _as_numbers(piece: pa.ChunkedArray) -> pa.ChunkedArray | None:
     )
 
 
+def _masked(chunk: pa.StringArray) -> pa.Array:
+    """The chunk with its missing tokens as nulls: the same string buffers under a new validity
+    bitmap (pc.if_else would copy every string; the cast skips null slots)."""
+    present = pc.invert(pc.is_in(chunk, value_set=_NULL_TOKENS))
+    if chunk.offset or present.offset or chunk.null_count:  # sliced or with nulls (Parquet): copy
+        return pc.if_else(present, chunk, pa.scalar(None, pa.string()))
+    _, offsets, strings = chunk.buffers()
+    return pa.StringArray.from_buffers(len(chunk), offsets, strings, present.buffers()[1])
+
+
 def _float64(parts: list[pa.ChunkedArray]) -> np.ndarray:
     """Float64 chunks (nulls = NaN) into one numpy array, chunk by chunk (no second full copy)."""
     out = np.empty(sum(len(p) for p in parts), dtype=np.float64)
     start = 0
     for part in parts:
         for chunk in part.chunks:
-            out[start : start + len(chunk)] = chunk.fill_null(math.nan).to_numpy(zero_copy_only=False)
+            out[start : start + len(chunk)] = chunk.to_numpy(zero_copy_only=False)  # null: NaN
             start += len(chunk)
     return out
 
