@@ -311,7 +311,7 @@ def _targets(problem_type: str, column: np.ndarray, label: str) -> tuple[list[An
                 f"label column {label!r} has one value ({y[0]:g}) in every row; regression needs targets that vary"
             )
         return [], y
-    values, inverse = distinct(column)  # in order of first appearance
+    values, inverse = distinct(column)
     keys = [label_key(v) for v in values]
     ordered = sorted(set(keys), key=_sort_key)
     if len(ordered) < 2 or (problem_type == "binary" and len(ordered) != 2):

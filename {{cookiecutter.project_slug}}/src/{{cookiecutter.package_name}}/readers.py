@@ -23,6 +23,7 @@ import csv
 import itertools
 import math
 import mmap
+import re
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,10 @@ PY_WHITESPACE = (
 _SPACE_CLASS = "[" + "".join("\\x{" + format(ord(c), "x") + "}" for c in PY_WHITESPACE) + "]"
 _EDGE_SPACE = f"^{_SPACE_CLASS}|{_SPACE_CLASS}$"  # RE2 syntax, for pc.match_substring_regex
 _NUMERIC_TYPES = (pa.types.is_floating, pa.types.is_integer, pa.types.is_null, pa.types.is_decimal)
-_BLOCK_BYTES = 4 << 20  # pyarrow's unit of parallel parsing; grown for a row longer than this
+_BLOCK_BYTES = 4 << 20  # pyarrow's unit of parsing; grown for a row longer than this
+_SNIFF_BYTES = 1 << 20  # the first block, whose numeric columns are read as float64 at once
+_RETRIES = 3
+_CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to double")
 
 
 def read(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
@@ -56,16 +60,16 @@ def read(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
     # Column by column, each one's Arrow buffers released as soon as it is in numpy: the peak is
     # the strings pyarrow read plus one column, not the strings plus every numpy column.
     arrays = {}
-    for name in columns:
-        arrays[name] = _column(pieces.pop(name))
+    for position, name in enumerate(columns):
+        arrays[name] = _column(position, pieces.pop(name))
         pa.default_memory_pool().release_unused()
     return columns, arrays
 
 
-def _read_files(path: Path) -> tuple[list[str], dict[str, list[pa.ChunkedArray]]]:
+def _read_files(path: Path) -> tuple[list[str], dict[str, list[tuple[Path, pa.ChunkedArray]]]]:
     """The shared header and, per column, its Arrow cells in each file."""
     columns: list[str] | None = None
-    tables: list[pa.Table] = []
+    tables: list[tuple[Path, pa.Table]] = []
     for file in data_files(path):
         file_columns, table = _read_parquet(file) if file.suffix == ".parquet" else _read_csv(file)
         if columns is None:
@@ -74,63 +78,105 @@ def _read_files(path: Path) -> tuple[list[str], dict[str, list[pa.ChunkedArray]]
             raise DataError(
                 f"{file}: header differs from the first file's ({len(file_columns)} vs {len(columns)} columns)"
             )
-        tables.append(table)
+        tables.append((file, table))
     assert columns is not None
-    if sum(t.num_rows for t in tables) == 0:
+    if sum(t.num_rows for _, t in tables) == 0:
         raise DataError(f"{path}: no data rows")
-    return columns, {name: [t.column(i) for t in tables] for i, name in enumerate(columns)}
+    return columns, {name: [(f, t.column(i)) for f, t in tables] for i, name in enumerate(columns)}
 
 
 # ---- CSV ----------------------------------------------------------------------------------------
 
 
-def _read_csv(file: Path) -> tuple[list[str], pa.Table]:
-    """The header as the csv module reads it, and every column as strings, as pyarrow reads them
-    (types are decided once per column afterwards, by ``_as_numbers``: pyarrow's own inference
-    would take "0x10" for 16, "true" for a boolean and "2021-01-01" for a date)."""
+def _read_csv(file: Path, as_text: int | None = None) -> tuple[list[str], pa.Table]:
+    """The header as the csv module reads it, and the cells as pyarrow reads them: the columns whose
+    first block holds only plain numbers and missing tokens as float64 (parsed while reading), the
+    others as strings, decided by ``_as_numbers``. pyarrow's own type inference is not used: it
+    would take "0x10" for 16, "true" for a boolean and "2021-01-01" for a date. ``as_text``: the
+    position of a column to read as strings whatever its first block holds."""
     raw = _csv_header(file)
     columns = header_columns(raw, str(file))
     # pyarrow names the columns as written, less a byte-order mark; the csv module's names are kept.
-    arrow_names = [raw[0].removeprefix("\ufeff"), *raw[1:]]
-    block = _BLOCK_BYTES
+    names = [raw[0].removeprefix("\ufeff"), *raw[1:]]
+    quoted = _has_quote(file)
+    numbers, block, retries = _sniff(file, names, quoted), _BLOCK_BYTES, 0
+    if as_text is not None:
+        numbers.discard(names[as_text])
     while True:
         try:
-            table = _arrow_csv(file, block, arrow_names)
+            table = _arrow_csv(file, block, names, numbers, quoted)
             break
         except pa.ArrowInvalid as error:
+            failed = _CONVERSION_ERROR.match(str(error))
+            if failed and names[int(failed.group(1))] in numbers:  # text after the first block
+                retries += 1  # each costs a read: after a few, every column is read as strings
+                numbers = numbers - {names[int(failed.group(1))]} if retries < _RETRIES else set()
+                continue
             if "straddling" in str(error) and block < file.stat().st_size:
                 block *= 4  # a row longer than a block: read bigger blocks
                 continue
             _diagnose(file)
             raise DataError(f"{file}: malformed CSV ({str(error).splitlines()[0]})") from None
-    if table.column_names != arrow_names:
+    if table.column_names != names:
         _diagnose(file)
         raise DataError(f"{file}: malformed CSV (pyarrow read a header of {table.num_columns} names)")
-    if any(pa.types.is_binary(t) for t in table.schema.types):  # a cell that is not UTF-8
-        _diagnose(file)
-        raise DataError(f"{file}: not UTF-8 text")
     return columns, table
 
 
-def _arrow_csv(file: Path, block: int, names: list[str]) -> pa.Table:
+def _sniff(file: Path, names: list[str], quoted: bool) -> set[str]:
+    """The columns whose first block is plain numbers and exact missing tokens (empty if pyarrow
+    cannot read that block: the full read then finds and names the fault)."""
+    try:
+        reader = pacsv.open_csv(
+            file,
+            read_options=pacsv.ReadOptions(block_size=_SNIFF_BYTES, use_threads=False),
+            parse_options=_parse_options(quoted),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
+            ),
+        )
+        batch = reader.read_next_batch()
+    except (pa.ArrowInvalid, StopIteration):
+        return set()
+    found = set()
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        try:
+            _masked(column).cast(pa.float64())
+        except pa.ArrowInvalid:
+            continue
+        found.add(name)
+    return found
+
+
+def _parse_options(quoted: bool) -> pacsv.ParseOptions:
+    return pacsv.ParseOptions(
+        delimiter=",",
+        quote_char='"',
+        double_quote=True,
+        escape_char=False,
+        # A quoted cell may hold line breaks; that makes the split into blocks serial, so it is
+        # on only when the file has a quote at all.
+        newlines_in_values=quoted,
+        ignore_empty_lines=True,  # the csv module yields [] for them, which the old reader skipped
+    )
+
+
+def _arrow_csv(file: Path, block: int, names: list[str], numbers: set[str], quoted: bool) -> pa.Table:
     """pyarrow's reader with every option spelled out (its defaults differ from the csv module's)."""
     return pacsv.read_csv(
         file,
-        read_options=pacsv.ReadOptions(block_size=block, encoding="utf8"),
-        parse_options=pacsv.ParseOptions(
-            delimiter=",",
-            quote_char='"',
-            double_quote=True,
-            escape_char=False,
-            # A quoted cell may hold line breaks; that makes the split into blocks serial, so it is
-            # on only when the file has a quote at all.
-            newlines_in_values=_has_quote(file),
-            ignore_empty_lines=True,  # the csv module yields [] for them, which the reader skips
-        ),
+        # One thread: on this project's 2-core instances threads cost more CPU than they saved
+        # time (1M rows x 52: 2.0-2.4 CPU-s parsing alone, 2.7-3.3 with threads).
+        read_options=pacsv.ReadOptions(block_size=block, use_threads=False, encoding="utf8"),
+        parse_options=_parse_options(quoted),
         convert_options=pacsv.ConvertOptions(
-            check_utf8=True,  # a column with invalid UTF-8 reads as binary: refused above
-            column_types={name: pa.string() for name in names},
-            strings_can_be_null=False,  # every cell as written: "NA" stays "NA" in a text column
+            check_utf8=True,  # invalid UTF-8 is a conversion error: the csv module names it
+            column_types={n: pa.float64() if n in numbers else pa.string() for n in names},
+            # Exact missing tokens are null in float64 columns (the parser is float()'s subset:
+            # tests/runtime/test_data.py); string columns keep every cell as written ("NA").
+            null_values=_NULL_TOKENS.to_pylist(),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=True,
             auto_dict_encode=False,
         ),
     )
@@ -202,13 +248,20 @@ def _is_text(kind: pa.DataType) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
-def _column(pieces: list[pa.ChunkedArray]) -> np.ndarray:
+def _column(position: int, pieces: list[tuple[Path, pa.ChunkedArray]]) -> np.ndarray:
     """One column of every file: float64 when every cell is a number or missing, else text."""
-    numbers = [_as_numbers(piece) for piece in pieces]
+    numbers = [_as_numbers(piece) for _, piece in pieces]
     if all(n is not None for n in numbers):
         return _float64([n for n in numbers if n is not None])
-    # Text: a Parquet number column among CSV text columns reads as pyarrow writes the numbers.
-    return _texts(pa.chunked_array([c for p in pieces for c in p.cast(pa.string()).chunks], type=pa.string()))
+    texts = []
+    for file, piece in pieces:
+        if _is_text(piece.type):
+            texts.append(piece.cast(pa.string()))
+        elif file.suffix == ".csv":  # read as numbers here, text in another file: the cells as written
+            texts.append(_read_csv(file, as_text=position)[1].column(position))
+        else:  # a Parquet number column: the numbers as pyarrow writes them
+            texts.append(piece.cast(pa.string()))
+    return _texts(pa.chunked_array([c for t in texts for c in t.chunks], type=pa.string()))
 
 
 def _as_numbers(piece: pa.ChunkedArray) -> pa.ChunkedArray | None:
@@ -257,13 +310,20 @@ def _masked(chunk: pa.StringArray) -> pa.Array:
 
 
 def _float64(parts: list[pa.ChunkedArray]) -> np.ndarray:
-    """Float64 chunks (nulls = NaN) into one numpy array, chunk by chunk (no second full copy)."""
+    """Float64 chunks into one numpy array, each chunk's values copied once and its nulls set to
+    NaN in place (to_numpy would first make a NaN-filled copy of every chunk with a null)."""
     out = np.empty(sum(len(p) for p in parts), dtype=np.float64)
     start = 0
     for part in parts:
         for chunk in part.chunks:
-            out[start : start + len(chunk)] = chunk.to_numpy(zero_copy_only=False)  # null: NaN
-            start += len(chunk)
+            end = start + len(chunk)
+            validity, values = chunk.buffers()
+            out[start:end] = np.frombuffer(values, np.float64, len(chunk), chunk.offset * 8)
+            if chunk.null_count:
+                bits = np.frombuffer(validity, np.uint8)
+                present = np.unpackbits(bits, count=chunk.offset + len(chunk), bitorder="little")
+                out[start:end][present[chunk.offset :] == 0] = math.nan
+            start = end
     return out
 
 

@@ -185,6 +185,21 @@ def test_files_of_a_channel_must_share_the_header(tmp_path: Path) -> None:
         read_csv(tmp_path)
 
 
+@pytest.mark.parametrize("columns", [1, 5])
+def test_text_after_the_first_block_makes_a_text_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, columns: int
+) -> None:
+    """Columns that look numeric in the first block are parsed as numbers; text further down is
+    read again as strings, cells as written (5 columns: past the retries, all as strings)."""
+    monkeypatch.setattr(readers, "_SNIFF_BYTES", 64)
+    header = ",".join(f"n{i}" for i in range(columns)) + ",m"
+    rows = [",".join(["1.50"] * columns) + ",2" for _ in range(50)] + [",".join(["x"] * columns) + ",NA"]
+    table = read_bytes(tmp_path, ("\n".join([header, *rows]) + "\n").encode())
+    assert all(table.data[f"n{i}"].tolist() == ["1.50"] * 50 + ["x"] for i in range(columns))
+    m = table.data["m"]
+    assert m.dtype == np.float64 and m[-2] == 2.0 and np.isnan(m[-1])
+
+
 def test_a_row_longer_than_a_block_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(readers, "_BLOCK_BYTES", 64)
     long_text = "w" * 1000
