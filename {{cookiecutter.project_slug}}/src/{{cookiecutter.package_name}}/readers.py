@@ -49,6 +49,11 @@ _SPACE_CLASS = "[" + "".join("\\x{" + format(ord(c), "x") + "}" for c in PY_WHIT
 _EDGE_SPACE = f"^{_SPACE_CLASS}|{_SPACE_CLASS}$"  # RE2 syntax, for pc.match_substring_regex
 _NUMERIC_TYPES = (pa.types.is_floating, pa.types.is_integer, pa.types.is_null, pa.types.is_decimal)
 _BLOCK_BYTES = 4 << 20  # pyarrow's unit of parsing; grown for a row longer than this
+# The files' Arrow buffers come from the C allocator, which returns each column's buffers to the
+# system as soon as the column is in numpy: peak 1.2x the data at 1M rows x 52, against 2.0x with
+# pyarrow's default pool (mimalloc), which keeps freed memory for reuse.
+pa.set_memory_pool(pa.system_memory_pool())
+_POOL = pa.default_memory_pool()
 _SNIFF_BYTES = 1 << 20  # the first block, whose numeric columns are read as float64 at once
 _RETRIES = 3
 _CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to double")
@@ -62,7 +67,7 @@ def read(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
     arrays = {}
     for position, name in enumerate(columns):
         arrays[name] = _column(position, pieces.pop(name))
-        pa.default_memory_pool().release_unused()
+        _POOL.release_unused()
     return columns, arrays
 
 
