@@ -1,10 +1,11 @@
 """CSV and Parquet files to numpy columns through pyarrow, with the csv module's rules (issue 25).
 
 The csv-module reader before this kept a Python string per cell until every row was read (15-19x
-the data's size, ~60 CPU-s per million rows). Here pyarrow parses the files into Arrow strings, each
-column's type is decided once, and the columns move to numpy one at a time. Text columns become
-object arrays with one ``str`` per distinct value. The rules, which tests/runtime/test_data.py holds
-against the old reader's answers:
+the data's size, ~60 CPU-s per million rows). Here pyarrow parses the files (the columns that are
+numbers in the first block straight to float64, the others as strings whose type is then decided
+once), and the columns move to numpy one at a time. Text columns become object arrays with one
+``str`` per distinct value. The rules, which tests/runtime/test_data.py holds against the old
+reader's answers:
 
 - a cell is missing when ``cell.strip().lower()`` is in ``data.MISSING``; a column is numeric when
   every other cell is a number to Python's ``float()`` (pyarrow parses the plain ones; the few it
