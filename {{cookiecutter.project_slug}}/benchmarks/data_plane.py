@@ -1,7 +1,7 @@
 """Data-plane cost per step: CPU-seconds and peak memory of reading and encoding, before and after.
 
     .venv/bin/python benchmarks/data_plane.py [--rows 10000,100000,1000000] [--baseline OLD_SRC]
-        [--out DIR] [--serving-calls 2000]
+        [--out DIR] [--steps train,validate,serving] [--serving-calls 300]
 
 Generates ``--rows`` x 52 columns (50 numeric with 1% empty cells, 2 categorical, a binary label)
 as CSV under ``--out`` (kept between runs), then runs each step in a fresh child process and reads
@@ -15,7 +15,9 @@ its CPU time (all threads) and peak RSS:
   the codecs decode it (microseconds per call, best of 5 rounds): the request path must not slow.
 
 Each step runs with this project's ``src`` ("after") and, with ``--baseline``, with another
-bake's ``src`` ("before", e.g. a bake of the commit before the Arrow reader). Peak RSS includes
+bake's ``src`` ("before", e.g. a bake of the commit before the Arrow reader: ``git archive`` it,
+bake it, pass its ``src``; it runs in this venv). 10M rows need ~4 GB of CSV and, before, ~60 GB of
+memory: run the "after" side alone (no ``--baseline``). Peak RSS includes
 the interpreter and the imports; ``over imports`` is the growth the data caused, compared with the
 data's own float64 size (rows x 52 x 8 bytes).
 """
