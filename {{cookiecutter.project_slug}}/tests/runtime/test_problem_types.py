@@ -151,7 +151,8 @@ def _evaluate(candidate: Path, production: Path | str, holdout: Path, output: Pa
 
 def test_evaluate_gates_the_archive_on_the_type_metric(trained, tables, tmp_path: Path):
     decision = _evaluate(trained["archive"], "none", trained["holdout"], tmp_path / "out")
-    predictor = Predictor.load(trained["model"])
+    # The gate scores what the endpoint answers with: the compiled copy when training recorded one.
+    predictor = compiled.load(trained["model"])
     holdout = tables[1]
     expected = metrics.compute(
         PROBLEM_TYPE,

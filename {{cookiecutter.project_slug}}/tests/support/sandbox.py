@@ -14,6 +14,7 @@ and each cause. Kinds:
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -75,8 +76,11 @@ def load_in_child(
     kind: str, target: object, timeout: float = TIMEOUT_S, memory: int = MEMORY_BYTES
 ) -> Outcome:
     args = [sys.executable, "-c", CHILD, str(memory), kind, str(target)]
+    # The child imports the project as the test does (pytest's ``pythonpath`` puts src/ first; a
+    # venv without the project installed, as the template's lock venvs, has it there only).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     try:
-        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired as expired:
         return Outcome(None, _text(expired.stdout), _text(expired.stderr))
     return Outcome(done.returncode, done.stdout, done.stderr)
