@@ -48,7 +48,16 @@ _lock = threading.Lock()
 def preload_for(package: str, jobs: bool = True) -> list[str]:
     """The modules the server imports once: the ML stack and the entrypoints, or only boto3."""
     names = [*PRELOAD, *(f"{package}.{m}" for m in JOB_MODULES)] if jobs else list(LAMBDA_PRELOAD)
-    return [name for name in names if importlib.util.find_spec(name.split(".")[0])]
+    return [name for name in names if _installed(name.split(".")[0])]
+
+
+def _installed(name: str) -> bool:
+    # A process that served already refuses a name it found missing (serving/imports.py) by
+    # raising from its finder, where find_spec would return None: both mean "not installed".
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def configure(modules: Iterable[str]) -> None:

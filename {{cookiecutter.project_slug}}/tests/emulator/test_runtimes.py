@@ -267,3 +267,23 @@ def test_log_tail_drops_health_check_noise_and_keeps_the_reason() -> None:
     assert log_tail(logs, 2) == (
         "Booting worker with pid: 15 | ModelFolderError: metadata.json: feature_names do not match the model"
     )
+
+
+def test_preload_leaves_out_a_module_the_serving_finder_already_refuses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # After serving ran in this process, serving/imports.py's finder raises for a module it found
+    # missing (where find_spec would return None): the preload list must still just leave it out.
+    import sys
+
+    from {{ cookiecutter.package_name }}.serving import imports
+    from {{ cookiecutter.package_name }}_emulator import forkserver
+
+    missing = "a_library_this_bake_does_not_install"
+    monkeypatch.setattr(forkserver, "PRELOAD", ("json", missing))
+    monkeypatch.setattr(sys, "meta_path", [imports._Refuse({missing}), *sys.meta_path])
+    with pytest.raises(ModuleNotFoundError):
+        __import__("importlib.util").util.find_spec(missing)
+    assert forkserver.preload_for("pkg", jobs=False) == list(forkserver.LAMBDA_PRELOAD)
+    assert missing not in forkserver.preload_for("{{ cookiecutter.package_name }}")
+    assert "json" in forkserver.preload_for("{{ cookiecutter.package_name }}")
