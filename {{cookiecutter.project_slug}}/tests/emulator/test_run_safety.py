@@ -17,11 +17,14 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError
 from rich.console import Console
 
 from {{ cookiecutter.package_name }} import settings
 from {{ cookiecutter.package_name }}_deploy import polling
+from {{ cookiecutter.package_name }}_emulator import principals
 from {{ cookiecutter.package_name }}_emulator.run import Emulator
 
 pytestmark = pytest.mark.slow
@@ -115,9 +118,23 @@ def test_two_executions_at_once_only_one_changes_the_endpoint(emulator: Emulator
     assert subjects[loser] == ["ML pipeline: run skipped, another run is in progress"]
 
 
+def s3_as_training_role(emulator: Emulator) -> Any:
+    """An S3 client that signs as the training job's role: the one principal the bucket policy
+    lets write training outputs, so the strongest insider short of the state machine."""
+    return boto3.client(
+        "s3",
+        endpoint_url=emulator.cp.endpoint_url,
+        region_name=emulator.cp.region,
+        aws_access_key_id=principals.key_for(emulator.cp.stack.outputs["TrainingRoleArn"]),
+        aws_secret_access_key="testing",  # pragma: allowlist secret (moto dummy)
+    )
+
+
 def test_a_candidate_swapped_after_evaluate_is_refused(emulator: Emulator) -> None:
     before = production(emulator)
     s3 = emulator.cp.client("s3")
+    writer = s3_as_training_role(emulator)
+    refused: list[str] = []
 
     def swap(request: dict[str, Any]) -> None:
         uri = next(i["S3Input"]["S3Uri"] for i in request["ProcessingInputs"] if i["InputName"] == "model")
@@ -133,13 +150,20 @@ def test_a_candidate_swapped_after_evaluate_is_refused(emulator: Emulator) -> No
             extra = tarfile.TarInfo("swapped.txt")
             extra.size = 7
             new.addfile(extra, io.BytesIO(b"swapped"))
-        s3.put_object(Bucket=bucket, Key=key, Body=swapped.getvalue())
+        # The bucket policy refuses anybody else (here the emulator's own principal) first ...
+        try:
+            s3.put_object(Bucket=bucket, Key=key, Body=swapped.getvalue())
+        except ClientError as error:
+            refused.append(error.response["Error"]["Code"])
+        # ... so the swap comes from the training role, and the digest check must catch it.
+        writer.put_object(Bucket=bucket, Key=key, Body=swapped.getvalue())
 
     undo = after_evaluate(emulator, swap)
     try:
         run = finish(emulator, emulator.cp.start_execution("safety-swap", execution_input={}))
     finally:
         undo()
+    assert refused == ["AccessDenied"]
     assert run["status"] == "FAILED"
     assert run["error"] == "ArtifactMismatch"
     assert "the artifact changed after the gate" in run["cause"]
