@@ -29,8 +29,8 @@ it, or the launcher exits 2 with one line naming both digests and the files it f
 gunicorn or waitress imports the app, so before any loader reads a byte and before any worker
 forks. It runs here, in the one launcher process per container, not in ``create_app``: there it
 would run after nginx had started and the model stack had been imported, once per app built (tests
-and benchmarks build many), and a refusal would reach the log as gunicorn's "App failed to load"
-traceback rather than one line. Without the variable (``make serve``, tests) it serves as before
+and benchmarks build many), and a refusal would reach the log as a traceback from gunicorn's
+start-up rather than one line. Without the variable (``make serve``, tests) it serves as before
 and logs one line saying the files are not verified.
 """
 
