@@ -259,6 +259,16 @@ def test_gate_block_stops_before_deploying(deployed) -> None:
     assert "CreateModel" not in entered
 
 
+def candidate_key(cp: ControlPlane, execution: str) -> str:
+    """Where the run's candidate is read from: its training job's output, or with tuning the best
+    job's, moto's "FakeTrainingJobName" (``_best_training_job``)."""
+    if settings.ENABLE_HPO:
+        job = cp.client("sagemaker").describe_training_job(TrainingJobName="FakeTrainingJobName")
+        return job["ModelArtifacts"]["S3ModelArtifacts"].removeprefix(f"s3://{settings.S3_BUCKET}/")
+    run_id = hashlib.md5(execution.encode()).hexdigest()
+    return f"runs/{execution}/training/train-{run_id}/output/model.tar.gz"
+
+
 def place_candidate(cp: ControlPlane, execution: str, folder: Path) -> dict[str, str]:
     """moto's training job writes nothing: put a candidate model.tar.gz where the run's training
     job would, and return its digests as Evaluate records them (archive and files manifest)."""
@@ -266,11 +276,8 @@ def place_candidate(cp: ControlPlane, execution: str, folder: Path) -> dict[str,
     (folder / "metadata.json").write_text('{"a candidate": true}')
     (folder / "model.onnx").write_bytes(b"candidate model bytes")
     archive = tarballs.create(folder, folder.parent / f"{folder.name}.tar.gz").read_bytes()
-    run_id = hashlib.md5(execution.encode()).hexdigest()
     s3_as_role(cp, "training").put_object(
-        Bucket=settings.S3_BUCKET,
-        Key=f"runs/{execution}/training/train-{run_id}/output/model.tar.gz",
-        Body=archive,
+        Bucket=settings.S3_BUCKET, Key=candidate_key(cp, execution), Body=archive
     )
     return {
         "candidate_sha256": hashlib.sha256(archive).hexdigest(),
