@@ -24,6 +24,7 @@ ENDPOINT = settings.ENDPOINT_NAME
 ROLE = f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/sagemaker"
 OLD_IMAGE = "111.dkr.ecr.eu-west-1.amazonaws.com/repo:old"
 NEW_IMAGE = "111.dkr.ecr.eu-west-1.amazonaws.com/repo:new"
+GATED_FILES_SHA256 = "5" * 64
 
 
 @pytest.fixture
@@ -46,7 +47,8 @@ def endpoint(aws):
         PrimaryContainer={
             "Image": OLD_IMAGE,
             "ModelDataUrl": "s3://b/model.tar.gz",
-            "Environment": {"K": "V"},
+            # As CreateModel sets it: the serving launcher checks the files against this digest.
+            "Environment": {"PIPELINE_EXECUTION": "run-1", "MODEL_FILES_SHA256": GATED_FILES_SHA256},
         },
     )
     sagemaker.create_endpoint_config(
@@ -296,6 +298,11 @@ def test_update_endpoint_swaps_image_keeps_model_and_verifies(endpoint, monkeypa
     model = endpoint.describe_model(ModelName=variant["ModelName"])
     assert model["PrimaryContainer"]["Image"] == NEW_IMAGE
     assert model["PrimaryContainer"]["ModelDataUrl"] == "s3://b/model.tar.gz"
+    # The new image serves the same gated files, still checked against the gate's digest (issue 22).
+    assert model["PrimaryContainer"]["Environment"] == {
+        "PIPELINE_EXECUTION": "run-1",
+        "MODEL_FILES_SHA256": GATED_FILES_SHA256,
+    }
     assert model["ExecutionRoleArn"] == ROLE
     assert endpoint.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"] == new_config
 

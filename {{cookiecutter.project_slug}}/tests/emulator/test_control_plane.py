@@ -23,7 +23,7 @@ from typing import Any
 import boto3
 import pytest
 
-from {{ cookiecutter.package_name }} import settings
+from {{ cookiecutter.package_name }} import model_digest, settings, tarballs
 from {{ cookiecutter.package_name }}_deploy.definition import render_definition, render_model_tokens
 from {{ cookiecutter.package_name }}_emulator import principals
 from {{ cookiecutter.package_name }}_emulator import sample_data as samples
@@ -259,21 +259,58 @@ def test_gate_block_stops_before_deploying(deployed) -> None:
     assert "CreateModel" not in entered
 
 
-@pytest.mark.slow
-def test_promoted_model_creates_the_endpoint(deployed) -> None:
-    cp, _ = deployed
-    # moto's training job writes nothing: place the candidate where it would be, and its digest in
-    # the decision as Evaluate records it (the promotion step verifies the copy against it).
-    run_id = hashlib.md5(b"promote").hexdigest()
-    candidate = b"a candidate model archive"
+def candidate_key(cp: ControlPlane, execution: str) -> str:
+    """Where the run's candidate is read from: its training job's output, or with tuning the best
+    job's, moto's "FakeTrainingJobName" (``_best_training_job``)."""
+    if settings.ENABLE_HPO:
+        job = cp.client("sagemaker").describe_training_job(TrainingJobName="FakeTrainingJobName")
+        return job["ModelArtifacts"]["S3ModelArtifacts"].removeprefix(f"s3://{settings.S3_BUCKET}/")
+    run_id = hashlib.md5(execution.encode()).hexdigest()
+    return f"runs/{execution}/training/train-{run_id}/output/model.tar.gz"
+
+
+def place_candidate(cp: ControlPlane, execution: str, folder: Path) -> dict[str, str]:
+    """moto's training job writes nothing: put a candidate model.tar.gz where the run's training
+    job would, and return its digests as Evaluate records them (archive and files manifest)."""
+    (folder / "metadata.json").parent.mkdir(parents=True, exist_ok=True)
+    (folder / "metadata.json").write_text('{"a candidate": true}')
+    (folder / "model.onnx").write_bytes(b"candidate model bytes")
+    archive = tarballs.create(folder, folder.parent / f"{folder.name}.tar.gz").read_bytes()
     s3_as_role(cp, "training").put_object(
-        Bucket=settings.S3_BUCKET,
-        Key=f"runs/promote/training/train-{run_id}/output/model.tar.gz",
-        Body=candidate,
+        Bucket=settings.S3_BUCKET, Key=candidate_key(cp, execution), Body=archive
     )
+    return {
+        "candidate_sha256": hashlib.sha256(archive).hexdigest(),
+        "model_files_sha256": model_digest.folder_manifest(folder)[1],
+    }
+
+
+def test_a_promoting_decision_without_a_files_digest_is_invalid(deployed, tmp_path: Path) -> None:
+    """Issue 22: the gate's files digest is what serving checks; without it nothing is promoted."""
+    cp, _ = deployed
+    digests = place_candidate(cp, "no-files-digest", tmp_path / "model")
+    put_decision(cp, "no-files-digest", "validation", {"decision": "proceed", "reasons": []})
+    decision = {"promote": True, "reasons": [], "candidate_sha256": digests["candidate_sha256"]}
+    put_decision(cp, "no-files-digest", "evaluation", decision)
+    described, entered = run_pipeline(cp, "no-files-digest")
+    assert entered[-4:] == ["ReadEvaluation", "ModelGate", "NotifyFailure", "Failed"]
+    assert (described["status"], described["error"]) == ("FAILED", "InvalidDecision")
+    assert described["cause"] == (
+        "ModelGate: InvalidDecision: evaluation/decision.json promotes a candidate without a "
+        "model_files_sha256 of 64 hex characters: nothing to verify the deployed model against"
+    )
+
+
+@pytest.mark.slow
+def test_promoted_model_creates_the_endpoint(deployed, tmp_path: Path) -> None:
+    cp, _ = deployed
+    # The candidate where training would write it, and its digests in the decision as Evaluate
+    # records them (the promotion step verifies the copy against both).
+    run_id = hashlib.md5(b"promote").hexdigest()
+    digests = place_candidate(cp, "promote", tmp_path / "model")
     put_decision(cp, "promote", "validation", {"decision": "proceed", "reasons": []})
-    sha = hashlib.sha256(candidate).hexdigest()
-    put_decision(cp, "promote", "evaluation", {"promote": True, "reasons": [], "candidate_sha256": sha})
+    sha = digests["candidate_sha256"]
+    put_decision(cp, "promote", "evaluation", {"promote": True, "reasons": [], **digests})
     described, entered = run_pipeline(cp, "promote")
     assert described["status"] == "SUCCEEDED", f"{described.get('error')}: {described.get('cause')}"
     for state in (
@@ -290,8 +327,30 @@ def test_promoted_model_creates_the_endpoint(deployed) -> None:
         assert state in entered
     output = json.loads(described["output"])
     assert output["model_data_url"] == f"s3://{settings.S3_BUCKET}/models/{sha}/model.tar.gz"
+    assert output["model_files_sha256"] == digests["model_files_sha256"]
     endpoint = cp.client("sagemaker").describe_endpoint(EndpointName=settings.ENDPOINT_NAME)
     assert endpoint["EndpointConfigName"] == f"config-{run_id}"
+    # The serving container gets the gated files' digest from this execution's decision.
+    model = cp.client("sagemaker").describe_model(ModelName=f"model-{run_id}")
+    assert model["PrimaryContainer"]["Environment"] == {
+        "PIPELINE_EXECUTION": "promote",
+        "MODEL_FILES_SHA256": digests["model_files_sha256"],
+    }
+
+
+def test_a_files_digest_that_is_not_the_archives_fails_before_any_model(deployed, tmp_path: Path) -> None:
+    """A decision whose model_files_sha256 does not describe the gated archive (forged, or a broken
+    evaluate) fails VerifyArtifact: no model, no endpoint change, the copy kept (it is the archive)."""
+    cp, _ = deployed
+    digests = place_candidate(cp, "files-mismatch", tmp_path / "model")
+    forged = hashlib.sha256(b"some other folder").hexdigest()
+    put_decision(cp, "files-mismatch", "validation", {"decision": "proceed", "reasons": []})
+    decision = {"promote": True, "reasons": [], **digests, "model_files_sha256": forged}
+    put_decision(cp, "files-mismatch", "evaluation", decision)
+    described, entered = run_pipeline(cp, "files-mismatch")
+    assert (described["status"], described["error"]) == ("FAILED", "ModelFilesMismatch")
+    assert f"manifest sha256 is {digests['model_files_sha256']}, not {forged}" in described["cause"]
+    assert "VerifyArtifact" in entered and "CreateModel" not in entered
 
 
 def test_failed_training_job_fails_the_run_with_its_reason(deployed, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,6 +5,9 @@
 - The deployed model is the gated one: a candidate archive replaced after Evaluate fails the
   promotion check (sha256 against the decision's candidate_sha256); production is unchanged.
 - Production must still be the model the gate compared against when the endpoint changes.
+- The files an endpoint serves are the files the gate scored (issue 22): a model created by hand
+  with the gated model's MODEL_FILES_SHA256 but other files never serves (its instances refuse to
+  start, the update rolls back); a decision forged about the files fails the run before any model.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import tarfile
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -22,7 +26,7 @@ import pytest
 from botocore.exceptions import ClientError
 from rich.console import Console
 
-from {{ cookiecutter.package_name }} import settings
+from {{ cookiecutter.package_name }} import model_digest, settings, tarballs
 from {{ cookiecutter.package_name }}_deploy import polling
 from {{ cookiecutter.package_name }}_emulator import principals
 from {{ cookiecutter.package_name }}_emulator.run import Emulator
@@ -178,6 +182,148 @@ def test_a_candidate_swapped_after_evaluate_is_refused(emulator: Emulator) -> No
     listed = s3.list_objects_v2(Bucket=settings.S3_BUCKET, Prefix=f"models/{decision['candidate_sha256']}/")
     assert listed.get("KeyCount", 0) == 0
     assert notified(emulator, ["safety-swap"])["safety-swap"] == ["ML pipeline: run failed"]
+
+
+def s3_as(emulator: Emulator, role_output: str) -> Any:
+    """An S3 client that signs as one of the stack's roles (by its output name)."""
+    return boto3.client(
+        "s3",
+        endpoint_url=emulator.cp.endpoint_url,
+        region_name=emulator.cp.region,
+        aws_access_key_id=principals.key_for(emulator.cp.stack.outputs[role_output]),
+        aws_secret_access_key="testing",  # pragma: allowlist secret (moto dummy)
+    )
+
+
+def swap_a_model_file(archive: bytes) -> bytes:
+    """The archive with its served file changed (model.onnx when training compiled one, else the
+    native file) and metadata.json recording the new file's digest: a folder the loaders' own
+    checks would accept, but not the folder the gate scored."""
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        files = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+    metadata = json.loads(files["metadata.json"])
+    target = (
+        metadata["compiled"]["file"]
+        if metadata.get("compiled")
+        else next(name for name in sorted(files) if name.startswith("model.") and name != "metadata.json")
+    )
+    changed = bytearray(files[target])
+    changed[len(changed) // 2] ^= 0xFF
+    files[target] = bytes(changed)
+    if metadata.get("compiled"):
+        metadata["compiled"]["sha256"] = hashlib.sha256(changed).hexdigest()
+        files["metadata.json"] = json.dumps(metadata).encode()
+    swapped = io.BytesIO()
+    with tarfile.open(fileobj=swapped, mode="w:gz") as tar:
+        for name, content in files.items():
+            member = tarfile.TarInfo(name)
+            member.size = len(content)
+            tar.addfile(member, io.BytesIO(content))
+    return swapped.getvalue()
+
+
+def unpacked_manifest(archive: bytes, scratch: Path) -> str:
+    """The manifest digest of the folder the archive extracts to, as serving computes it."""
+    scratch.mkdir(parents=True)
+    (scratch / "model.tar.gz").write_bytes(archive)
+    return model_digest.folder_manifest(tarballs.extract(scratch / "model.tar.gz", scratch / "model"))[1]
+
+
+def wait_in_service(emulator: Emulator) -> dict[str, Any]:
+    sm = emulator.cp.client("sagemaker")
+    return polling.wait_until(
+        lambda: sm.describe_endpoint(EndpointName=settings.ENDPOINT_NAME),
+        lambda d: d["EndpointStatus"] == "InService",
+        300,
+        0.5,
+        what="the endpoint update",
+    )
+
+
+def test_a_model_with_other_files_under_the_gated_digest_never_serves(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """Someone with SageMaker rights but no write to models/ creates a model with the gated model's
+    Environment (its MODEL_FILES_SHA256) and an archive of their own: the new instances refuse to
+    start, naming both digests, the blue/green update rolls back and production is unchanged."""
+    sm, s3 = emulator.cp.client("sagemaker"), emulator.cp.client("s3")
+    before = production(emulator)
+    gated = sm.describe_model(ModelName=f"model-{run_id('safety-first')}")["PrimaryContainer"]
+    expected = gated["Environment"]["MODEL_FILES_SHA256"]
+    bucket, key = gated["ModelDataUrl"].removeprefix("s3://").split("/", 1)
+    original = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert unpacked_manifest(original, tmp_path / "gated") == expected, "the gated model serves its own files"
+    swapped = swap_a_model_file(original)
+    actual = unpacked_manifest(swapped, tmp_path / "swapped")
+    s3.put_object(Bucket=bucket, Key="manual/swapped/model.tar.gz", Body=swapped)
+    sm.create_model(
+        ModelName="swapped-model",
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/manual",
+        PrimaryContainer={
+            "Image": gated["Image"],
+            "ModelDataUrl": f"s3://{bucket}/manual/swapped/model.tar.gz",
+            "Environment": gated["Environment"],
+        },
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName="swapped-config",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "swapped-model",
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
+    sm.update_endpoint(EndpointName=settings.ENDPOINT_NAME, EndpointConfigName="swapped-config")
+    final = wait_in_service(emulator)
+    assert final["EndpointConfigName"] == before[0] != "swapped-config"
+    reason = final.get("FailureReason", "")
+    assert f"have manifest sha256 {actual}, not {expected} (MODEL_FILES_SHA256" in reason, reason
+    assert "refusing to serve" in reason
+    assert production(emulator) == before
+
+
+def test_a_decision_forged_about_the_files_fails_before_any_model(emulator: Emulator) -> None:
+    """The evaluate role (the one principal the bucket policy lets write the decision) rewrites
+    model_files to describe another model.onnx, with a manifest that matches that forgery, and
+    promotes: VerifyArtifact finds the gated archive unpacks to other files and fails the run
+    (ModelFilesMismatch) before CreateModel, so no endpoint ever serves under the forged digest.
+    The forgery promotes whatever the gate said, so the test does not depend on the comparison."""
+    s3, writer = emulator.cp.client("s3"), s3_as(emulator, "EvaluateRoleArn")
+    before = production(emulator)
+    key = "runs/safety-forged/evaluation/decision.json"
+    forged: dict[str, Any] = {}
+
+    def forge(request: dict[str, Any]) -> None:
+        decision = json.loads(s3.get_object(Bucket=settings.S3_BUCKET, Key=key)["Body"].read())
+        forged["real"] = decision["model_files_sha256"]
+        files = dict(decision["model_files"])
+        target = "model.onnx" if "model.onnx" in files else sorted(files)[0]
+        files[target] = hashlib.sha256(b"another model").hexdigest()
+        decision.update(
+            promote=True, model_files=files, model_files_sha256=model_digest.manifest_sha256(files)
+        )
+        forged["sha"] = decision["model_files_sha256"]
+        writer.put_object(Bucket=settings.S3_BUCKET, Key=key, Body=json.dumps(decision).encode())
+
+    undo = after_evaluate(emulator, forge)
+    try:
+        run = finish(emulator, emulator.cp.start_execution("safety-forged", execution_input={}))
+    finally:
+        undo()
+    assert run["status"] == "FAILED"
+    assert run["error"] == "ModelFilesMismatch"
+    assert f"manifest sha256 is {forged['real']}, not {forged['sha']}, the model_files_sha256" in run["cause"]
+    assert "VerifyArtifact" in run["entered"] and "CreateModel" not in run["entered"]
+    assert production(emulator) == before
+    # Production's archive is intact: its bytes are still what its content-addressed key says.
+    bucket, live = before[1].removeprefix("s3://").split("/", 1)
+    if live.startswith("models/"):
+        body = s3.get_object(Bucket=bucket, Key=live)["Body"].read()
+        assert f"models/{hashlib.sha256(body).hexdigest()}/model.tar.gz" == live
+    assert notified(emulator, ["safety-forged"])["safety-forged"] == ["ML pipeline: run failed"]
 
 
 def test_production_changed_since_the_gate_stops_the_deploy(emulator: Emulator) -> None:

@@ -277,6 +277,39 @@ def test_the_deployed_model_is_the_verified_copy(machine):
     assert expression(data_url) == "'s3://${DataBucket}/' & $model_key"
 
 
+def assigned(state: dict) -> set[str]:
+    """The variables a state assigns: its own Assign, its Choice rules' and its Catchers'."""
+    names = set(state.get("Assign", {}))
+    for branch in [*state.get("Choices", []), *state.get("Catch", [])]:
+        names |= set(branch.get("Assign", {}))
+    return names
+
+
+def test_the_gated_files_digest_goes_from_the_decision_to_the_serving_container(machine):
+    """Issue 22: a promoting decision needs a 64-hex model_files_sha256; the verify Lambda checks the
+    archive unpacks to those files, and CreateModel hands the digest, from the execution's own read
+    of the decision, to the serving launcher (which refuses other files)."""
+    states = machine["States"]
+    assert (
+        "$contains($evaluation.model_files_sha256, /^[0-9a-f]{64}$/)"
+        in states["ModelGate"]["Choices"][0]["Condition"]
+    )
+    invalid = states["ModelGate"]["Choices"][1]["Assign"]["failure"]
+    assert invalid["Error"] == "InvalidDecision" and "model_files_sha256" in invalid["Cause"]
+    payload = states["VerifyArtifact"]["Arguments"]["Payload"]
+    assert expression(payload["ExpectedFilesSha256"]) == "$evaluation.model_files_sha256"
+    environment = states["CreateModel"]["Arguments"]["PrimaryContainer"]["Environment"]
+    assert expression(environment["MODEL_FILES_SHA256"]) == "$evaluation.model_files_sha256"
+    # ReadEvaluation is the only writer of $evaluation: the digest is the one this execution read.
+    assert [name for name, state in states.items() if "evaluation" in assigned(state)] == ["ReadEvaluation"]
+    for end in ("Deployed", "DryRunDone"):
+        assert expression(states[end]["Output"]["model_files_sha256"]) == "$evaluation.model_files_sha256", (
+            end
+        )
+    for notify in ("NotifySuccess", "NotifyDryRun"):
+        assert "$evaluation.model_files_sha256" in states[notify]["Arguments"]["Message"], notify
+
+
 def test_the_promotion_writes_once_and_pins_the_version_it_verified(machine):
     """Issue 22: a digest key is written once (If-None-Match: * on the copy), the verify Lambda reads
     the version the copy wrote and names it, and the model and the run record that version."""

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
+from pathlib import Path
+
 import boto3
 import pytest
 from botocore.exceptions import ClientError
@@ -124,17 +128,91 @@ def _versions(s3) -> tuple[list[str], list[str]]:
     return [v["VersionId"] for v in listing.get("Versions", [])], listing.get("DeleteMarkers", [])
 
 
-def test_verify_artifact_accepts_the_gated_archive_and_names_its_version(aws):
+MODEL_FILES = {"metadata.json": b'{"n": 1}', "model.onnx": b"onnx bytes" * 1000, "sub/profile.json": b"{}"}
+
+
+def _model_archive(folder: Path, files: dict[str, bytes] = MODEL_FILES) -> tuple[bytes, str]:
+    """model.tar.gz of ``files`` as training writes it (``tarballs.create``), and the manifest
+    digest the runtime computes over the folder: what Evaluate records and serving checks."""
+    from {{ cookiecutter.package_name }} import model_digest, tarballs
+
+    for name, content in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(content)
+    archive = tarballs.create(folder, folder.parent / f"{folder.name}.tar.gz")
+    return archive.read_bytes(), model_digest.folder_manifest(folder)[1]
+
+
+def _event(sha: str, files_sha: str, version: str | None) -> dict:
+    return {
+        "Bucket": "data",
+        "Key": _key(sha),
+        "ExpectedSha256": sha,
+        "ExpectedFilesSha256": files_sha,
+        "VersionId": version,
+    }
+
+
+def test_verify_artifact_accepts_the_gated_archive_and_names_its_version(aws, tmp_path: Path):
+    from lambdas.check_endpoint import verify_artifact
+
+    body, files_sha = _model_archive(tmp_path / "model")
+    s3, sha = _bucket(), _sha(body)
+    version = s3.put_object(Bucket="data", Key=_key(sha), Body=body)["VersionId"]
+    event = _event(sha, files_sha, version)
+    assert verify_artifact.handler(event, None) == {
+        "sha256": sha,
+        "bytes": len(body),
+        "version_id": version,
+        "model_files_sha256": files_sha,  # the runtime's manifest of the folder, from the archive alone
+    }
+    # The key existed before the promotion (its conditional copy wrote nothing): the current version.
+    event["VersionId"] = None
+    assert verify_artifact.handler(event, None)["version_id"] == version
+
+
+def test_verify_artifact_refuses_files_the_decision_does_not_describe(aws, tmp_path: Path):
+    """The archive is the gated one, but the decision's model_files_sha256 is another folder's (a
+    forged decision): no model, and the copy stays (its bytes are what its key says)."""
+    from lambdas.check_endpoint import verify_artifact
+
+    body, _ = _model_archive(tmp_path / "model")
+    _, other = _model_archive(tmp_path / "other", {**MODEL_FILES, "model.onnx": b"other bytes"})
+    s3, sha = _bucket(), _sha(body)
+    version = s3.put_object(Bucket="data", Key=_key(sha), Body=body)["VersionId"]
+    with pytest.raises(verify_artifact.ModelFilesMismatch) as refused:
+        verify_artifact.handler(_event(sha, other, version), None)
+    assert str(refused.value).startswith(
+        f"s3://data/{_key(sha)} (version {version}) unpacks to files whose manifest sha256 is "
+    )
+    assert f"not {other}, the model_files_sha256 in Evaluate's decision" in str(refused.value)
+    assert _versions(s3) == ([version], [])
+
+
+@pytest.mark.parametrize("kind", [tarfile.SYMTYPE, tarfile.FIFOTYPE])
+def test_verify_artifact_refuses_a_link_or_special_member(aws, kind):
+    from lambdas.check_endpoint import verify_artifact
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        member = tarfile.TarInfo("model.skops")
+        member.type, member.linkname = kind, "/etc/passwd"
+        tar.addfile(member)
+    body = buffer.getvalue()
+    s3, sha = _bucket(), _sha(body)
+    version = s3.put_object(Bucket="data", Key=_key(sha), Body=body)["VersionId"]
+    with pytest.raises(verify_artifact.ModelFilesMismatch, match=r"'model\.skops' is a link or special file"):
+        verify_artifact.handler(_event(sha, "0" * 64, version), None)
+
+
+def test_verify_artifact_refuses_an_archive_that_is_not_a_tar(aws):
     from lambdas.check_endpoint import verify_artifact
 
     body = b"model archive" * 1000
     s3, sha = _bucket(), _sha(body)
     version = s3.put_object(Bucket="data", Key=_key(sha), Body=body)["VersionId"]
-    event = {"Bucket": "data", "Key": _key(sha), "ExpectedSha256": sha, "VersionId": version}
-    assert verify_artifact.handler(event, None) == {"sha256": sha, "bytes": 13000, "version_id": version}
-    # The key existed before the promotion (its conditional copy wrote nothing): the current version.
-    event["VersionId"] = None
-    assert verify_artifact.handler(event, None)["version_id"] == version
+    with pytest.raises(verify_artifact.ModelFilesMismatch, match="not a readable tar archive"):
+        verify_artifact.handler(_event(sha, "0" * 64, version), None)
 
 
 def test_verify_artifact_deletes_exactly_the_swapped_version(aws):
@@ -146,7 +224,7 @@ def test_verify_artifact_deletes_exactly_the_swapped_version(aws):
     s3, sha = _bucket(), _sha(good)
     kept = s3.put_object(Bucket="data", Key=_key(sha), Body=good)["VersionId"]
     swapped = s3.put_object(Bucket="data", Key=_key(sha), Body=b"the drifted model")["VersionId"]
-    event = {"Bucket": "data", "Key": _key(sha), "ExpectedSha256": sha, "VersionId": swapped}
+    event = _event(sha, "0" * 64, swapped)
     with pytest.raises(
         verify_artifact.ArtifactMismatch,
         match=f"version {swapped}\\) has sha256 {_sha(b'the drifted model')}",
@@ -163,22 +241,22 @@ def test_verify_artifact_refuses_a_version_that_is_not_the_current_one(aws):
     s3, sha = _bucket(), _sha(good)
     old = s3.put_object(Bucket="data", Key=_key(sha), Body=good)["VersionId"]
     current = s3.put_object(Bucket="data", Key=_key(sha), Body=b"written later")["VersionId"]
-    event = {"Bucket": "data", "Key": _key(sha), "ExpectedSha256": sha, "VersionId": old}
+    event = _event(sha, "0" * 64, old)
     with pytest.raises(verify_artifact.ArtifactMismatch, match=f"not the current version {current}"):
         verify_artifact.handler(event, None)
     assert sorted(_versions(s3)[0]) == sorted([old, current])  # nothing deleted: the digest matched
 
 
-def test_an_unversioned_object_is_verified_as_the_null_version(aws):
+def test_an_unversioned_object_is_verified_as_the_null_version(aws, tmp_path: Path):
     """S3's name for the one version of an unversioned bucket's object (the offline emulator's
     bucket: moto's CloudFormation ignores VersioningConfiguration). A mismatch still deletes it
     by that version, and a match names it."""
     from lambdas.check_endpoint import verify_artifact
 
-    body = b"model"
+    body, files_sha = _model_archive(tmp_path / "model")
     s3, sha = _bucket(versioned=False), _sha(body)
     s3.put_object(Bucket="data", Key=_key(sha), Body=body)
-    event = {"Bucket": "data", "Key": _key(sha), "ExpectedSha256": sha, "VersionId": None}
+    event = _event(sha, files_sha, None)
     assert verify_artifact.handler(event, None)["version_id"] == "null"
     s3.put_object(Bucket="data", Key=_key(sha), Body=b"swapped")
     with pytest.raises(verify_artifact.ArtifactMismatch, match="version null"):
@@ -189,13 +267,34 @@ def test_an_unversioned_object_is_verified_as_the_null_version(aws):
 @pytest.mark.parametrize(
     ("event", "field"),
     [
-        ({"Key": "k", "ExpectedSha256": "0" * 64}, "Bucket"),
-        ({"Bucket": "b", "Key": "", "ExpectedSha256": "0" * 64}, "Key"),
-        ({"Bucket": "b", "Key": "k", "ExpectedSha256": "ABC"}, "ExpectedSha256"),
+        ({"Key": "k", "ExpectedSha256": "0" * 64, "ExpectedFilesSha256": "0" * 64}, "Bucket"),
+        ({"Bucket": "b", "Key": "", "ExpectedSha256": "0" * 64, "ExpectedFilesSha256": "0" * 64}, "Key"),
+        (
+            {"Bucket": "b", "Key": "k", "ExpectedSha256": "ABC", "ExpectedFilesSha256": "0" * 64},
+            "ExpectedSha256",
+        ),
+        ({"Bucket": "b", "Key": _key("0" * 64), "ExpectedSha256": "0" * 64}, "ExpectedFilesSha256"),
         # It may only ever delete a version whose bytes are not what its key names.
-        ({"Bucket": "b", "Key": _key("1" * 64), "ExpectedSha256": "0" * 64}, "Key"),
-        ({"Bucket": "b", "Key": _key("0" * 64), "ExpectedSha256": "0" * 64, "VersionId": ""}, "VersionId"),
-        ("not an object", "Bucket, Key, ExpectedSha256"),
+        (
+            {
+                "Bucket": "b",
+                "Key": _key("1" * 64),
+                "ExpectedSha256": "0" * 64,
+                "ExpectedFilesSha256": "0" * 64,
+            },
+            "Key",
+        ),
+        (
+            {
+                "Bucket": "b",
+                "Key": _key("0" * 64),
+                "ExpectedSha256": "0" * 64,
+                "ExpectedFilesSha256": "0" * 64,
+                "VersionId": "",
+            },
+            "VersionId",
+        ),
+        ("not an object", "Bucket, Key, ExpectedSha256, ExpectedFilesSha256"),
     ],
 )
 def test_verify_artifact_names_the_bad_field(aws, event, field):

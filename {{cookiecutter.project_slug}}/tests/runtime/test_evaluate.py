@@ -27,6 +27,8 @@ CONTRACT_KEYS = {
     "candidate",
     "production",
     "candidate_sha256",
+    "model_files",
+    "model_files_sha256",
     "candidate_artifact",
     "reasons",
     "prediction_drift",
@@ -123,6 +125,41 @@ def test_first_run_promotes(models, sample_data, tmp_path: Path):
         )
         accuracy = np.trace(counts) / counts.sum()
         assert accuracy == pytest.approx(decision["candidate"]["accuracy"], abs=1e-6)
+
+
+def _independent_digests(folder: Path) -> dict[str, str]:
+    """path -> sha256 of every file below ``folder``, computed here, not by model_digest."""
+    return {
+        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in folder.rglob("*")
+        if path.is_file()
+    }
+
+
+def test_the_decision_records_the_digests_of_the_files_training_wrote(models, sample_data, tmp_path: Path):
+    """``model_files`` are the files of the folder training wrote (as evaluate extracted them from
+    the archive), ``model_files_sha256`` their manifest: what serving must find (issue 22)."""
+    candidate = _as_training_output(models["good"], tmp_path / "candidate")
+    _, decision = _run(candidate, "none", sample_data["holdout"], tmp_path / "out")
+    expected = _independent_digests(models["good"])
+    assert decision["model_files"] == expected and "metadata.json" in expected
+    lines = "".join(f"{path}\0{expected[path]}\n" for path in sorted(expected))
+    assert decision["model_files_sha256"] == hashlib.sha256(lines.encode()).hexdigest()
+    # An unpacked candidate folder is digested as it is: the same files, the same manifest.
+    _, unpacked = _run(models["good"], "none", sample_data["holdout"], tmp_path / "out-unpacked")
+    assert unpacked["model_files_sha256"] == decision["model_files_sha256"]
+
+
+def test_a_candidate_with_a_symlink_is_refused_before_scoring(models, sample_data, tmp_path: Path):
+    folder = tmp_path / "linked"
+    shutil.copytree(models["good"], folder)
+    (folder / "notes.txt").symlink_to(sample_data["holdout"])
+    code, decision = _run(folder, "none", sample_data["holdout"], tmp_path / "out")
+    assert code == 1 and decision["promote"] is False
+    assert decision["reasons"] == [
+        f"unreadable input: the candidate: {folder / 'notes.txt'}: a symbolic link in the model folder "
+        f"{folder}; model files must be regular files"
+    ]
 
 
 def test_unpacked_candidate_has_no_archive_hash(models, sample_data, tmp_path: Path):

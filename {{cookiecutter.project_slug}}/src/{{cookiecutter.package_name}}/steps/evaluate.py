@@ -10,6 +10,10 @@ library reads them) and scored with the problem type's metrics only.
 
 ``candidate_sha256`` is the SHA-256 of the candidate ``model.tar.gz`` exactly as this step read
 it, so the state machine can verify that the copy it promotes is the archive that was gated.
+``model_files`` (path -> SHA-256) and ``model_files_sha256`` (their manifest digest,
+``model_digest``) describe the folder this step scored, as extracted from that archive, hashed
+before any library read it: the state machine hands the manifest digest to the model
+(``MODEL_FILES_SHA256``) and the serving launcher refuses other files (issue 22).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import data, gate, metrics, settings
+from .. import data, gate, metrics, model_digest, settings
 from ..artifacts import ARCHIVE, ArtifactError, _download, open_model
 from ..drift.profile import PROFILE_FILE, ProfileError, load_profile
 from ..predictor import Predictions, Predictor
@@ -69,6 +73,8 @@ def _base(args: argparse.Namespace) -> dict[str, Any]:
         "production": None,
         "candidate_artifact": str(args.model),
         "candidate_sha256": None,
+        "model_files": None,
+        "model_files_sha256": None,
         "reasons": [],
         "prediction_drift": None,
     }
@@ -82,6 +88,14 @@ def _load(model_dir: Path, source: str) -> Predictor:
         return compiled.load(model_dir)
     except (OSError, KeyError, ValueError) as error:
         raise ArtifactError(f"{source}: cannot load the model ({type(error).__name__}: {error})") from None
+
+
+def _candidate_files(model_dir: Path) -> tuple[dict[str, str], str]:
+    """The digests of the folder the gate scores: what serving must find in /opt/ml/model."""
+    try:
+        return model_digest.folder_manifest(model_dir)
+    except model_digest.ModelDigestError as error:
+        raise ArtifactError(f"the candidate: {error}") from None
 
 
 def _score(predictor: Predictor, holdout: data.Table, source: str) -> tuple[Predictions, dict[str, float]]:
@@ -147,6 +161,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
         if archive is not None:
             decision["candidate_sha256"] = sha256(archive)
         model_dir = stack.enter_context(open_model(archive or local))
+        # Before the load: these digests are of the bytes the loaders below then read.
+        decision["model_files"], decision["model_files_sha256"] = _candidate_files(model_dir)
         candidate_model = _load(model_dir, "the candidate")
         predictions, candidate = _score(candidate_model, holdout, "the candidate")
         plot = details(candidate_model, predictions, holdout)

@@ -21,6 +21,17 @@ workers share it copy-on-write. Anything that may start a library thread pool ru
 the ``post_worker_init`` hook below (this module is also gunicorn's config module) calls the app's
 ``warm_up()`` in each worker before that worker accepts a connection, so /ping cannot answer
 before the model has made one prediction. BLAS/OpenMP pools are pinned to one thread per worker.
+
+Before either server starts, the launcher checks the model folder against the gate's record
+(issue 22): with ``MODEL_FILES_SHA256`` set (CreateModel sets it from the execution's
+decision.json), the manifest digest of every file in /opt/ml/model (``model_digest``) must equal
+it, or the launcher exits 2 with one line naming both digests and the files it found, before
+gunicorn or waitress imports the app, so before any loader reads a byte and before any worker
+forks. It runs here, in the one launcher process per container, not in ``create_app``: there it
+would run after nginx had started and the model stack had been imported, once per app built (tests
+and benchmarks build many), and a refusal would reach the log as a traceback from gunicorn's
+start-up rather than one line. Without the variable (``make serve``, tests) it serves as before
+and logs one line saying the files are not verified.
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ import threading
 import time
 from pathlib import Path
 
+from .. import model_digest, paths
 from ..serving import MAX_PAYLOAD_BYTES
 
 APP = f"{__package__.rpartition('.')[0]}.serving.app:create_app()"
@@ -56,6 +68,8 @@ IN_FLIGHT_PER_WORKER = 16
 HEAVY_IN_FLIGHT_PER_WORKER = 2
 # Exit status of a worker whose request ran past the timeout: gunicorn starts a new one.
 WORKER_HUNG = 1
+# The files a refusal lists by name and digest; a model folder has a handful.
+LISTED_FILES = 20
 
 
 class LaunchError(Exception):
@@ -278,10 +292,47 @@ def check(args: argparse.Namespace) -> str | None:
     return nginx
 
 
+def _listing(files: dict[str, str]) -> str:
+    shown = [f"{path} {sha}" for path, sha in list(files.items())[:LISTED_FILES]]
+    more = len(files) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more else "") if files else "no files"
+
+
+def verify_model_files(folder: Path, expected: str | None) -> str:
+    """The line to log once ``folder`` matches the gate's manifest digest ``expected`` (or when
+    there is none to match); LaunchError naming both digests and the files found otherwise."""
+    if expected is None:
+        return (
+            f"the model files in {folder} are not verified against a gate record "
+            f"({model_digest.MANIFEST_ENV} is not set)"
+        )
+    if not model_digest.SHA256_HEX.match(expected):
+        raise LaunchError(
+            f"{model_digest.MANIFEST_ENV}={expected[:80]!r} is not 64 lowercase hex characters: "
+            "refusing to serve files nothing vouches for"
+        )
+    try:
+        files, actual = model_digest.folder_manifest(folder)
+    except model_digest.ModelDigestError as error:
+        raise LaunchError(f"{error}: refusing to serve") from None
+    if actual != expected:
+        raise LaunchError(
+            f"the model files in {folder} have manifest sha256 {actual}, not {expected} "
+            f"({model_digest.MANIFEST_ENV}, what the gate scored): refusing to serve; "
+            f"found {_listing(files)}"
+        )
+    return f"the {len(files)} model files in {folder} match {model_digest.MANIFEST_ENV} {expected}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         nginx = check(args)
+        # Before any server imports the app: no loader has read a byte yet (issue 22).
+        print(
+            f"serve: {verify_model_files(paths.model_dir(), os.environ.get(model_digest.MANIFEST_ENV))}",
+            file=sys.stderr,
+        )
     except LaunchError as error:
         print(f"serve: {error}", file=sys.stderr)
         return 2
