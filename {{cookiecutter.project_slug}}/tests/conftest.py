@@ -56,6 +56,22 @@ def project_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def local_image(project_root: Path) -> str:
+    """The project's image for Docker tests (the Makefile's IMAGE, default <slug>:latest), built once
+    per session by `make build-offline` when absent: no registry here, and the test order must not
+    decide whether a Docker test finds it."""
+    from {{ cookiecutter.package_name }} import settings
+    from {{ cookiecutter.package_name }}_emulator.runtimes import image_exists
+
+    image = os.environ.get("IMAGE", f"{settings.PROJECT_SLUG}:latest")
+    if not image_exists(image):
+        subprocess.run(
+            ["make", "build-offline", f"IMAGE={image}"], cwd=project_root, check=True, timeout=1800
+        )
+    return image
+
+
+@pytest.fixture(scope="session")
 def sample_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The sample dataset written once per session: train, holdout and a drifted train copy."""
     from {{ cookiecutter.package_name }}_emulator import sample_data as sd

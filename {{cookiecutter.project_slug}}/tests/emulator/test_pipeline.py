@@ -25,7 +25,6 @@ from {{ cookiecutter.package_name }}_emulator import endpoint_check, scenarios, 
 from {{ cookiecutter.package_name }}_emulator.observe import PipelineResult
 from {{ cookiecutter.package_name }}_emulator.run import Emulator, parse_args, run_pipeline
 from {{ cookiecutter.package_name }}_emulator.run_data import one_class_copy
-from {{ cookiecutter.package_name }}_emulator.runtimes import image_exists
 
 IMAGE = f"{settings.PROJECT_SLUG}:latest"
 
@@ -43,9 +42,8 @@ def pipeline(
 ) -> Iterator[tuple[Emulator, PipelineResult]]:
     """Both executions on one runtime; every end-to-end test below runs on each runtime in turn."""
     runtime = request.param
-    if runtime == "docker" and not image_exists(IMAGE):
-        # No registry here: the offline build (debootstrap base + host wheelhouse) makes the image.
-        subprocess.run(["make", "build-offline"], cwd=project_root, check=True, timeout=1800)
+    if runtime == "docker":  # built once per session when absent (conftest's local_image)
+        request.getfixturevalue("local_image")
     emulator = Emulator(runtime, tmp_path_factory.mktemp(f"local-pipeline-{runtime}"), quiet_console(), IMAGE)
     try:
         yield emulator, run_pipeline(emulator, stamp=f"e2e-{runtime}")

@@ -8,8 +8,6 @@ the module boundary.
 from __future__ import annotations
 
 import io
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,6 @@ from test_pipeline_inputs import endpoint_model, execute
 
 from {{ cookiecutter.package_name }} import settings
 from {{ cookiecutter.package_name }}_emulator.run import Emulator
-from {{ cookiecutter.package_name }}_emulator.runtimes import image_exists
 
 
 @pytest.mark.docker
@@ -28,12 +25,9 @@ from {{ cookiecutter.package_name }}_emulator.runtimes import image_exists
     "execution_input", [{}, {"tune": True, "max_jobs": 2, "max_parallel_jobs": 1}], ids=["train", "tune"]
 )
 def test_default_and_tune_on_docker(
-    tmp_path: Path, project_root: Path, execution_input: dict[str, Any]
+    tmp_path: Path, local_image: str, execution_input: dict[str, Any]
 ) -> None:
-    image = os.environ.get("IMAGE", f"{settings.PROJECT_SLUG}:latest")  # the Makefile's variable
-    if not image_exists(image):
-        subprocess.run(["make", "build-offline"], cwd=project_root, check=True, timeout=1800)
-    emulator = Emulator("docker", tmp_path, Console(file=io.StringIO()), image)
+    emulator = Emulator("docker", tmp_path, Console(file=io.StringIO()), local_image)
     try:
         emulator.start()
         outcome, output, notified = execute(emulator, "docker-run", execution_input)
