@@ -229,6 +229,28 @@ def unpacked_manifest(archive: bytes, scratch: Path) -> str:
     return model_digest.folder_manifest(tarballs.extract(scratch / "model.tar.gz", scratch / "model"))[1]
 
 
+def deploy_by_hand(sm: Any, image: str, model_data_url: str, environment: dict[str, str], name: str) -> None:
+    """What someone with SageMaker rights does outside the pipeline: model ``<name>-model``, config
+    ``<name>-config`` on one instance, and an update of the project's endpoint to it."""
+    sm.create_model(
+        ModelName=f"{name}-model",
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/manual",
+        PrimaryContainer={"Image": image, "ModelDataUrl": model_data_url, "Environment": environment},
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName=f"{name}-config",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": f"{name}-model",
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
+    sm.update_endpoint(EndpointName=settings.ENDPOINT_NAME, EndpointConfigName=f"{name}-config")
+
+
 def wait_in_service(emulator: Emulator) -> dict[str, Any]:
     sm = emulator.cp.client("sagemaker")
     return polling.wait_until(
@@ -256,27 +278,9 @@ def test_a_model_with_other_files_under_the_gated_digest_never_serves(
     swapped = swap_a_model_file(original)
     actual = unpacked_manifest(swapped, tmp_path / "swapped")
     s3.put_object(Bucket=bucket, Key="manual/swapped/model.tar.gz", Body=swapped)
-    sm.create_model(
-        ModelName="swapped-model",
-        ExecutionRoleArn="arn:aws:iam::123456789012:role/manual",
-        PrimaryContainer={
-            "Image": gated["Image"],
-            "ModelDataUrl": f"s3://{bucket}/manual/swapped/model.tar.gz",
-            "Environment": gated["Environment"],
-        },
+    deploy_by_hand(
+        sm, gated["Image"], f"s3://{bucket}/manual/swapped/model.tar.gz", gated["Environment"], "swapped"
     )
-    sm.create_endpoint_config(
-        EndpointConfigName="swapped-config",
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": "swapped-model",
-                "InstanceType": "ml.m5.large",
-                "InitialInstanceCount": 1,
-            }
-        ],
-    )
-    sm.update_endpoint(EndpointName=settings.ENDPOINT_NAME, EndpointConfigName="swapped-config")
     final = wait_in_service(emulator)
     assert final["EndpointConfigName"] == before[0] != "swapped-config"
     reason = final.get("FailureReason", "")
@@ -336,27 +340,7 @@ def test_production_changed_since_the_gate_stops_the_deploy(emulator: Emulator) 
         bucket, key = live.removeprefix("s3://").split("/", 1)
         s3.copy_object(Bucket=bucket, Key="manual/model.tar.gz", CopySource={"Bucket": bucket, "Key": key})
         image = sm.describe_model(ModelName=f"model-{run_id('safety-first')}")["PrimaryContainer"]["Image"]
-        sm.create_model(
-            ModelName="manual-model",
-            ExecutionRoleArn="arn:aws:iam::123456789012:role/manual",
-            PrimaryContainer={
-                "Image": image,
-                "ModelDataUrl": f"s3://{bucket}/manual/model.tar.gz",
-                "Environment": {},
-            },
-        )
-        sm.create_endpoint_config(
-            EndpointConfigName="manual-config",
-            ProductionVariants=[
-                {
-                    "VariantName": "AllTraffic",
-                    "ModelName": "manual-model",
-                    "InstanceType": "ml.m5.large",
-                    "InitialInstanceCount": 1,
-                }
-            ],
-        )
-        sm.update_endpoint(EndpointName=settings.ENDPOINT_NAME, EndpointConfigName="manual-config")
+        deploy_by_hand(sm, image, f"s3://{bucket}/manual/model.tar.gz", {}, "manual")
         polling.wait_until(
             lambda: sm.describe_endpoint(EndpointName=settings.ENDPOINT_NAME),
             lambda d: d["EndpointStatus"] == "InService" and d["EndpointConfigName"] == "manual-config",
