@@ -52,7 +52,8 @@ class EndpointClock:
 
     ``provisioning_s`` is how long (AWS seconds) instances take before a fleet's containers start:
     the time an endpoint stays Creating/Updating besides its own start-up and baking;
-    ``rollback_s`` how long it stays RollingBack while traffic returns and the new fleet ends.
+    ``rollback_s`` how long it stays RollingBack while traffic returns and the new fleet ends (or
+    Updating, while a fleet that failed its health check is released).
     """
 
     speedup: float = 60.0

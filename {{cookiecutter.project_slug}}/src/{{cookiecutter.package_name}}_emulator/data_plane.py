@@ -324,6 +324,9 @@ class DataPlane:
         try:
             started, variants = self._start_fleet(backend, name, config_name, fault)
         except FleetFailed as failure:  # nothing moved: the old fleet kept serving
+            # The failed fleet's instances are released before the update ends, as on AWS: the
+            # endpoint stays Updating meanwhile, so a poller sees more than one answer.
+            self.clock.sleep(self.clock.rollback_s, self._closing)
             self._finish(endpoint, f"Update to {config_name} failed: {failure}")
             return
         if not self._still_there(backend, name, started):

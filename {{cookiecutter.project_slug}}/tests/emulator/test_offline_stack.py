@@ -38,6 +38,8 @@ from {{ cookiecutter.package_name }}_emulator.data_plane import DataPlane
 from {{ cookiecutter.package_name }}_emulator.runtimes.process import ProcessRuntime
 from {{ cookiecutter.package_name }}_emulator.traffic import ProductionTraffic
 
+# Updating lasts provisioning_s + rollback_s (3 s here) against a 1 s poll: the wait loop turns
+# more than once even on a loaded CI machine (CI saw one poll with provisioning_s alone).
 CLOCK = EndpointClock(speedup=60.0, provisioning_s=120.0, rollback_s=60.0)
 BUCKET, ENDPOINT = settings.S3_BUCKET, settings.ENDPOINT_NAME
 
