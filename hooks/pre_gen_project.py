@@ -188,6 +188,27 @@ def check_label_column(value: str) -> None:
         )
 
 
+COLUMN_ROLES = ("numeric", "categorical", "text", "id", "timestamp", "group", "weight")
+
+
+def check_column_roles(value: str, label: str) -> None:
+    """``name:role`` pairs, comma-separated: each name a CSV header name, each role known, once."""
+    names: list[str] = []
+    for pair in (p.strip() for p in value.split(",") if p.strip()):
+        name, _, role = pair.rpartition(":")
+        name, role = name.strip(), role.strip()
+        if not LABEL.match(name):
+            _fail("column_roles", value, f"{pair!r}: expected name:role with a CSV header name")
+        if role not in COLUMN_ROLES:
+            _fail("column_roles", value, f"{pair!r}: role must be one of {', '.join(COLUMN_ROLES)}")
+        if name == label or name in names:
+            _fail("column_roles", value, f"{name!r}: the label or a column named twice")
+        names.append(name)
+    for role in ("timestamp", "group", "weight"):
+        if sum(p.strip().endswith(f":{role}") for p in value.split(",")) > 1:
+            _fail("column_roles", value, f"at most one {role} column")
+
+
 def check_gate(metric: str, problem_type: str, minimum: str, tolerance: str) -> None:
     """The metric must suit the problem type; bounds depend on the metric's range and direction."""
     allowed = METRICS.get(problem_type, ())
@@ -241,6 +262,7 @@ def validate(answers: dict) -> None:
     check_choice("problem_type", answers["problem_type"], tuple(METRICS))
     check_choice("model_library", answers["model_library"], ("scikit-learn", "xgboost", "lightgbm"))
     check_label_column(answers["label_column"])
+    check_column_roles(answers.get("column_roles", ""), answers["label_column"])
     check_gate(
         answers["gate_metric"], answers["problem_type"], answers["gate_minimum"], answers["gate_tolerance"]
     )

@@ -48,6 +48,15 @@ GITLAB_PROJECT_PATH = "{{ cookiecutter.gitlab_project_path }}"
 
 # The data contract: CSV with a header row; this column holds the label, all others are features.
 LABEL_COLUMN = "{{ cookiecutter.label_column }}"
+# Columns that are not plain features (column_roles.py): "id" (never a feature, echoed by
+# inference.py), "timestamp" (orders the offline split), "group" (each group on one side of the
+# split), "weight" (the estimator's sample_weight), or a feature kind ("numeric", "categorical",
+# "text") to overrule detection. Columns not named here are detected, each detection printed once.
+COLUMN_ROLES: dict[str, str] = {% if not cookiecutter.column_roles.strip(" ,") %}{}{% else %}{
+{%- for pair in cookiecutter.column_roles.split(",") if pair.strip() %}
+    "{{ pair.rpartition(":")[0].strip() }}": "{{ pair.rpartition(":")[2].strip() }}",
+{%- endfor %}
+}{% endif %}
 
 # A business threshold for the service layer (inference.py): the README's example answers
 # "decision": "approve" when the {{ {'binary': 'positive-class score', 'multiclass': 'top class probability', 'regression': 'predicted value'}[cookiecutter.problem_type] }} is at least this, else
