@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from .feature_layout import Layout
+
 # A model file larger than this is refused before it is read (the sample's is ~10 KB).
 MAX_MODEL_BYTES = 512 * 1024 * 1024
 # skops' schema.json is parsed whole: a 61 KB zip of ~60 MB of dense JSON drove memory to 1.5 GB
@@ -90,16 +92,12 @@ class Expected:
     @classmethod
     def of(cls, metadata: dict[str, Any]) -> Expected:
         """From metadata already checked by ``predictor.read_metadata``."""
-        names, kinds = metadata["feature_names"], metadata["feature_kinds"]
+        layout = Layout.of_metadata(metadata)
         regression = metadata["problem_type"] == "regression"
         return cls(
-            n_features=len(names),
+            n_features=layout.width,
             n_classes=0 if regression else len(metadata["classes"]),
-            categories={
-                i: len(metadata["categories"][name])
-                for i, (name, kind) in enumerate(zip(names, kinds, strict=True))
-                if kind == "categorical"
-            },
+            categories={i: len(metadata["categories"][layout.plain[i]]) for i in layout.categorical},
         )
 
 

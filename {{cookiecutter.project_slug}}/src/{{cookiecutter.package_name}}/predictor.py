@@ -26,7 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from . import data, hyperparameters, model, settings
+from . import column_roles, data, hyperparameters, model, settings
+from .feature_layout import Layout
+from .text_features import MAX_TERMS, Vocabulary
 
 METADATA_FILE = "metadata.json"
 PROFILE_FILE = "profile.json"
@@ -36,6 +38,9 @@ COMPILED_PRECISIONS = ("float32", "float64")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 METADATA_VERSION = 1
 MAX_METADATA_BYTES = 16 * 1024 * 1024
+# A categorical feature keeps its most frequent levels only: a column of thousands of distinct values
+# is never silently one-hot encoded (issue 23); the rest read as unseen (missing) categories.
+MAX_CATEGORY_LEVELS = 200
 
 
 class ModelFolderError(ValueError):
@@ -81,7 +86,7 @@ class Predictor:
     problem_type: str
     library: str
     feature_names: list[str]
-    feature_kinds: list[str]  # "numeric" | "categorical", same order
+    feature_kinds: list[str]  # "numeric" | "categorical" | "text", same order
     classes: list[Any]  # JSON-native labels, [] for regression
     positive_class: Any | None  # binary only
     threshold: float | None  # binary only
@@ -90,10 +95,16 @@ class Predictor:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     example: list[Any] = field(default_factory=list)  # one raw training row in feature order
+    text: dict[str, Vocabulary] = field(default_factory=dict)  # text feature -> its TF-IDF vocabulary
+    columns: dict[str, Any] = field(default_factory=dict)  # the other roles: column_roles.Roles.to_json()
 
     def __post_init__(self) -> None:
         self._codes = {name: {c: float(i) for i, c in enumerate(v)} for name, v in self.categories.items()}
-        self._categorical = [i for i, kind in enumerate(self.feature_kinds) if kind == "categorical"]
+        sizes = {name: len(vocabulary.terms) for name, vocabulary in self.text.items()}
+        self.layout = Layout.of(self.feature_names, self.feature_kinds, sizes)
+        self._categorical = list(self.layout.categorical)
+        where = {name: i for i, name in enumerate(self.feature_names)}
+        self._plain = [where[name] for name in self.layout.plain]
         self._positive_index = None if self.positive_class is None else self.class_index(self.positive_class)
         self._labels = np.asarray(self.classes, dtype=object)
 
@@ -101,21 +112,21 @@ class Predictor:
 
     @classmethod
     def fit(cls, table: data.Table, hyperparameters_: Mapping[str, Any]) -> Predictor:
-        """Train on every column of ``table`` but the label (``settings.LABEL_COLUMN``)."""
+        """Train on the feature columns of ``table`` (column_roles.py): every column but the label
+        (``settings.LABEL_COLUMN``) and the id, timestamp, group and weight columns."""
         problem_type = settings.PROBLEM_TYPE
         hp = hyperparameters.parse(hyperparameters_, problem_type)
         label = settings.LABEL_COLUMN
         if label not in table.data:
             raise data.DataError(f"no label column {label!r} (columns: {', '.join(table.columns)})")
-        names = [c for c in table.columns if c != label]
-        if not names:
+        if len(table.columns) < 2:
             raise data.DataError(f"no feature columns besides the label {label!r}")
-        kinds = ["numeric" if table.is_numeric(c) else "categorical" for c in names]
-        categories = {
-            n: sorted({label_key(v) for v in table.data[n].tolist() if not _is_missing(v)})
-            for n, k in zip(names, kinds, strict=True)
-            if k == "categorical"
-        }
+        roles = column_roles.resolve(table, label)
+        for line in roles.detected:
+            print(line, flush=True)
+        names, kinds = list(roles.features), list(roles.features.values())
+        categories = {n: _levels(n, table.data[n]) for n, k in roles.features.items() if k == "categorical"}
+        text = {n: Vocabulary.fit(table.data[n].tolist()) for n, k in roles.features.items() if k == "text"}
         classes, y = _targets(problem_type, table.data[label], label)
         positive = threshold = None
         if problem_type == "binary":
@@ -132,11 +143,20 @@ class Predictor:
             estimator=None,
             categories=categories,
             hyperparameters=hp,
+            text=text,
+            columns=roles.to_json(),
         )
         X = predictor.encode(predictor.features(table))
         own = {k: v for k, v in hp.items() if k in hyperparameters.model_names()}
-        predictor.estimator = model.build_estimator(own, problem_type, predictor._categorical, len(names))
-        predictor.estimator.fit(X, y)
+        layout = predictor.layout
+        # text= only when there is text: a model.py written before text columns existed still works.
+        extra = (
+            {"text": [i for start, stop in layout.text.values() for i in range(start, stop)]} if text else {}
+        )
+        predictor.estimator = model.build_estimator(
+            own, problem_type, predictor._categorical, layout.width, **extra
+        )
+        _fit(predictor.estimator, X, y, None if roles.weight is None else table.data[roles.weight])
         predictor.example = _example(table, names)
         return predictor
 
@@ -147,35 +167,41 @@ class Predictor:
         missing = [c for c in self.feature_names if c not in table.data]
         if missing:
             raise data.DataError(f"missing column(s): {', '.join(missing)}")
-        if not self._categorical:
+        if not self._categorical and not self.text:
             return table.matrix(self.feature_names)
         X = np.empty((table.n_rows, len(self.feature_names)), dtype=object)
         for i, (name, kind) in enumerate(zip(self.feature_names, self.feature_kinds, strict=True)):
             column = table.data[name]
             if kind == "numeric":
                 X[:, i] = table.matrix([name])[:, 0]
+            elif kind == "text":
+                X[:, i] = [None if _is_missing(v) else str(v) for v in column.tolist()]
             else:
                 X[:, i] = [None if _is_missing(v) else label_key(v) for v in column.tolist()]
         return X
 
     def encode(self, X: np.ndarray) -> np.ndarray:
-        """The estimator's float64 matrix: categories as codes, unknown or missing ones as NaN."""
+        """The estimator's float64 matrix (feature_layout.py): categories as codes, unknown or
+        missing ones as NaN; each text feature as its TF-IDF block."""
         if X.ndim != 2 or X.shape[1] != len(self.feature_names):
             raise data.DataError(f"expected {len(self.feature_names)} feature columns, got shape {X.shape}")
         if X.dtype == np.float64:
-            if self._categorical:
-                raise data.DataError(
-                    f"column {self.feature_names[self._categorical[0]]!r} is categorical: pass an object array"
+            if self._categorical or self.text:
+                first = (
+                    self.layout.plain[self._categorical[0]] if self._categorical else next(iter(self.text))
                 )
+                raise data.DataError(f"column {first!r} is not numeric: pass an object array")
             return X
-        out = np.empty(X.shape, dtype=np.float64)
-        for i, name in enumerate(self.feature_names):
+        out = np.empty((X.shape[0], self.layout.width), dtype=np.float64)
+        for name, (start, stop) in self.layout.text.items():
+            out[:, start:stop] = self.text[name].transform(X[:, self.feature_names.index(name)].tolist())
+        for j, (i, name) in enumerate(zip(self._plain, self.layout.plain, strict=True)):
             column = X[:, i]
             codes = self._codes.get(name)
             if codes is not None:
-                out[:, i] = [math.nan if v is None else codes.get(v, math.nan) for v in column.tolist()]
+                out[:, j] = [math.nan if v is None else codes.get(v, math.nan) for v in column.tolist()]
             else:
-                out[:, i] = [math.nan if v is None else v for v in column.tolist()]
+                out[:, j] = [math.nan if v is None else v for v in column.tolist()]
         return out
 
     # ---- predictions ----------------------------------------------------------------------------
@@ -235,8 +261,17 @@ class Predictor:
             "hyperparameters": self.hyperparameters,
             "metrics": {k: (None if math.isnan(v) else v) for k, v in self.metrics.items()},
             "example": self.example,
+            "columns": self.columns,
+            "text": {name: vocabulary.to_json() for name, vocabulary in self.text.items()},
         }
-        (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2, allow_nan=False) + "\n")
+        text = json.dumps(metadata, indent=2, allow_nan=False) + "\n"
+        size = len(text.encode("utf-8"))
+        if size > MAX_METADATA_BYTES:  # refused when saving, so that a model that saves always loads
+            raise data.DataError(
+                f"{METADATA_FILE} would be {size} bytes, above the {MAX_METADATA_BYTES}-byte limit that "
+                "loading enforces (very many or very long feature names or categories?)"
+            )
+        (directory / METADATA_FILE).write_text(text)
 
     @classmethod
     def load(cls, directory: Path) -> Predictor:
@@ -262,7 +297,37 @@ class Predictor:
             hyperparameters=metadata["hyperparameters"],
             metrics={k: (math.nan if v is None else float(v)) for k, v in metadata["metrics"].items()},
             example=metadata["example"],
+            text={name: Vocabulary.from_json(entry) for name, entry in metadata.get("text", {}).items()},
+            columns=metadata.get("columns", {}),
         )
+
+
+def _levels(name: str, column: np.ndarray) -> list[str]:
+    """A categorical feature's levels, sorted: its MAX_CATEGORY_LEVELS most frequent ones."""
+    counts: dict[str, int] = {}
+    for value in column.tolist():
+        if not _is_missing(value):
+            key = label_key(value)
+            counts[key] = counts.get(key, 0) + 1
+    if len(counts) <= MAX_CATEGORY_LEVELS:
+        return sorted(counts)
+    kept = sorted(counts, key=lambda k: (-counts[k], k))[:MAX_CATEGORY_LEVELS]
+    print(
+        f"column {name!r}: {len(counts)} categories, the {MAX_CATEGORY_LEVELS} most frequent kept and the "
+        "rest read as unseen; declare it text or id in settings.COLUMN_ROLES if it is one",
+        flush=True,
+    )
+    return sorted(kept)
+
+
+def _fit(estimator: Any, X: np.ndarray, y: np.ndarray, weight: np.ndarray | None) -> None:
+    """fit(X, y), with the weight column as sample_weight (a Pipeline routes it to its last step)."""
+    if weight is None:
+        estimator.fit(X, y)
+        return
+    steps = getattr(estimator, "steps", None)
+    key = f"{steps[-1][0]}__sample_weight" if steps else "sample_weight"
+    estimator.fit(X, y, **{key: weight})
 
 
 def _targets(problem_type: str, column: np.ndarray, label: str) -> tuple[list[Any], np.ndarray]:
@@ -438,8 +503,8 @@ def _check_shape(path: Path, metadata: dict[str, Any]) -> None:
     names, kinds = metadata["feature_names"], metadata["feature_kinds"]
     if not names or len(names) != len(kinds) or not all(isinstance(n, str) for n in names):
         _reject(path, "feature_names must be a non-empty list of names, one kind each")
-    if set(kinds) - {"numeric", "categorical"}:
-        _reject(path, "feature_kinds must be 'numeric' or 'categorical'")
+    if set(kinds) - {"numeric", "categorical", "text"}:
+        _reject(path, "feature_kinds must be 'numeric', 'categorical' or 'text'")
     categorical = {n for n, k in zip(names, kinds, strict=True) if k == "categorical"}
     categories = metadata["categories"]
     if set(categories) != categorical or not all(
@@ -448,6 +513,44 @@ def _check_shape(path: Path, metadata: dict[str, Any]) -> None:
         _reject(path, "categories must list the text values of each categorical feature")
     _check_classes(path, metadata)
     _check_compiled(path, metadata)
+    _check_text(path, metadata)
+    _check_columns(path, metadata)
+
+
+def _check_text(path: Path, metadata: dict[str, Any]) -> None:
+    """``text``: one capped vocabulary per text feature, words and positive finite IDF values."""
+    text = metadata.get("text", {})
+    names = {
+        n for n, k in zip(metadata["feature_names"], metadata["feature_kinds"], strict=True) if k == "text"
+    }
+    if not isinstance(text, dict) or set(text) != names:
+        _reject(path, "field 'text' must hold one vocabulary per text feature")
+    for name, entry in text.items():
+        ok = isinstance(entry, dict) and set(entry) == {"terms", "idf"}
+        terms, idf = (entry.get("terms"), entry.get("idf")) if ok else (None, None)
+        ok = ok and isinstance(terms, list) and isinstance(idf, list) and len(terms) == len(idf) <= MAX_TERMS
+        ok = ok and all(isinstance(t, str) for t in terms) and len(set(terms)) == len(terms)
+        ok = ok and all(isinstance(v, int | float) and math.isfinite(v) and v > 0 for v in idf)
+        if not ok:
+            _reject(
+                path, f"text feature {name!r}: expected at most {MAX_TERMS} distinct terms, one IDF > 0 each"
+            )
+
+
+def _check_columns(path: Path, metadata: dict[str, Any]) -> None:
+    """``columns``: the id, timestamp, group and weight columns, none of them a feature."""
+    columns = metadata.get("columns", {})
+    if not columns:
+        return
+    single = ("timestamp", "group", "weight")
+    if not isinstance(columns, dict) or set(columns) != {"id", *single}:
+        _reject(path, "field 'columns' must be {id: [...], timestamp, group, weight}")
+    named = [c for c in (columns["timestamp"], columns["group"], columns["weight"]) if c is not None]
+    ids = columns["id"]
+    if not isinstance(ids, list) or not all(isinstance(c, str) for c in [*ids, *named]):
+        _reject(path, "field 'columns' must name columns as strings")
+    if set(ids + named) & set(metadata["feature_names"]):
+        _reject(path, "field 'columns' names a feature: an id, timestamp, group or weight column is not one")
 
 
 def _check_classes(path: Path, metadata: dict[str, Any]) -> None:

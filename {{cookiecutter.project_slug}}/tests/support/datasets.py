@@ -107,3 +107,47 @@ BUILDERS = {"binary": binary, "multiclass": multiclass, "regression": regression
 def for_problem(problem_type: str, **options: bool) -> tuple[Table, Table]:
     """The data set of ``problem_type`` (string labels and categorical columns by default)."""
     return BUILDERS[problem_type](**options)
+
+
+def listings(n: int, seed: int = 0, problem_type: str | None = None, vocabulary: str = "w") -> Table:
+    """A marketplace's listings, shuffled in time: ``listing_id`` (distinct whole numbers),
+    ``listed_at`` (ISO datetimes), ``description`` (5-30 words, unique per row; the signal is in a
+    few of its words), ``price`` (a weak signal) and ``rooms`` (noise). ``vocabulary`` prefixes every
+    word: another prefix is another language with the same structure (drift tests).
+    """
+    from {{ cookiecutter.package_name }}.settings import PROBLEM_TYPE
+
+    problem = problem_type or PROBLEM_TYPE
+    rng = np.random.default_rng(seed)
+    classes = 3 if problem == "multiclass" else 2
+    y = rng.integers(0, classes, n)
+    neutral = [f"{vocabulary}{i}" for i in range(1500)]
+    signal = [[f"{vocabulary}s{c}x{i}" for i in range(40)] for c in range(classes)]
+    texts = []
+    for i in range(n):
+        words = list(rng.choice(neutral, rng.integers(5, 31)))
+        hits = rng.binomial(3, 0.6)
+        words[:hits] = list(rng.choice(signal[y[i]], hits)) if hits else []
+        rng.shuffle(words)
+        texts.append(" ".join(words) + f" ref{i}")
+    days = rng.permutation(n)
+    columns = {
+        "listing_id": (rng.permutation(n) + 10_000).astype(np.float64),
+        "listed_at": np.asarray(
+            [
+                str(np.datetime64("2025-01-01T00:00:00") + np.timedelta64(int(d) * 3600, "s")) + "Z"
+                for d in days
+            ],
+            dtype=object,
+        ),
+        "description": np.asarray(texts, dtype=object),
+        "price": rng.normal(100, 20, n) + 8 * y,
+        "rooms": rng.integers(1, 6, n).astype(np.float64),
+    }
+    if problem == "regression":
+        columns[LABEL_COLUMN] = 50.0 + 40.0 * y + rng.normal(0, 5, n)
+    elif problem == "binary":
+        columns[LABEL_COLUMN] = np.asarray(["yes" if v else "no" for v in y], dtype=object)
+    else:
+        columns[LABEL_COLUMN] = np.asarray([["house", "flat", "studio"][v] for v in y], dtype=object)
+    return Table(list(columns), columns)

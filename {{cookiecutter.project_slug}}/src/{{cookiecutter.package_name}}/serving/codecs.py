@@ -47,6 +47,7 @@ JSON_SHAPES = (
 )
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
+TEXT = "text"  # free text: a string, like a category, turned into TF-IDF by the Predictor
 
 # Bounded quoting of client cells in error messages: depth 2, 40 characters (a 1,000-deep list or
 # a megabyte string must not become a RecursionError or a megabyte error line).
@@ -77,12 +78,14 @@ class Schema:
     def __post_init__(self) -> None:
         if len(self.names) != len(self.kinds):
             raise ValueError(f"{len(self.names)} feature names but {len(self.kinds)} feature kinds")
-        unknown = sorted(set(self.kinds) - {NUMERIC, CATEGORICAL})
+        unknown = sorted(set(self.kinds) - {NUMERIC, CATEGORICAL, TEXT})
         if unknown:
-            raise ValueError(f"unknown feature kind(s) {unknown}; expected {NUMERIC!r} or {CATEGORICAL!r}")
+            raise ValueError(
+                f"unknown feature kind(s) {unknown}; expected {NUMERIC!r}, {CATEGORICAL!r} or {TEXT!r}"
+            )
         object.__setattr__(self, "index", {name: j for j, name in enumerate(self.names)})
         object.__setattr__(self, "numeric_only", all(k == NUMERIC for k in self.kinds))
-        converters = {NUMERIC: self._number, CATEGORICAL: self._category}
+        converters = {NUMERIC: self._number, CATEGORICAL: self._category, TEXT: self._category}
         object.__setattr__(self, "cells", tuple(converters[k] for k in self.kinds))
 
     @property

@@ -48,6 +48,7 @@ import numpy as np
 
 from .. import model_files
 from ..data import Table
+from ..feature_layout import Layout
 from ..predictor import ModelFolderError, Predictions, Predictor, read_metadata, record_compiled
 from . import double_imputer, onnx_file, tree_ensemble
 
@@ -171,7 +172,7 @@ def _check_session(session: Any, expected: onnx_file.Expected) -> None:
 
 def expected_of(predictor: Predictor) -> onnx_file.Expected:
     classes = len(predictor.classes) if predictor.problem_type != "regression" else 0
-    return onnx_file.Expected(n_features=len(predictor.feature_names), n_classes=classes)
+    return onnx_file.Expected(n_features=predictor.layout.width, n_classes=classes)
 
 
 def convert(predictor: Predictor, precision: str = "float32") -> bytes:
@@ -179,7 +180,7 @@ def convert(predictor: Predictor, precision: str = "float32") -> bytes:
     converter's error."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
-    n, double = len(predictor.feature_names), precision == "float64"
+    n, double = predictor.layout.width, precision == "float64"
     classifier = predictor.problem_type != "regression"
     if predictor.library == "scikit-learn":
         from skl2onnx import convert_sklearn
@@ -281,7 +282,7 @@ def load(directory: Path) -> Predictor:
     except onnx_file.OnnxRefused as error:  # tampered or foreign: refuse, as for a native model
         raise ModelFolderError(f"{path}: {error}") from None
     classes = len(metadata["classes"]) if metadata["problem_type"] != "regression" else 0
-    expected = onnx_file.Expected(n_features=len(metadata["feature_names"]), n_classes=classes)
+    expected = onnx_file.Expected(n_features=Layout.of_metadata(metadata).width, n_classes=classes)
     fallback = None
     if record["precision"] == "float32" and metadata["library"] in OVERFLOW_SENSITIVE:
         fallback = lambda: Predictor.load(directory).estimator  # noqa: E731 (loaded on first use only)
