@@ -292,10 +292,12 @@ def _psi_limit(result: FeatureDrift, psi_threshold: float) -> float:
 def _text_drifted(result: FeatureDrift, psi_threshold: float, alpha: float) -> bool:
     """Fill the text column's reasons; True when words per row moved (the token PSI is tested apart).
 
-    The out-of-vocabulary split is reported, not tested on its own: merging bins never raises PSI
-    (it is a symmetrised Kullback-Leibler divergence, which obeys the data-processing inequality),
-    so its PSI never exceeds the token PSI and a threshold on it would add no alarm. It names
-    the cause when the new share is higher: new words rather than known words re-weighted.
+    The out-of-vocabulary split is reported, not tested on its own: it is the token bins merged
+    into two, and merging bins never raises PSI (a symmetrised Kullback-Leibler divergence obeys
+    the data-processing inequality), so a threshold on it would add no alarm. The ``PSI_EPSILON``
+    floor can lift the merged PSI only when a bin is all but empty on one side, where the token
+    PSI is far above any threshold already. It names the cause when the new share is higher:
+    new words, not known words re-weighted.
     """
     text = result.text
     if text is None:
