@@ -272,7 +272,10 @@ def text_drift(name: str, ref: dict[str, Any], values: np.ndarray) -> FeatureDri
             length=length,
             oov_rate=other / max(in_vocabulary + other, 1),
             reference_oov_rate=ref["other"] / max(int(reference.sum()), 1),
-            oov_psi=psi(np.asarray([ref_in, ref["other"]]), np.asarray([in_vocabulary, other])),
+            # No new tokens at all (every cell missing): no split to compare; words per row drift.
+            oov_psi=psi(np.asarray([ref_in, ref["other"]]), np.asarray([in_vocabulary, other]))
+            if in_vocabulary + other
+            else 0.0,
         ),
     )
 
