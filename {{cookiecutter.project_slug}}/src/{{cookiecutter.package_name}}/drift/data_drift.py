@@ -27,6 +27,15 @@ PSI has no sample-size correction: with 10 bins and 100 rows a side, identical d
 PSI 0.18. Since PSI * n_ref*n_cur/(n_ref+n_cur) is about chi-squared(bins - 1) under no drift,
 PSI counts only when it also exceeds ``PSI_NOISE_FACTOR`` times that mean (no effect at the
 default threshold from about 270 rows a side); the report warns when samples are smaller.
+
+Free text (issue 23) is profiled by its words, not as categories (a column of distinct texts as
+categories is all "other": a swapped vocabulary scored PSI 0.047). A text column drifts when
+- its token PSI, over the reference's top words plus "other" (token shares, not row shares),
+  exceeds the threshold; the out-of-vocabulary share (tokens outside those words) is reported
+  next to the reference's own, with the PSI of that two-bin split, to name the cause;
+- or its words per row moved: PSI over the reference deciles above the threshold, or the KS test
+  on words per row (its p-value, Holm-adjusted with the others, is the column's p-value: rows
+  are independent, tokens within a row are not, so no test is run on token counts).
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ import numpy as np
 from scipy import stats
 
 from .. import data
-from .profile import count_categories, finite_or_none, parallel_map
+from .profile import count_categories, count_words, finite_or_none, parallel_map
 
 PSI_EPSILON = 1e-4
 KS_LARGE_N = 10_000
@@ -92,12 +101,23 @@ def holm(pvalues: np.ndarray) -> np.ndarray:
 
 
 @dataclass
+class TextDrift:
+    """What a text column adds to its token PSI: words per row and the out-of-vocabulary share."""
+
+    length: FeatureDrift  # words per row, tested as a numeric column
+    oov_rate: float  # share of the new tokens outside the reference's top words
+    reference_oov_rate: float  # the same share in the reference itself
+    oov_psi: float  # PSI of the split in-vocabulary / other
+    reasons: list[str] = field(default_factory=list)  # why it drifted, filled by compare
+
+
+@dataclass
 class FeatureDrift:
     name: str
-    kind: str  # "numeric" | "categorical"
-    psi: float
+    kind: str  # "numeric" | "categorical" | "text"
+    psi: float  # text: over token shares
     p_value: float
-    test: str  # "ks" | "chi2"
+    test: str  # "ks" | "chi2" | "ks-length" (text: KS on words per row)
     bins: list[str]  # bin labels, for the report
     reference_counts: list[int]
     current_counts: list[int]
@@ -106,6 +126,7 @@ class FeatureDrift:
     p_adjusted: float = 1.0
     drifted: bool = False
     new_categories: list[str] = field(default_factory=list)
+    text: TextDrift | None = None
 
     @property
     def psi_noise(self) -> float:
@@ -125,6 +146,14 @@ class FeatureDrift:
         }
         if self.new_categories:
             entry["new_categories"] = self.new_categories
+        if self.text is not None:
+            entry |= {
+                "length_psi": round(self.text.length.psi, 6),
+                "oov_rate": round(self.text.oov_rate, 6),
+                "reference_oov_rate": round(self.text.reference_oov_rate, 6),
+                "oov_psi": round(self.text.oov_psi, 6),
+                "reasons": self.text.reasons,
+            }
         return entry
 
 
@@ -219,10 +248,79 @@ def categorical_drift(name: str, ref: dict[str, Any], values: np.ndarray) -> Fea
     )
 
 
+def text_drift(name: str, ref: dict[str, Any], values: np.ndarray) -> FeatureDrift:
+    tokens, lengths = count_words(values)
+    known = ref["counts"]
+    in_vocabulary = sum(tokens.get(word, 0) for word in known)
+    other = sum(tokens.values()) - in_vocabulary
+    reference = np.asarray([*known.values(), ref["other"]])
+    current = np.asarray([*(tokens.get(word, 0) for word in known), other])
+    length = numeric_drift(name, ref["length"], lengths)
+    ref_in = int(reference.sum()) - ref["other"]
+    return FeatureDrift(
+        name=name,
+        kind="text",
+        psi=psi(reference, current),
+        p_value=length.p_value,
+        test="ks-length",
+        bins=[*known, "other"],
+        reference_counts=reference.tolist(),
+        current_counts=current.tolist(),
+        missing_rate=length.missing_rate,
+        reference_missing_rate=length.reference_missing_rate,
+        text=TextDrift(
+            length=length,
+            oov_rate=other / max(in_vocabulary + other, 1),
+            reference_oov_rate=ref["other"] / max(int(reference.sum()), 1),
+            # No new tokens at all (every cell missing): no split to compare; words per row drift.
+            oov_psi=psi(np.asarray([ref_in, ref["other"]]), np.asarray([in_vocabulary, other]))
+            if in_vocabulary + other
+            else 0.0,
+        ),
+    )
+
+
 def feature_drift(name: str, ref: dict[str, Any], values: np.ndarray) -> FeatureDrift:
     if ref["type"] == "numeric":
         return numeric_drift(name, ref, values)
+    if ref["type"] == "text":
+        return text_drift(name, ref, values)
     return categorical_drift(name, ref, values)
+
+
+def _psi_limit(result: FeatureDrift, psi_threshold: float) -> float:
+    return max(psi_threshold, PSI_NOISE_FACTOR * result.psi_noise)
+
+
+def _text_drifted(result: FeatureDrift, psi_threshold: float, alpha: float) -> bool:
+    """Fill the text column's reasons; True when words per row moved (the token PSI is tested apart).
+
+    The out-of-vocabulary split is reported, not tested on its own: it is the token bins merged
+    into two, and merging bins never raises PSI (a symmetrised Kullback-Leibler divergence obeys
+    the data-processing inequality), so a threshold on it would add no alarm. The ``PSI_EPSILON``
+    floor can lift the merged PSI only when a bin is all but empty on one side, where the token
+    PSI is far above any threshold already. It names the cause when the new share is higher:
+    new words, not known words re-weighted.
+    """
+    text = result.text
+    if text is None:
+        return False
+    limit, length_limit = _psi_limit(result, psi_threshold), _psi_limit(text.length, psi_threshold)
+    reasons = []
+    if result.psi > limit:
+        reasons.append(f"token PSI {result.psi:.3f} > {limit:.3g}")
+    if text.oov_rate > text.reference_oov_rate and text.oov_psi > limit:
+        reasons.append(
+            f"{text.oov_rate:.0%} of the words are outside the reference's top words "
+            f"(reference {text.reference_oov_rate:.0%}, PSI {text.oov_psi:.3f})"
+        )
+    moved = text.length.psi > length_limit
+    if moved:
+        reasons.append(f"words per row PSI {text.length.psi:.3f} > {length_limit:.3g}")
+    if result.p_adjusted < alpha:
+        reasons.append(f"words per row KS adjusted p {result.p_adjusted:.2g} < {alpha:g}")
+    text.reasons = reasons
+    return moved
 
 
 def compare(profile: dict[str, Any], table: data.Table, psi_threshold: float, alpha: float) -> DriftResult:
@@ -238,6 +336,7 @@ def compare(profile: dict[str, Any], table: data.Table, psi_threshold: float, al
     tested = [*results, *([label] if label else [])]
     for result, adjusted in zip(tested, holm(np.asarray([r.p_value for r in tested])), strict=True):
         result.p_adjusted = float(adjusted)
-        psi_limit = max(psi_threshold, PSI_NOISE_FACTOR * result.psi_noise)
-        result.drifted = result.psi > psi_limit or result.p_adjusted < alpha
+        result.drifted = result.psi > _psi_limit(result, psi_threshold) or result.p_adjusted < alpha
+        if result.text is not None:
+            result.drifted = _text_drifted(result, psi_threshold, alpha) or result.drifted
     return DriftResult({r.name: r for r in results}, label, psi_threshold, alpha)

@@ -6,13 +6,22 @@ column it keeps what the drift tests and the schema checks use (a few KB per fea
 - numeric: row and missing counts, min/max/mean/std, the reference CDF at its percentiles
   (``points`` and ``cum`` = rows <= point, for KS) and decile bin ``edges`` with bin ``counts``
   (for PSI);
-- categorical (text): counts of the ``MAX_CATEGORIES`` most frequent values, the rest as ``other``;
+- categorical: counts of the ``MAX_CATEGORIES`` most frequent values, the rest as ``other``;
+- text (free text, issue 23): row and missing counts; ``counts`` of the reference's ``MAX_TERMS``
+  most frequent words (``text_features.words``) and ``other`` = all its other tokens, the bins of
+  the token PSI (``other`` / ``tokens`` is the reference's own out-of-vocabulary share, so the new
+  data's can be compared); ``length``: the numeric profile of words per row (missing rows as
+  missing). Single words only, never a whole text: a few KB whatever the row count;
 - the label column: class counts for classification (label drift and the class set), the
   numeric profile for regression (the target is a number, drift-tested as one), and optionally
   the model's per-row scores on the same rows (``prediction``: the reference for prediction drift
   in the gate; the positive-class score, the top-class probability, or the predicted value).
 
 Counts, not shares, are stored: the tests are two-sample tests and need the reference size.
+``roles`` (``column_roles.Roles.to_json()``: ids, timestamp, group, weight) names the columns that
+are in the data but not features: validate accepts them in new data and never drift-tests them
+(an id is unique per row and a timestamp trends by design; neither is drift). Profiles written
+before text and roles (no ``"text"`` type, no ``roles``) read as before.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import numpy as np
 
 from .. import data
 from ..settings import LABEL_COLUMN, PROBLEM_TYPE
+from ..text_features import words
 
 PROFILE_FILE = "profile.json"
 PROFILE_VERSION = 1
@@ -38,6 +48,10 @@ N_BINS = 10
 # KS: the reference CDF is kept at its percentiles (0..100), enough to resolve shifts of ~1% of mass.
 N_QUANTILES = 100
 MAX_CATEGORIES = 100
+# Text: the words kept with their counts. 100 words of at most 64 characters keep a column's profile
+# at a few KB; more bins would make the token PSI noisier without seeing a vocabulary swap better.
+MAX_TERMS = 100
+KINDS = ("numeric", "categorical", "text")
 
 
 class ProfileError(ValueError):
@@ -122,8 +136,51 @@ def categorical_profile(values: np.ndarray) -> dict[str, Any]:
     }
 
 
-def column_profile(values: np.ndarray) -> dict[str, Any]:
-    return numeric_profile(values) if values.dtype.kind == "f" else categorical_profile(values)
+def text_cells(values: np.ndarray) -> list[str | None]:
+    """Each cell as text, None when missing (the spellings of ``data.MISSING``, or NaN)."""
+    cells: list[str | None] = []
+    for value in values.tolist():
+        key = "" if isinstance(value, float) and math.isnan(value) else category_key(value)
+        cells.append(None if key.lower() in data.MISSING else key)
+    return cells
+
+
+def count_words(values: np.ndarray) -> tuple[Counter[str], np.ndarray]:
+    """Token counts over all rows and the words per row (NaN for a missing cell)."""
+    tokens: Counter[str] = Counter()
+    lengths = np.full(len(values), np.nan)
+    for row, cell in enumerate(text_cells(values)):
+        if cell is not None:
+            found = words(cell)
+            tokens.update(found)
+            lengths[row] = len(found)
+    return tokens, lengths
+
+
+def text_profile(values: np.ndarray) -> dict[str, Any]:
+    tokens, lengths = count_words(values)
+    # Most frequent first, ties by word: the same vocabulary whatever the row order.
+    top = sorted(tokens, key=lambda w: (-tokens[w], w))[:MAX_TERMS]
+    kept = {w: tokens[w] for w in top}
+    return {
+        "type": "text",
+        "n": len(values),
+        "missing": int(np.count_nonzero(np.isnan(lengths))),
+        "tokens": sum(tokens.values()),
+        "counts": kept,
+        "other": sum(tokens.values()) - sum(kept.values()),
+        "length": numeric_profile(lengths),
+    }
+
+
+def column_profile(values: np.ndarray, kind: str | None = None) -> dict[str, Any]:
+    """Profile by ``kind``; without one, by dtype (numbers numeric, anything else categorical)."""
+    kind = kind or ("numeric" if values.dtype.kind == "f" else "categorical")
+    if kind == "text":
+        return text_profile(values)
+    if kind == "categorical":
+        return categorical_profile(values)
+    return numeric_profile(values)
 
 
 def build_profile(
@@ -133,8 +190,14 @@ def build_profile(
     label_column: str = LABEL_COLUMN,
     scores: np.ndarray | None = None,
     numeric_label: bool | None = None,
+    kinds: Sequence[str] | None = None,
+    roles: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Profile ``feature_names`` (and the label, if present) of ``table``.
+
+    ``kinds``: each feature's kind, aligned with ``feature_names`` (``Predictor.feature_kinds``:
+    "numeric", "categorical" or "text"); default by dtype, as before text. ``roles``: the
+    non-feature columns (``Roles.to_json()``), stored so validate accepts them in new data.
 
     ``scores``: the trained model's per-row scores on the same rows; stored as the reference for
     the gate's prediction drift check (optional, left out when None). ``numeric_label``: profile
@@ -145,7 +208,9 @@ def build_profile(
     missing = [name for name in feature_names if name not in table.data]
     if missing:
         raise data.DataError(f"cannot profile missing column(s): {', '.join(missing)}")
-    columns = parallel_map(column_profile, [table.data[name] for name in feature_names])
+    kinds = _check_kinds(table, feature_names, kinds)
+    pairs = list(zip(feature_names, kinds, strict=True))
+    columns = parallel_map(lambda pair: column_profile(table.data[pair[0]], pair[1]), pairs)
     label = None
     if label_column in table.data:
         values = table.data[label_column]
@@ -160,7 +225,39 @@ def build_profile(
         "columns": dict(zip(feature_names, columns, strict=True)),
         "label": label,
         "prediction": None if scores is None else numeric_profile(np.asarray(scores, dtype=np.float64)),
+        **({} if roles is None else {"roles": _roles(roles, feature_names)}),
     }
+
+
+def _check_kinds(table: data.Table, names: list[str], kinds: Sequence[str] | None) -> list[str | None]:
+    if kinds is None:
+        return [None] * len(names)
+    if len(kinds) != len(names):
+        raise data.DataError(f"{len(kinds)} kinds for {len(names)} features: one kind per feature")
+    for name, kind in zip(names, kinds, strict=True):
+        if kind not in KINDS:
+            raise data.DataError(f"column {name!r}: unknown kind {kind!r} (kinds: {', '.join(KINDS)})")
+        if kind == "numeric" and table.data[name].dtype.kind != "f":
+            raise data.DataError(f"column {name!r} is numeric but holds text")
+    return list(kinds)
+
+
+def _roles(roles: dict[str, Any], features: list[str]) -> dict[str, Any]:
+    """``Roles.to_json()`` as stored: ids a list, the single roles a name or None."""
+    stored = {"id": [str(c) for c in roles.get("id") or []]}
+    stored |= {key: roles.get(key) for key in ("timestamp", "group", "weight")}
+    both = [c for c in role_columns(stored) if c in features]
+    if both:
+        raise data.DataError(f"column(s) {', '.join(map(repr, both))} cannot be a feature and a role")
+    return stored
+
+
+def role_columns(roles: dict[str, Any] | None) -> list[str]:
+    """The column names a profile's ``roles`` lists (none for a profile written before roles)."""
+    if not isinstance(roles, dict):
+        return []
+    singles = [roles.get(key) for key in ("timestamp", "group", "weight")]
+    return [*(roles.get("id") or []), *(c for c in singles if isinstance(c, str))]
 
 
 def save_profile(profile: dict[str, Any], path: Path) -> None:

@@ -8,6 +8,10 @@ Ranges are deliberately loose so that real drift still reaches the drift tests: 
 only beyond the reference range widened by ``range_margin`` times its width on each side (a
 x1000 unit change or a -999 sentinel is caught, a mean shift is not), or below zero in a column
 that was never negative.
+
+A text column is checked for its missing rate only: any string is a valid text (numbers too),
+and a new word is drift, not a broken feed. The columns the profile's ``roles`` names (ids,
+timestamp, group, weight: column_roles.py) may come with new data: accepted, never drift-tested.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .. import data
-from .profile import count_categories
+from .profile import count_categories, role_columns, text_cells
 
 MAX_MISSING_RATE = 0.5
 # Three widths: x10 unit changes and sentinels fail, a x1.6 rescale (drift, not a broken feed) passes.
@@ -117,10 +121,14 @@ def check(
         values = table.data[name]
         if ref["type"] == "numeric":
             _check_numeric(name, ref, values, max_missing_rate, range_margin)
+        elif ref["type"] == "text":
+            missing = sum(cell is None for cell in text_cells(values))
+            _check_missing(name, ref, missing / len(values), max_missing_rate)
         else:
             _, missing = count_categories(values)
             _check_missing(name, ref, missing / len(values), max_missing_rate)
     if label:
         _check_label(label["column"], label, table.data[label["column"]], range_margin)
-    extra = [name for name in table.columns if name not in expected]
+    known = {*expected, *role_columns(profile.get("roles"))}
+    extra = [name for name in table.columns if name not in known]
     return [f"new column(s) not in the reference, not checked for drift: {', '.join(extra)}"] if extra else []

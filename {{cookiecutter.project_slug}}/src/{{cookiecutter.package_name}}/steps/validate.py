@@ -33,6 +33,7 @@ FIRST_RUN = "no reference model (first run): drift not checked"
 NUMERIC_FIELDS = ("n", "missing", "min", "max", "mean", "std")
 NUMERIC_DISTRIBUTION = ("points", "cum", "edges", "counts")
 CATEGORICAL_FIELDS = ("n", "missing", "counts", "other")
+TEXT_FIELDS = ("n", "missing", "counts", "other", "length")  # length: words per row, a numeric profile
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -103,6 +104,9 @@ def profile_problem(profile: dict[str, Any]) -> str | None:
         problem = _column_problem(columns[name])
         if problem:
             return f"column {name!r}: {problem}"
+    problem = _roles_problem(profile.get("roles"))
+    if problem:
+        return problem
     label = profile.get("label")
     if label is not None:
         if not isinstance(label, dict) or not isinstance(label.get("column"), str):
@@ -110,6 +114,21 @@ def profile_problem(profile: dict[str, Any]) -> str | None:
         problem = _column_problem(label)
         if problem:
             return f"label: {problem}"
+    return None
+
+
+def _roles_problem(roles: Any) -> str | None:
+    """``roles`` is optional (profiles written before issue 23 have none); if there, well formed."""
+    if roles is None:
+        return None
+    if not isinstance(roles, dict):
+        return "'roles' is not an object"
+    ids = roles.get("id", [])
+    if not isinstance(ids, list) or not all(isinstance(c, str) for c in ids):
+        return "'roles': 'id' is not a list of column names"
+    for key in ("timestamp", "group", "weight"):
+        if not isinstance(roles.get(key), str | None):
+            return f"'roles': {key!r} is not a column name or null"
     return None
 
 
@@ -130,6 +149,16 @@ def _column_problem(column: Any) -> str | None:
         missing = [f for f in CATEGORICAL_FIELDS if f not in column]
         if not missing and not isinstance(column["counts"], dict):
             return "'counts' is not an object"
+    elif kind == "text":
+        missing = [f for f in TEXT_FIELDS if f not in column]
+        if not missing:
+            if not isinstance(column["counts"], dict):
+                return "'counts' is not an object"
+            length = column["length"]
+            if not isinstance(length, dict) or length.get("type") != "numeric":
+                return "'length' is not a numeric profile"
+            problem = _column_problem(length)
+            return f"length: {problem}" if problem else None
     else:
         return f"unknown type {kind!r}"
     return f"missing field(s) {', '.join(missing)}" if missing else None
@@ -189,6 +218,10 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], data_drift.DriftResul
             " ..." if len(result.drifted_features) > 10 else ""
         )
         reasons.append(f"{len(result.drifted_features)} of {len(result.features)} features drifted: {shown}")
+        for name in result.drifted_features:  # a text column says which of its tests fired
+            text = result.features[name].text
+            if text is not None and text.reasons:
+                reasons.append(f"text column {name!r}: {'; '.join(text.reasons)}")
     if result.label is not None and result.label.drifted:
         # A class label is profiled as categorical (its balance moved); a regression target as numeric.
         change = "class balance" if result.label.kind == "categorical" else "label distribution"
