@@ -216,7 +216,9 @@ def test_a_weight_column_weighs_rows(monkeypatch):
 
     def answers(train: Table, weight: float) -> np.ndarray:
         flipped.data["w"] = np.full(200, weight)
-        rows = Table(train.columns, {c: np.concatenate([train.data[c], flipped.data[c]]) for c in train.columns})
+        rows = Table(
+            train.columns, {c: np.concatenate([train.data[c], flipped.data[c]]) for c in train.columns}
+        )
         model = _fit(rows, monkeypatch, roles) if weight >= 0 else _fit(train, monkeypatch, roles)
         assert "w" not in model.feature_names
         out = model.predict(model.features(data.take(np.arange(100))))

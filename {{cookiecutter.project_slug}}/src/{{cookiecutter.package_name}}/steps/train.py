@@ -212,7 +212,13 @@ def train() -> Predictor:
 def write_profile(table: Table, predictor: Predictor, scores: np.ndarray, model_dir: Path) -> None:
     """The drift reference next to the model: the data profile, and the model's own scores on it
     (the reference for prediction drift when this model is production and new data arrives)."""
-    profile = build_profile(table, predictor.feature_names, scores=scores)
+    profile = build_profile(
+        table,
+        predictor.feature_names,
+        kinds=predictor.feature_kinds,
+        roles=predictor.columns or None,
+        scores=scores,
+    )
     save_profile(profile, model_dir / PROFILE_FILE)
 
 
