@@ -108,6 +108,14 @@ class Predictor:
         self._positive_index = None if self.positive_class is None else self.class_index(self.positive_class)
         self._labels = np.asarray(self.classes, dtype=object)
 
+    def other_columns(self) -> list[str]:
+        """The id, timestamp, group and weight columns the model was trained beside (not features)."""
+        columns = self.columns or {}
+        return [
+            *columns.get("id", []),
+            *(columns.get(k) for k in ("timestamp", "group", "weight") if columns.get(k)),
+        ]
+
     # ---- training -------------------------------------------------------------------------------
 
     @classmethod

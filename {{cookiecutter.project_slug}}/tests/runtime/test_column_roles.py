@@ -267,3 +267,43 @@ def test_metadata_with_inconsistent_roles_or_vocabulary_is_refused(tmp_path, mon
     path.write_text(json.dumps(metadata))
     with pytest.raises(predictor_module.ModelFolderError, match=message):
         read_metadata(tmp_path)
+
+
+def test_the_endpoint_answers_text_requests_carrying_their_ids_as_the_model_does(tmp_path, monkeypatch):
+    # Exported (compiled when it answers as the library), served through the app with the default
+    # service functions: JSON records with the id and time columns beside the features.
+    pytest.importorskip("onnxruntime", reason="the compiled predictor needs onnxruntime")
+    from serving_bodies import DEFAULTS
+
+    from {{ cookiecutter.package_name }}.serving import compiled
+    from {{ cookiecutter.package_name }}.serving.app import create_app
+
+    data = datasets.listings(600, seed=10)
+    train, holdout = data.take(np.arange(500)), data.take(np.arange(500, 520))
+    predictor = _fit(train, monkeypatch)
+    predictor.save(tmp_path)
+    assert compiled.export(predictor, holdout, tmp_path)  # text keeps the compiled serving path
+    want = predictor.predict(predictor.features(holdout))
+    client = create_app(tmp_path, inference=DEFAULTS).test_client()
+    records = [
+        {
+            c: (v if isinstance(v, str) else float(v))
+            for c, v in zip(holdout.columns, row, strict=True)
+            if c != LABEL_COLUMN
+        }
+        for row in zip(*(holdout.data[c].tolist() for c in holdout.columns), strict=True)
+    ]
+    reply = client.post("/invocations", json={"instances": records}, headers={"Accept": "application/json"})
+    assert reply.status_code == 200, reply.get_data(as_text=True)
+    answers = reply.get_json()["predictions"]
+    if PROBLEM_TYPE == "regression":
+        got = np.asarray([a if isinstance(a, float) else a["value"] for a in answers], dtype=float)
+        np.testing.assert_allclose(
+            got, want.values, atol=compiled.TOLERANCE * max(1.0, np.abs(want.values).max())
+        )
+    else:
+        assert [a["label"] for a in answers] == want.labels.tolist()
+    # A column the model does not know is still refused, naming it.
+    records[0]["colour"] = "red"
+    reply = client.post("/invocations", json={"instances": records[:1]})
+    assert reply.status_code == 400 and "unknown feature(s) 'colour'" in reply.get_data(as_text=True)

@@ -71,6 +71,9 @@ class Schema:
 
     names: tuple[str, ...]
     kinds: tuple[str, ...]
+    # The model's id, timestamp, group and weight columns (column_roles.py): a record may carry
+    # them (an id to echo back, say); they are not features, so the model never sees them.
+    ignored: frozenset[str] = frozenset()
     index: dict[str, int] = field(init=False, repr=False)
     numeric_only: bool = field(init=False)
     cells: tuple[Callable[[Any, int, int], Any], ...] = field(init=False, repr=False)
@@ -342,8 +345,10 @@ def _by_name(row: dict[str, Any], i: int, schema: Schema) -> list[Any]:
 
 
 def _misnamed(row: dict[str, Any], i: int, schema: Schema) -> list[Any]:
-    unknown = sorted(set(row) - set(schema.index))
+    unknown = sorted(set(row) - set(schema.index) - schema.ignored)
     missing = [n for n in schema.names if n not in row]
+    if not unknown and not missing:  # only the model's own non-feature columns besides the features
+        return [row[n] for n in schema.names]
     parts = [
         f"unknown feature(s) {', '.join(map(quote, unknown[:5]))}" if unknown else "",
         f"missing feature(s) {', '.join(missing[:5])}" if missing else "",

@@ -58,7 +58,9 @@ class Context:
     def of(cls, model: Predictor) -> Context:
         return cls(
             model,
-            codecs.Schema(tuple(model.feature_names), tuple(model.feature_kinds)),
+            codecs.Schema(
+                tuple(model.feature_names), tuple(model.feature_kinds), frozenset(model.other_columns())
+            ),
             codecs.Encoder(model.problem_type, model.classes),
         )
 
