@@ -18,6 +18,7 @@ from {{ cookiecutter.package_name }}_emulator import (
     observe,
     run,
     run_data,
+    scenarios,
 )
 
 PROBLEM = getattr(settings, "PROBLEM_TYPE", "binary")
@@ -297,3 +298,74 @@ def test_drift_injection_leaves_ids_times_and_groups_as_they_are_and_takes_text(
     assert set(drifted.data[settings.LABEL_COLUMN]) <= set(source.data[settings.LABEL_COLUMN])
     drift_injection.inject(source, settings.LABEL_COLUMN, "binary")  # without roles: no crash either
 
+
+# -- a refusal by the gate on your data is an outcome --------------------------------------------
+REASONS = ["candidate roc_auc 0.5100 is below the minimum 0.7000", "no production model: first run"]
+
+
+def refused(**changes: object) -> scenarios.Observation:
+    """A create execution the gate refused: blocked branch, no endpoint, the refusal notified."""
+    observed = scenarios.Observation(
+        name="create-1",
+        status="SUCCEEDED",
+        evaluation={"promote": False, "reasons": REASONS},
+        states=["Validate", "Train", "Evaluate", "ModelGate", "NotifyBlocked", "Blocked"],
+        notifications=[{"Subject": "ML pipeline: run blocked, production unchanged"}],
+    )
+    for key, value in changes.items():
+        setattr(observed, key, value)
+    return observed
+
+
+def verdict_of(problems: list[str], kept: str | None) -> tuple[int, str]:
+    result = observe.PipelineResult("process", Path("run"), problems=problems, kept_production=kept or "")
+    return scenarios.verdict(result)
+
+
+def test_a_gate_refusal_on_your_data_ends_the_run_with_exit_3_and_the_reason() -> None:
+    problems, kept = scenarios.judge(scenarios.CREATE, refused(), own_data=True)
+    assert verdict_of(problems, kept) == (
+        3,
+        "the gate kept production: candidate roc_auc 0.5100 is below the minimum 0.7000; "
+        "no production model: first run",
+    )
+
+
+def test_a_gate_refusal_on_the_sample_is_still_a_broken_run() -> None:
+    problems, kept = scenarios.judge(scenarios.CREATE, refused(), own_data=False)
+    assert kept is None and any("was not created or updated" in p for p in problems)
+    assert verdict_of(problems, kept)[0] == 1
+
+
+def test_a_refusal_that_broke_something_else_is_a_broken_run() -> None:
+    production = ("config-1", "s3://bucket/models/a/model.tar.gz")
+    observed = refused(notifications=[], before=production, after=production, answers_match=False)
+    problems, kept = scenarios.judge(scenarios.CREATE, observed, own_data=True)
+    assert kept is not None and len(problems) == 2  # no 'blocked' notification; production stopped answering
+    assert verdict_of(problems, kept)[0] == 1
+
+
+def test_a_failed_execution_or_an_expected_block_is_judged_by_its_own_checks() -> None:
+    failed = refused(status="FAILED", states=["Validate", "Train", "NotifyFailure", "Failed"])
+    assert scenarios.judge(scenarios.CREATE, failed, own_data=True)[1] is None
+    drift_step = scenarios.SCENARIOS["inject-drift"].steps[1]
+    assert scenarios.judge(drift_step, refused(), own_data=True)[1] is None
+
+
+def test_the_gate_line_is_the_runs_last_and_its_exit_code_is_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fake_pipeline(emulator: run.Emulator, **_kwargs: object) -> observe.PipelineResult:
+        emulator.result.kept_production = REASONS[0]
+        return emulator.result
+
+    source = table(60)
+    if PROBLEM == "regression":
+        source.data[settings.LABEL_COLUMN] = np.arange(60.0)
+    data.write_csv(tmp_path / "all.csv", source)
+    monkeypatch.setattr(run, "run_pipeline", fake_pipeline)
+    monkeypatch.setattr(run.Emulator, "close", lambda self: None)
+    code = run.main(["--runtime", "process", "--data", str(tmp_path / "all.csv"), "--out", str(tmp_path)])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert code == 3 and lines[-1] == f"the gate kept production: {REASONS[0]}"
+    assert "split: random 80/20" in "\n".join(lines)
