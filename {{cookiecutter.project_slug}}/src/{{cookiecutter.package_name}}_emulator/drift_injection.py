@@ -11,11 +11,15 @@ upstream change brings, derived from the data itself (no column names or label v
   labels become the next class (classification) or are mirrored around the label's mid-range
   (regression), so a model retrained on the copy is clearly worse on the clean holdout and the
   gate blocks it even under the ``retrain`` drift policy.
+
+Columns in ``keep`` (ids, timestamp, group, weight: ``Roles.not_features()``) are copied as they
+are: drift in them is not what the checks look at, and a shifted id would take a feature's place.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 
 import numpy as np
 
@@ -27,12 +31,14 @@ CATEGORY_SHARE = 0.5
 CONCEPT_SHARE = 0.6
 
 
-def inject(table: Table, label_column: str, problem_type: str, seed: int = 7) -> Table:
+def inject(
+    table: Table, label_column: str, problem_type: str, seed: int = 7, keep: Collection[str] = ()
+) -> Table:
     if label_column not in table.data:
         raise ValueError(f"no label column {label_column!r} in {table.columns}")
     rng = np.random.default_rng(seed)
     out = table.take(slice(None))
-    features = [c for c in table.columns if c != label_column]
+    features = [c for c in table.columns if c != label_column and c not in keep]
     numeric = [c for c in features if table.is_numeric(c)]
     for name in numeric[: max(1, math.ceil(len(numeric) / 3))]:
         out.data[name] = _shift(table.data[name])

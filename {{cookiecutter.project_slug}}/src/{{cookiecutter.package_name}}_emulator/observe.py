@@ -73,6 +73,8 @@ class PipelineResult:
     run_dir: Path
     bucket: str = settings.S3_BUCKET
     data_source: str = "built-in sample"
+    data_split: str = ""  # run_data's split line
+    kept_production: str = ""  # the gate's reasons when it refused a candidate on your data
     executions: list[ExecutionOutcome] = field(default_factory=list)
     invocations: list[InvokeCheck] = field(default_factory=list)
     notifications: list[dict[str, Any]] = field(default_factory=list)

@@ -14,8 +14,10 @@ stack's schedule rule, its target input and its role (``schedule``). Endpoints t
 times, ``--endpoint-speedup`` times faster (``blue_green.EndpointClock``), and while one is being
 updated the run plays the production clients (``traffic``), so the rollback alarms judge the new
 fleet. What the emulator does not enforce is listed at the end. ``--keep`` leaves moto and the
-endpoint up until Ctrl-C (then exits 0 after cleaning up). The exit code is 1 when an expected
-outcome did not happen, 2 when the data or the runtime is refused.
+endpoint up until Ctrl-C (then exits with the run's code after cleaning up). Exit codes
+(``scenarios.verdict``): 0 every expected outcome happened; 1 one did not (a broken run); 2 the
+data or the runtime is refused; 3 on your data (``--data``), the gate refused the candidate and
+production was kept (a correct outcome, in one line: ``the gate kept production: <reason>``).
 
 Outputs go to ``.local-pipeline/<run>/``: each execution's history, the decision files and reports
 downloaded from S3, the job logs, and ``emulator.log`` (moto's and the emulator's own log lines).
@@ -49,7 +51,15 @@ from .observe import ExecutionOutcome, Failure, InvokeCheck, PipelineResult
 from .run_data import DataRefused, DataSet, prepare, training_sets
 from .runtimes import Runtime, RuntimeUnavailable, default_runtime_name
 from .runtimes.process import ProcessRuntime
-from .scenarios import SCENARIOS, Observation, Scenario, Step, artifacts_present, run_checks
+from .scenarios import (
+    SCENARIOS,
+    Observation,
+    Scenario,
+    Step,
+    artifacts_present,
+    judge,
+    verdict,
+)
 from .terminal import quiet_moto, route_logs, unroute_logs
 from .traffic import ProductionTraffic
 
@@ -111,8 +121,10 @@ class Emulator:
     def prepare_data(self) -> DataSet:
         """Validate and lay out the data (before moto starts: bad data costs no start-up)."""
         if self.dataset is None:
-            self.dataset = prepare(self.data_source, self.run_dir / "data", self.label_column)
-            self.result.data_source = self.dataset.source
+            self.dataset = prepare(
+                self.data_source, self.run_dir / "data", self.label_column, console=self.console
+            )
+            self.result.data_source, self.result.data_split = self.dataset.source, self.dataset.split
         return self.dataset
 
     def start(self) -> None:
@@ -323,12 +335,21 @@ def run_pipeline(
         clock = now
 
     emulator.start()
-    files = training_sets(emulator.prepare_data(), emulator.run_dir / "data")
+    dataset = emulator.prepare_data()
+    files = training_sets(dataset, emulator.run_dir / "data")
     phase("moto start+deploy")
     for index, step in enumerate(scenario.steps, start=1):
         name = f"{step.prefix}-{stamp}" + ("" if index == 1 else f"-{index}")
-        result.problems += run_checks(step, run_step(emulator, step, name, files[step.training_set]))
+        observed = run_step(emulator, step, name, files[step.training_set])
         phase(f"execution {index}")
+        # On your data the gate may rightly refuse a candidate the scenario meant to deploy: that is
+        # the answer the run exists to give, and later steps would only ask again (the demo's data
+        # must still deploy: there a refusal is a broken run).
+        problems, kept = judge(step, observed, own_data=dataset.own)
+        result.problems += problems
+        if kept is not None:
+            result.kept_production = kept
+            break
     emulator.upload_training_file(files["train"])
     result.artifacts = emulator.list_artifacts()
     result.problems += artifacts_present([key for key, _ in result.artifacts])
@@ -337,7 +358,12 @@ def run_pipeline(
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="exit codes: 0 every expected outcome happened; 1 one did not (a broken run); "
+        "2 the data or the runtime was refused; 3 on --data, the gate refused the candidate and "
+        "production was kept (the last line says why)",
+    )
     parser.add_argument(
         "--runtime",
         choices=("docker", "process"),
@@ -448,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     try:  # before anything starts: bad data is refused in one line
-        prepared = prepare(args.data, args.out / stamp / "data", args.label_column)
+        prepared = prepare(args.data, args.out / stamp / "data", args.label_column, console=console)
     except DataRefused as error:
         console.print(f"[red]Refused: {error}[/]", soft_wrap=True)
         return 2
@@ -467,7 +493,8 @@ def main(argv: list[str] | None = None) -> int:
         clock=EndpointClock(speedup=args.endpoint_speedup),
         schedule_rule=args.schedule,
     )
-    emulator.dataset, emulator.result.data_source = prepared, prepared.source
+    emulator.dataset = prepared
+    emulator.result.data_source, emulator.result.data_split = prepared.source, prepared.split
 
     def on_term(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
@@ -483,9 +510,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         terminal.render_summary(console, result)
         render_emulation(console, emulator)
+        code, line = verdict(result)
+        console.print(line, style=terminal.VERDICT_STYLE[code], soft_wrap=True, markup=False)
         if args.keep:
             keep_serving(emulator, console)
-        return 0 if result.ok else 1
+        return code
     except KeyboardInterrupt:
         console.print("[yellow]Interrupted: cleaning up.[/]")
         return 130

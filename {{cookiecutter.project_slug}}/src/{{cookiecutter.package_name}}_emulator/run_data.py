@@ -1,9 +1,17 @@
 """The data a local-pipeline run trains on: the built-in sample, or your own (``--data PATH``).
 
 ``prepare`` runs before moto starts and refuses bad data with one line (``DataRefused``):
-unreadable CSV, no label column, one class, too few rows for the split. It accepts a folder with
-``train/`` and ``holdout/`` CSVs, or one CSV that it splits deterministically (80/20, seeded;
-stratified by label for classification, so every class is on both sides). It writes
+unreadable CSV, no label column, one class, too few rows for the split, a column role that cannot
+hold (``column_roles``). It accepts a folder with ``train/`` and ``holdout/`` CSVs, or one CSV that
+it splits deterministically, following the data's columns (``split_following``):
+
+- a timestamp column: the latest 20% of the rows are the holdout, ties at the cut included, so no
+  holdout row is older than the newest training row (a model is judged on the future it serves);
+- else a group column: whole groups on one side, about 20% of the rows in the holdout (seeded), so
+  no group's rows are judged by a model that trained on the same group;
+- else 80/20 at random (seeded), stratified by label for classification (each class on both sides).
+
+It prints the role detections and the split used, in one line each (``DataSet.split``). It writes
 ``<run>/data/{train,holdout,drifted}/`` with the label column named as the project expects
 (``settings.LABEL_COLUMN``; ``--label-column`` names it in your files), and ``drifted/`` made by
 ``drift_injection.inject`` from your training rows.
@@ -12,12 +20,15 @@ stratified by label for classification, so every class is on both sides). It wri
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
 
-from {{ cookiecutter.package_name }} import data, settings
+from {{ cookiecutter.package_name }} import column_roles, data, settings
+from {{ cookiecutter.package_name }}.column_roles import RoleError, Roles
 from {{ cookiecutter.package_name }}.data import DataError, Table
 
 from . import drift_injection
@@ -27,6 +38,7 @@ HOLDOUT_SHARE = 0.2
 MIN_TRAIN_ROWS = 20
 MIN_HOLDOUT_ROWS = 5
 SEED = 42
+SAMPLE = "built-in sample"
 
 
 class DataRefused(ValueError):
@@ -38,8 +50,15 @@ class DataSet:
     train: Path  # CSV files, label column = settings.LABEL_COLUMN
     holdout: Path
     drifted: Path
-    source: str  # what the person gave ("built-in sample" or the path)
+    source: str  # what the person gave (SAMPLE or the path)
     rows: tuple[int, int]  # train, holdout
+    split: str = ""  # how train and holdout were made, one line ("split: by time on ...")
+    detected: tuple[str, ...] = ()  # column_roles' detection lines
+
+    @property
+    def own(self) -> bool:
+        """The person's data: a refusal by the gate is then an outcome, not a broken run."""
+        return self.source != SAMPLE
 
 
 def prepare(
@@ -47,23 +66,33 @@ def prepare(
     out: Path,
     label_column: str = settings.LABEL_COLUMN,
     problem_type: str = PROBLEM_TYPE,
+    roles: Mapping[str, str] | None = None,
+    console: Console | None = None,
 ) -> DataSet:
-    """Validate and lay out the run's data under ``out``; DataRefused with the reason otherwise."""
-    if source is None:
+    """Validate and lay out the run's data under ``out``, then print its roles and split on
+    ``console``; DataRefused with the reason otherwise. ``roles``: settings.COLUMN_ROLES when None."""
+    detected: tuple[str, ...] = ()
+    if source is None:  # the sample's columns are known: no roles to detect or declare
         train, holdout = _sample()
-        label_column, name = settings.LABEL_COLUMN, "built-in sample"
+        label_column, name = settings.LABEL_COLUMN, SAMPLE
+        how = f"split: random 80/20 of the {SAMPLE}"
+        skip: list[str] = []
     else:
-        train, holdout = _read(Path(source), label_column, problem_type)
-        name = str(source)
+        train, holdout, how, found = _read(Path(source), label_column, problem_type, roles)
+        name, detected, skip = str(source), found.detected, found.not_features()
     for part, table in (("train", train), ("holdout", holdout)):
         _check(table, label_column, problem_type, f"{name} ({part})")
     train, holdout = _renamed(train, label_column), _renamed(holdout, label_column)
-    drifted = drift_injection.inject(train, settings.LABEL_COLUMN, problem_type)
+    drifted = drift_injection.inject(train, settings.LABEL_COLUMN, problem_type, keep=skip)
     paths = {part: out / part / f"{part}.csv" for part in ("train", "holdout")}
     paths["drifted"] = out / "drifted" / "train.csv"
     for part, table in (("train", train), ("holdout", holdout), ("drifted", drifted)):
         data.write_csv(paths[part], table)
-    return DataSet(paths["train"], paths["holdout"], paths["drifted"], name, (train.n_rows, holdout.n_rows))
+    rows = (train.n_rows, holdout.n_rows)
+    dataset = DataSet(paths["train"], paths["holdout"], paths["drifted"], name, rows, how, detected)
+    for line in (*dataset.detected, dataset.split):
+        (console or Console()).print(line, soft_wrap=True, markup=False, highlight=False)
+    return dataset
 
 
 def _sample() -> tuple[Table, Table]:
@@ -82,7 +111,16 @@ def _load(path: Path) -> Table:
         raise DataRefused(f"unreadable CSV: {error}") from None
 
 
-def _read(source: Path, label_column: str, problem_type: str) -> tuple[Table, Table]:
+def _roles(table: Table, label_column: str, roles: Mapping[str, str] | None, name: str) -> Roles:
+    try:
+        return column_roles.resolve(table, label_column, roles)
+    except RoleError as error:
+        raise DataRefused(f"{name}: {error}") from None
+
+
+def _read(
+    source: Path, label_column: str, problem_type: str, roles: Mapping[str, str] | None
+) -> tuple[Table, Table, str, Roles]:
     if source.is_dir():
         parts = {p: source / p for p in ("train", "holdout")}
         missing = [p for p, path in parts.items() if not path.exists()]
@@ -91,21 +129,91 @@ def _read(source: Path, label_column: str, problem_type: str) -> tuple[Table, Ta
                 f"{source}: a data folder needs train/ and holdout/ CSVs (missing: {', '.join(missing)}); "
                 "or pass one CSV file to split"
             )
-        return _load(parts["train"]), _load(parts["holdout"])
+        train, holdout = _load(parts["train"]), _load(parts["holdout"])
+        _check_label(train, label_column, f"{source} (train)")
+        found = _roles(train, label_column, roles, f"{source} (train)")
+        return train, holdout, "split: yours (the train/ and holdout/ folders as given)", found
     if not source.is_file():
         raise DataRefused(f"{source}: no such file or folder")
     table = _load(source)
     _check_label(table, label_column, str(source))
-    return split(table, label_column, problem_type, str(source))
+    found = _roles(table, label_column, roles, str(source))
+    return (*split_following(table, label_column, problem_type, found, str(source)), found)
+
+
+def split_following(
+    table: Table, label_column: str, problem_type: str, roles: Roles, name: str = "data"
+) -> tuple[Table, Table, str]:
+    """(train, holdout, the split line): by time, else by group, else ``split``."""
+    _enough_rows(table, name)
+    if roles.timestamp:
+        return _by_time(table, roles.timestamp, name)
+    if roles.group:
+        return _by_group(table, roles.group, name)
+    train, holdout = split(table, label_column, problem_type, name)
+    how = "" if problem_type == "regression" else f", stratified by {label_column!r}"
+    return train, holdout, f"split: random 80/20{how}"
+
+
+def _by_time(table: Table, column: str, name: str) -> tuple[Table, Table, str]:
+    """The latest rows to the holdout; rows at the cut's time too, so none is older than training."""
+    when = _times(table, column, name)
+    order = np.argsort(when, kind="stable")
+    cut = when[order[table.n_rows - max(1, round(table.n_rows * HOLDOUT_SHARE))]]
+    later = when >= cut
+    first = table.data[column][np.flatnonzero(later)[np.argmin(when[later])]]
+    shown = f"{first:g}" if isinstance(first, float) else str(first)
+    share = later.mean()
+    how = f"split: by time on {column!r} (holdout = the latest {share:.0%}, from {shown})"
+    return table.take(np.flatnonzero(~later)), table.take(np.flatnonzero(later)), how
+
+
+def _times(table: Table, column: str, name: str) -> np.ndarray:
+    """The column as sortable numbers; DataRefused naming the first row without a usable time."""
+    values = table.data[column]
+    try:
+        when = column_roles.order_key(values)
+    except ValueError:  # ISO-looking but not a date (2026-13-45), or the few non-ISO cells detection allows
+        when = np.asarray([_time_or_nan(v) for v in values.tolist()])
+    if np.isnan(when).any():
+        row = int(np.flatnonzero(np.isnan(when))[0])
+        raise DataRefused(
+            f"{name}: timestamp column {column!r} has no usable time in data row {row + 1} "
+            f"({values[row]!r}): fill it, or drop the row"
+        )
+    return when
+
+
+def _time_or_nan(value: object) -> float:
+    try:
+        return float(column_roles.order_key(np.asarray([value], dtype=object))[0])
+    except ValueError:
+        return np.nan
+
+
+def _by_group(table: Table, column: str, name: str) -> tuple[Table, Table, str]:
+    """Whole groups to the holdout, in a seeded order, until about HOLDOUT_SHARE of the rows."""
+    values = table.data[column]
+    keys = np.asarray([f"{v:g}" if isinstance(v, float) else str(v) for v in values.tolist()])
+    groups, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    if len(groups) < 2:
+        raise DataRefused(
+            f"{name}: group column {column!r} has {len(groups)} group, too few for a split by group (need 2)"
+        )
+    order = np.random.default_rng(SEED).permutation(len(groups))
+    filled = np.cumsum(counts[order])[:-1]  # holdout rows with the first k groups, k < all: train keeps one
+    k = int(np.argmin(np.abs(filled - HOLDOUT_SHARE * table.n_rows))) + 1
+    held = np.isin(inverse, order[:k])
+    how = (
+        f"split: by group on {column!r} ({len(groups)} groups, {k} in the holdout with "
+        f"{held.mean():.0%} of the rows; none on both sides)"
+    )
+    return table.take(np.flatnonzero(~held)), table.take(np.flatnonzero(held)), how
 
 
 def split(table: Table, label_column: str, problem_type: str, name: str = "data") -> tuple[Table, Table]:
     """80/20, seeded; stratified by label for classification (each class on both sides)."""
-    need = MIN_TRAIN_ROWS + MIN_HOLDOUT_ROWS
-    if table.n_rows < need:
-        raise DataRefused(
-            f"{name}: {table.n_rows} rows, too few for the train/holdout split (need at least {need})"
-        )
+    _enough_rows(table, name)
     rng = np.random.default_rng(SEED)
     if problem_type == "regression":
         groups = [np.arange(table.n_rows)]
@@ -125,6 +233,14 @@ def split(table: Table, label_column: str, problem_type: str, name: str = "data"
         holdout_rows.append(shuffled[:cut])
         train_rows.append(shuffled[cut:])
     return table.take(np.sort(np.concatenate(train_rows))), table.take(np.sort(np.concatenate(holdout_rows)))
+
+
+def _enough_rows(table: Table, name: str) -> None:
+    need = MIN_TRAIN_ROWS + MIN_HOLDOUT_ROWS
+    if table.n_rows < need:
+        raise DataRefused(
+            f"{name}: {table.n_rows} rows, too few for the train/holdout split (need at least {need})"
+        )
 
 
 def _check_label(table: Table, label_column: str, name: str) -> None:

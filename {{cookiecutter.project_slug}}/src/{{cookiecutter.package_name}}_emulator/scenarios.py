@@ -4,18 +4,27 @@ A ``Scenario`` is a list of ``Step``s. A step uploads one of the run's training 
 ``drifted`` or ``one-class``), optionally arms a fault for the new fleet of its endpoint update
 (``fault``: a model that fails after an update), runs one execution and hands what happened (an
 ``Observation``) to its checks. A check is a function ``Observation -> list[str]`` of problems; none means the expected
-outcome happened. Your data (``--data``) changes the data sets, not the scenarios.
+outcome happened. Your data (``--data``) changes the data sets, not the scenarios, with one
+exception: when the gate refuses a candidate a step meant to deploy, that is an answer about your
+data, not a broken emulator. The run then ends there (``judge``), with exit code 3 and
+one line (``verdict``). The built-in sample must still deploy: there a refusal is a problem.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from {{ cookiecutter.package_name }} import settings
 
 from .blue_green import FleetFault
+
+if TYPE_CHECKING:
+    from .observe import PipelineResult
+
+# Exit codes of make local-pipeline (2, refused data or runtime, is decided before any run).
+EXIT_OK, EXIT_BROKEN, EXIT_REFUSED, EXIT_KEPT = 0, 1, 2, 3
 
 
 @dataclass
@@ -138,6 +147,11 @@ def production_unchanged(o: Observation) -> list[str]:
     return []
 
 
+def still_serving(o: Observation) -> list[str]:
+    """After a refusal: the endpoint, if there was one, still answers with its model."""
+    return [] if o.before is None else answers_match(o)
+
+
 # -- scenarios ---------------------------------------------------------------------------------
 DEPLOYED = (succeeded, endpoint_changed, answers_match, waited_for_the_endpoint)
 # The old model keeps serving after the rollback, and the run failure is notified.
@@ -182,6 +196,41 @@ SCENARIOS = {
 
 def run_checks(step: Step, observation: Observation) -> list[str]:
     return [problem for check in step.checks for problem in check(observation)]
+
+
+# -- a refusal by the gate on your data ------------------------------------------------------------
+# What must still hold when the gate refused: the run ended as blocked, production did not change,
+# the refusal was notified, and a production endpoint kept answering.
+KEPT = (succeeded, production_unchanged, notified("blocked"), still_serving)
+
+
+def gate_refused(o: Observation) -> str | None:
+    """The gate's reasons when the execution ended at the ModelGate's blocked branch, else None."""
+    evaluation = o.evaluation or {}
+    if "ModelGate" not in o.states or "Blocked" not in o.states or evaluation.get("promote") is not False:
+        return None
+    reasons = [" ".join(str(r).split()) for r in evaluation.get("reasons") or []]  # one line
+    return "; ".join(reasons) or "no reason given"
+
+
+def judge(step: Step, o: Observation, own_data: bool) -> tuple[list[str], str | None]:
+    """(problems, the gate's reason when it kept production on your data, else None).
+
+    Only a step meant to deploy (or to roll a deployment back) is judged by ``KEPT`` when the gate
+    refused on your data; a step expecting a block, and any step on the sample, by its own checks."""
+    reason = gate_refused(o) if own_data else None
+    if reason is None or not any(c in step.checks for c in (endpoint_changed, rolled_back)):
+        return run_checks(step, o), None
+    return [problem for check in KEPT for problem in check(o)], reason
+
+
+def verdict(result: PipelineResult) -> tuple[int, str]:
+    """The run's exit code and its last line."""
+    if result.problems:
+        return EXIT_BROKEN, f"{len(result.problems)} expected outcome(s) did not happen (listed above)"
+    if result.kept_production:
+        return EXIT_KEPT, f"the gate kept production: {result.kept_production}"
+    return EXIT_OK, "All expected outcomes happened."
 
 
 # -- after every scenario ------------------------------------------------------------------------

@@ -40,6 +40,7 @@ STATUS_STYLE = {
     "failed": "red",
     "running": "yellow",
 }
+VERDICT_STYLE = {0: "green", 1: "red", 3: "yellow"}  # scenarios.verdict's exit codes
 
 
 def state_rows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -230,14 +231,12 @@ def render_summary(console: Console, result: PipelineResult) -> None:
     console.print(
         Group(
             Text(f"Runtime: {result.runtime}   Data: {result.data_source}   Phases: {phases}"),
+            *([Text(result.data_split)] if result.data_split else []),
             Text(f"Reports and histories: {result.run_dir}"),
         )
     )
-    if result.problems:
-        for problem in result.problems:
-            console.print(f"[red]x[/] {problem}")
-    else:
-        console.print("[green]All expected outcomes happened.[/]")
+    for problem in result.problems:  # the verdict line comes last (run.main)
+        console.print(f"[red]x[/] {problem}")
 
 
 # -- files and logs --------------------------------------------------------------------------------

@@ -75,6 +75,12 @@ def test_drift_injected_into_that_data_is_blocked(
     emulator.upload_training_file(emulator.dataset.train)
     assert scenarios.run_checks(step, observed) == []
     assert observed.new_configs == set() and observed.after == observed.before
+    # An expected block is judged by its own checks; and the same refusal, had the step meant to
+    # deploy your data, is the run's outcome (exit 3) with the gate's reasons, nothing broken.
+    assert scenarios.judge(step, observed, own_data=True) == ([], None)
+    if settings.DRIFT_POLICY == "retrain":  # the gate refused (under "block", validation did)
+        reasons = "; ".join((observed.evaluation or {})["reasons"])
+        assert scenarios.judge(scenarios.CREATE, observed, own_data=True) == ([], reasons)
 
 
 @pytest.mark.slow
