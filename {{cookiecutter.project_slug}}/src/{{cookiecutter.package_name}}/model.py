@@ -45,8 +45,11 @@ HYPERPARAMETERS: tuple[Param, ...] = (
 )
 
 # The exact types a skops file of this pipeline may contain (see model_files.load_skops). Swapping the
-# estimator? Train once, run `python -m <package>.skops_types model/model.skops`, and add the
-# estimator's own class here: classes, never functions.
+# estimator? Train once, run `python -m <package>.skops_types model/model.skops`, and add what it
+# lists: the estimator's own classes here, and skops node kinds beyond plain data in SKOPS_NODE_KINDS
+# (HistGradientBoosting* needs LossNode, PartialNode, FunctionNode and RandomGeneratorNode; its
+# FunctionNode names sklearn.utils.validation.check_array, listed here like a class: a file can
+# only name what is listed, so list no function that runs code, such as builtins.eval).
 SKOPS_TYPES = frozenset(
     {
         "builtins.dict",
@@ -69,6 +72,7 @@ SKOPS_TYPES = frozenset(
         "sklearn.preprocessing._encoders.OneHotEncoder",
     }
 )
+SKOPS_NODE_KINDS: frozenset[str] = frozenset()
 
 
 def build_estimator(
@@ -123,7 +127,7 @@ def save_native(estimator: Pipeline, directory: Path) -> str:
 
 
 def load_native(directory: Path, metadata: dict[str, Any]) -> Pipeline:
-    estimator = model_files.load_skops(directory / metadata["model_file"], SKOPS_TYPES)
+    estimator = model_files.load_skops(directory / metadata["model_file"], SKOPS_TYPES, SKOPS_NODE_KINDS)
     model_files.pin_threads()
     return estimator
 {%- elif cookiecutter.model_library == "xgboost" %}

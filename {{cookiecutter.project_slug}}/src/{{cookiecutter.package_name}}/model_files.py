@@ -45,8 +45,10 @@ MAX_MODEL_BYTES = 512 * 1024 * 1024
 MAX_SKOPS_MEMBERS = 10_000
 MAX_SKOPS_SCHEMA_BYTES = 64 * 1024 * 1024
 # skops loaders that only rebuild data: containers, arrays, dtypes, plain objects set from a dict.
-# Left out on purpose: ReduceNode/TreeNode/LossNode (call a constructor with arguments),
-# FunctionNode, MethodNode, PartialNode, OperatorFuncNode (return callables), and others.
+# Left out unless model.SKOPS_NODE_KINDS declares them: ReduceNode/LossNode (call a constructor
+# with arguments), FunctionNode, PartialNode (return callables), and others. Declared or not, every
+# class and function a node names must be in model.SKOPS_TYPES, exactly: a declared FunctionNode
+# can only name the functions listed there (issue 23: HistGradientBoosting* needs check_array).
 SKOPS_LOADERS = frozenset(
     {
         "CachedNode",
@@ -67,6 +69,8 @@ SKOPS_MEMBER = re.compile(r"^(schema\.json|[0-9]+\.npy)$")
 # estimators): skops does not trust it by default because a crafted node array can crash the
 # process at predict time (https://github.com/scikit-learn/scikit-learn/pull/34558).
 TREE_TYPE = "sklearn.tree._tree.Tree"
+# Loaders whose __reduce__ builds their own listed class (a tree, a loss), not a callable the file names.
+CONSTRUCTING_LOADERS = frozenset({"TreeNode", "LossNode"})
 
 
 class UnsafeModelError(ValueError):
@@ -197,26 +201,29 @@ def skops_types(schema: dict[str, Any]) -> tuple[set[str], set[str]]:
             loaders.add(str(node["__loader__"]))
         if "__module__" in node or "__class__" in node:
             types.add(f"{node.get('__module__')}.{node.get('__class__')}")
-        if "__reduce__" in node and node.get("__loader__") != "TreeNode":
+        if "__reduce__" in node and node.get("__loader__") not in CONSTRUCTING_LOADERS:
             loaders.add("__reduce__")  # a constructor called with arguments the file chooses
     return types, loaders
 
 
-def allowed_loaders(allowed_types: frozenset[str]) -> frozenset[str]:
-    """The data-only node kinds, plus TreeNode when the project lists the Tree type."""
-    return SKOPS_LOADERS | ({"TreeNode"} if TREE_TYPE in allowed_types else frozenset())
+def allowed_loaders(allowed_types: frozenset[str], node_kinds: frozenset[str] = frozenset()) -> frozenset[str]:
+    """The data-only node kinds, TreeNode when the project lists the Tree type, and the kinds
+    ``model.SKOPS_NODE_KINDS`` declares."""
+    declared = node_kinds - {"__reduce__"}  # a constructor the file names: never, declared or not
+    return SKOPS_LOADERS | ({"TreeNode"} if TREE_TYPE in allowed_types else frozenset()) | declared
 
 
-def load_skops(path: Path, allowed_types: frozenset[str]) -> Any:
+def load_skops(path: Path, allowed_types: frozenset[str], node_kinds: frozenset[str] = frozenset()) -> Any:
     """Load a skops file whose every type and loader is on the allow-lists; refuse it otherwise."""
     schema = skops_schema(path)
     types, loaders = skops_types(schema)
     refused = sorted(types - allowed_types)
-    refused_loaders = sorted(loaders - allowed_loaders(allowed_types))
+    refused_loaders = sorted(loaders - allowed_loaders(allowed_types, node_kinds))
     if refused or refused_loaders:
         raise UnsafeModelError(
-            f"{path}: refusing type(s) {refused} and skops node kind(s) {refused_loaders} (types must be "
-            "in model.SKOPS_TYPES: add one there only if your own estimator needs it and it cannot run code)"
+            f"{path}: refusing type(s) {refused} and skops node kind(s) {refused_loaders} (types must be in "
+            "model.SKOPS_TYPES, node kinds in model.SKOPS_NODE_KINDS: add one only if your own estimator "
+            "needs it; python -m <package>.skops_types lists them)"
         )
     import skops.io as sio  # only now: the file has been checked
 

@@ -259,6 +259,113 @@ def test_a_skops_member_whose_listed_size_lies_is_refused(tmp_path: Path):
         model_files.load_skops(path, model.SKOPS_TYPES)
 
 
+# HistGradientBoosting* (issue 23): what `python -m <package>.skops_types` lists for it, declared in
+# model.py; its skops file calls check_array through a partial, so it needs callables by name.
+HGB_TYPES = frozenset(
+    {
+        "functools.partial",
+        "numpy.random._generator.Generator",
+        "numpy.uint64",
+        "sklearn._loss._loss.CyHalfBinomialLoss",
+        "sklearn._loss.link.Interval",
+        "sklearn._loss.link.LogitLink",
+        "sklearn._loss.loss.HalfBinomialLoss",
+        "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.preprocessing._encoders.OrdinalEncoder",
+        "sklearn.preprocessing._function_transformer.FunctionTransformer",
+        "sklearn.preprocessing._label.LabelEncoder",
+        "sklearn.utils.validation.check_array",
+    }
+)
+HGB_KINDS = frozenset({"FunctionNode", "LossNode", "PartialNode", "RandomGeneratorNode"})
+
+
+@pytest.fixture(scope="module")
+def hgb_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not SKOPS:
+        pytest.skip("skops is the scikit-learn projects' model format")
+    import numpy as np
+    import skops.io as sio
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    X[:, 3] = rng.integers(0, 4, 300)
+    X[::9, 1] = np.nan
+    estimator = HistGradientBoostingClassifier(max_iter=15, categorical_features=[3], random_state=0)
+    fitted = Pipeline([("estimate", estimator)]).fit(X, (X[:, 0] > 0).astype(int))
+    path = tmp_path_factory.mktemp("hgb") / "model.skops"
+    sio.dump(fitted, path)
+    return path
+
+
+def _allowed(types: frozenset[str]) -> frozenset[str]:
+    return model.SKOPS_TYPES | types
+
+
+@needs_skops
+def test_hist_gradient_boosting_loads_with_its_declared_types_and_kinds_only(hgb_file: Path):
+    with pytest.raises(model_files.UnsafeModelError, match="FunctionNode"):
+        model_files.load_skops(hgb_file, _allowed(HGB_TYPES))  # kinds not declared
+    with pytest.raises(model_files.UnsafeModelError, match="check_array"):
+        model_files.load_skops(
+            hgb_file, _allowed(HGB_TYPES - {"sklearn.utils.validation.check_array"}), HGB_KINDS
+        )
+    loaded = model_files.load_skops(hgb_file, _allowed(HGB_TYPES), HGB_KINDS)
+    assert type(loaded.steps[-1][1]).__name__ == "HistGradientBoostingClassifier"
+
+
+def _rewrite_schema(source: Path, target: Path, edit) -> Path:
+    with zipfile.ZipFile(source) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    schema = json.loads(members["schema.json"])
+    edit(schema)
+    members["schema.json"] = json.dumps(schema).encode()
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, payload in members.items():
+            archive.writestr(name, payload)
+    return target
+
+
+def _function_nodes(node: object) -> list[dict]:
+    if isinstance(node, dict):
+        own = [node] if node.get("__loader__") == "FunctionNode" else []
+        return own + [n for value in node.values() for n in _function_nodes(value)]
+    if isinstance(node, list):
+        return [n for value in node for n in _function_nodes(value)]
+    return []
+
+
+@needs_skops
+@pytest.mark.parametrize(
+    ("module", "function"),
+    [("builtins", "eval"), ("os", "system"), ("sklearn.utils.validation", "check_X_y")],
+)
+def test_a_declared_function_node_can_only_name_the_listed_functions(
+    hgb_file: Path, tmp_path: Path, marker: Path, module: str, function: str
+):
+    def swap(schema: dict) -> None:
+        nodes = _function_nodes(schema)
+        assert nodes, "the HistGradientBoosting file no longer holds a FunctionNode"
+        for node in nodes:
+            node["__module__"], node["__class__"] = module, function
+
+    crafted = _rewrite_schema(hgb_file, tmp_path / "model.skops", swap)
+    with pytest.raises(model_files.UnsafeModelError, match=f"{module}.{function}"):
+        model_files.load_skops(crafted, _allowed(HGB_TYPES), HGB_KINDS)
+    assert not marker.exists()
+
+
+@needs_skops
+def test_a_constructor_named_by_the_file_is_never_allowed_even_when_declared():
+    assert "__reduce__" not in model_files.allowed_loaders(
+        model.SKOPS_TYPES, frozenset({"__reduce__", "ReduceNode"})
+    )
+
+
 # ---- every library: the folder and the model file ---------------------------------------------
 
 
