@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from {{ cookiecutter.package_name }} import data, settings
+from {{ cookiecutter.package_name }} import column_roles, data, settings
 
 if TYPE_CHECKING:
     from {{ cookiecutter.package_name }}.serving.app import Service
@@ -60,15 +60,22 @@ class Answer:
 
 
 def requests_for(table: data.Table, rows: int = ROWS) -> list[Request]:
-    """The check's requests for the first ``rows`` rows of ``table`` (its label column dropped)."""
+    """The check's requests for the first ``rows`` rows of ``table`` (its label column dropped).
+
+    A CSV row is positional, so it carries the features only; a JSON Lines record also carries the
+    id, timestamp, group and weight columns (column_roles.py), which the endpoint accepts beside the
+    features and the model never sees."""
+    features = list(column_roles.resolve(table, settings.LABEL_COLUMN).features)
+    named = [c for c in table.columns if c != settings.LABEL_COLUMN]
     head = table.take(slice(0, rows))
-    features = [c for c in head.columns if c != settings.LABEL_COLUMN]
-    records = [[_json_cell(head.data[c][i]) for c in features] for i in range(head.n_rows)]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    for record in records:
+    for i in range(head.n_rows):
+        record = [_json_cell(head.data[c][i]) for c in features]
         writer.writerow("" if v is None else repr(v) if isinstance(v, float) else v for v in record)
-    lines = b"".join(orjson.dumps(dict(zip(features, r, strict=True))) + b"\n" for r in records)
+    lines = b"".join(
+        orjson.dumps({c: _json_cell(head.data[c][i]) for c in named}) + b"\n" for i in range(head.n_rows)
+    )
     return [
         Request("CSV -> JSON", buffer.getvalue().encode(), CSV, JSON, head.n_rows),
         Request("JSON Lines -> JSON Lines", lines, JSONLINES, JSONLINES, head.n_rows),

@@ -1,14 +1,18 @@
 """End to end on data the emulator has never seen (process runtime): other column names, string
-labels, a categorical column, a label column named by --label-column. Create path, update path,
+labels, a categorical column, a label column named by --label-column, an id column and a free-text
+column (issue 23: detected, the id never a feature, the text as TF-IDF). Create path, update path,
 then drifted data blocked by the gate; then a failing endpoint shows its own reason."""
 
 from __future__ import annotations
 
 import io
+import json
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import datasets
+import numpy as np
 import pytest
 from rich.console import Console
 
@@ -27,12 +31,34 @@ def renamed(table: Table) -> Table:
     return Table(columns, {LABEL if c == settings.LABEL_COLUMN else c: v for c, v in table.data.items()})
 
 
+def with_ids_and_notes(table: Table, first_id: int, seed: int) -> Table:
+    """A distinct ``case_ref`` per row and a ``notes`` text of 6-20 words, some of them telling."""
+    rng = np.random.default_rng(seed)
+    labels = [str(v) for v in table.data[settings.LABEL_COLUMN].tolist()]
+    classes = sorted(set(labels))
+    notes = []
+    for label in labels:
+        words = [f"word{int(i)}" for i in rng.integers(0, 400, rng.integers(6, 21))]
+        words[0] = f"sign{classes.index(label)}x{int(rng.integers(0, 15))}"
+        notes.append(" ".join(words))
+    extra = {
+        "case_ref": np.arange(first_id, first_id + table.n_rows, dtype=np.float64),
+        "notes": np.asarray(notes, dtype=object),
+    }
+    return Table(["case_ref", *table.columns, "notes"], {**extra, **table.data})
+
+
+def own_tables() -> tuple[Table, Table]:
+    train, holdout = datasets.for_problem(PROBLEM)
+    return with_ids_and_notes(train, 5000, 1), with_ids_and_notes(holdout, 9000, 2)
+
+
 @pytest.fixture(scope="module")
 def own_data(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Emulator, PipelineResult, io.StringIO]]:
     folder = tmp_path_factory.mktemp("own-data")
-    train, holdout = datasets.for_problem(PROBLEM)
+    train, holdout = own_tables()
     data.write_csv(folder / "train" / "part-1.csv", renamed(train))
     data.write_csv(folder / "holdout" / "recent.csv", renamed(holdout))
     screen = io.StringIO()
@@ -53,15 +79,28 @@ def own_data(
 def test_create_then_update_on_data_it_has_never_seen(
     own_data: tuple[Emulator, PipelineResult, io.StringIO],
 ) -> None:
-    emulator, result, _ = own_data
+    emulator, result, screen = own_data
     assert result.problems == []
     assert [e.status for e in result.executions] == ["SUCCEEDED", "SUCCEEDED"]
     assert [c.matches for c in result.invocations] == [True, True]
     assert result.data_source == str(emulator.data_source)
-    uploaded = emulator.cp.client("s3").get_object(Bucket=settings.S3_BUCKET, Key="data/train/train.csv")
+    s3 = emulator.cp.client("s3")
+    uploaded = s3.get_object(Bucket=settings.S3_BUCKET, Key="data/train/train.csv")
     header = uploaded["Body"].read().decode().splitlines()[0].split(",")
-    train, _ = datasets.for_problem(PROBLEM)
+    train, _ = own_tables()
     assert header == train.columns  # the user's columns, the label under the project's name
+    shown = screen.getvalue()
+    assert "column 'case_ref': id (" in shown and "column 'notes': text (" in shown
+    # The model in production: the id is not a feature, the notes are TF-IDF over their words.
+    _, model_url = emulator.endpoint_state()
+    bucket, key = model_url.removeprefix("s3://").split("/", 1)
+    with tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())) as tar:
+        member = tar.extractfile("metadata.json")
+        assert member is not None
+        metadata = json.loads(member.read())
+    assert "case_ref" not in metadata["feature_names"] and metadata["columns"]["id"] == ["case_ref"]
+    assert metadata["feature_kinds"][metadata["feature_names"].index("notes")] == "text"
+    assert any(term.startswith("sign") for term in metadata["text"]["notes"]["terms"])
 
 
 @pytest.mark.slow
