@@ -206,7 +206,9 @@ def skops_types(schema: dict[str, Any]) -> tuple[set[str], set[str]]:
     return types, loaders
 
 
-def allowed_loaders(allowed_types: frozenset[str], node_kinds: frozenset[str] = frozenset()) -> frozenset[str]:
+def allowed_loaders(
+    allowed_types: frozenset[str], node_kinds: frozenset[str] = frozenset()
+) -> frozenset[str]:
     """The data-only node kinds, TreeNode when the project lists the Tree type, and the kinds
     ``model.SKOPS_NODE_KINDS`` declares."""
     declared = node_kinds - {"__reduce__"}  # a constructor the file names: never, declared or not

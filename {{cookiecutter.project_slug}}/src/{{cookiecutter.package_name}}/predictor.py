@@ -166,6 +166,8 @@ class Predictor:
         )
         _fit(predictor.estimator, X, y, None if roles.weight is None else table.data[roles.weight])
         predictor.example = _example(table, names)
+        for name, vocabulary in text.items():  # a text may be personal: the warm-up row gets words
+            predictor.example[names.index(name)] = " ".join(vocabulary.terms[:10]) or None
         return predictor
 
     # ---- model input ----------------------------------------------------------------------------

@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     if kinds:
         print(f"node kinds for model.SKOPS_NODE_KINDS: {', '.join(kinds)}", file=sys.stderr)
     if "__reduce__" in kinds:
-        print("__reduce__: a node calls a constructor the file names; no declaration allows it", file=sys.stderr)
+        print(
+            "__reduce__: a node calls a constructor the file names; no declaration allows it", file=sys.stderr
+        )
     return 1 if extra or kinds else 0
 
 
