@@ -100,3 +100,17 @@ def test_bake_with_a_metric_of_another_problem_type_fails_in_one_line(tmp_path, 
         "ERROR: gate_metric='r2x': must be one of rmse, mae, r2, mape for problem_type regression"
     ]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_column_roles_render_into_settings(tmp_path) -> None:
+    import ast
+
+    project = cookiecutter(
+        str(TEMPLATE),
+        no_input=True,
+        output_dir=str(tmp_path),
+        extra_context={"column_roles": "listing_id:id,  listed at : timestamp, notes:text,"},
+    )
+    settings = (tmp_path / project / "src" / "ml_pipeline_demo" / "settings.py").read_text()
+    rendered = settings.split("COLUMN_ROLES: dict[str, str] = ", 1)[1].split("\n\n", 1)[0]
+    assert ast.literal_eval(rendered) == {"listing_id": "id", "listed at": "timestamp", "notes": "text"}
