@@ -64,21 +64,31 @@ class Vocabulary:
     def from_json(cls, record: dict[str, list]) -> Vocabulary:
         return cls(tuple(record["terms"]), tuple(float(v) for v in record["idf"]))
 
+    def __post_init__(self) -> None:
+        # Computed once per model: transform runs per request.
+        object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.terms)})
+        object.__setattr__(self, "_idf", list(self.idf))
+
     def transform(self, texts: Sequence[object]) -> np.ndarray:
-        """(rows, len(terms)) sublinear TF-IDF of unit length; a missing or wordless cell is zeros."""
-        index = getattr(self, "_index", None)
-        if index is None:
-            index = {t: i for i, t in enumerate(self.terms)}
-            object.__setattr__(self, "_index", index)
+        """(rows, len(terms)) sublinear TF-IDF of unit length; a missing or wordless cell is zeros.
+
+        Only the words found are computed (a 20-word text touches 20 of 1,000 columns): a dense
+        pass over the whole matrix made 100 rows cost 10 ms instead of under 1."""
+        index, idf = self._index, self._idf  # type: ignore[attr-defined]
         out = np.zeros((len(texts), len(self.terms)), dtype=np.float64)
         for row, cell in enumerate(texts):
             text = _text(cell)
             if text is None:
                 continue
-            found = Counter(i for i in (index.get(w) for w in words(text)) if i is not None)
-            for column, count in found.items():
-                out[row, column] = 1.0 + math.log(count)
-        out *= np.asarray(self.idf, dtype=np.float64)
-        norms = np.sqrt((out * out).sum(axis=1, keepdims=True))
-        np.divide(out, norms, out=out, where=norms > 0)
+            found: dict[int, int] = {}
+            for word in words(text):
+                column = index.get(word)
+                if column is not None:
+                    found[column] = found.get(column, 0) + 1
+            if not found:
+                continue
+            values = {column: (1.0 + math.log(count)) * idf[column] for column, count in found.items()}
+            norm = math.sqrt(sum(v * v for v in values.values()))
+            for column, value in values.items():
+                out[row, column] = value / norm
         return out
