@@ -310,3 +310,24 @@ def test_the_endpoint_answers_text_requests_carrying_their_ids_as_the_model_does
     records[0]["colour"] = "red"
     reply = client.post("/invocations", json={"instances": records[:1]})
     assert reply.status_code == 400 and "unknown feature(s) 'colour'" in reply.get_data(as_text=True)
+
+
+def test_metadata_does_not_grow_with_the_number_of_distinct_texts(tmp_path, monkeypatch):
+    # 70,000 distinct texts made metadata.json (every text a category) too large to load back. Now a
+    # text column stores at most 1,000 words and their IDF, whatever the rows (the 70,000-row model
+    # itself: benchmarks/text_columns.py --rows 87500, figures in benchmarks/RESULTS.md).
+    from {{ cookiecutter.package_name }}.text_features import MAX_TERMS, Vocabulary
+
+    sizes = []
+    for rows in (500, 2000):
+        folder = tmp_path / str(rows)
+        _fit(datasets.listings(rows, seed=11), monkeypatch).save(folder)
+        sizes.append(len((folder / "metadata.json").read_bytes()))
+    assert sizes[1] < 1.5 * sizes[0], sizes
+    words = np.random.default_rng(12).integers(0, 5000, (70_000, 12))
+    texts = [f"listing {i} " + " ".join(f"w{w}" for w in row) for i, row in enumerate(words.tolist())]
+    vocabulary = Vocabulary.fit(texts)
+    stored = json.dumps(vocabulary.to_json())
+    assert len(vocabulary.terms) == MAX_TERMS and len(stored) < 64 * 1024
+    again = Vocabulary.from_json(json.loads(stored))
+    np.testing.assert_array_equal(again.transform(texts[:50]), vocabulary.transform(texts[:50]))
