@@ -146,12 +146,14 @@ def split_following(
 ) -> tuple[Table, Table, str]:
     """(train, holdout, the split line): by time, else by group, else ``split``."""
     _enough_rows(table, name)
+    if roles.group and problem_type == "ranking":  # a query split in two would be judged on half its list
+        return _by_group(table, roles.group, name)
     if roles.timestamp:
         return _by_time(table, roles.timestamp, name)
     if roles.group:
         return _by_group(table, roles.group, name)
     train, holdout = split(table, label_column, problem_type, name)
-    how = "" if problem_type == "regression" else f", stratified by {label_column!r}"
+    how = "" if problem_type in ("regression", "ranking") else f", stratified by {label_column!r}"
     return train, holdout, f"split: random 80/20{how}"
 
 
@@ -215,7 +217,7 @@ def split(table: Table, label_column: str, problem_type: str, name: str = "data"
     """80/20, seeded; stratified by label for classification (each class on both sides)."""
     _enough_rows(table, name)
     rng = np.random.default_rng(SEED)
-    if problem_type == "regression":
+    if problem_type in ("regression", "ranking"):
         groups = [np.arange(table.n_rows)]
     else:
         labels = table.data[label_column].astype(str)
@@ -266,9 +268,9 @@ def _check(table: Table, label_column: str, problem_type: str, name: str) -> Non
     present = label[~np.isnan(label)] if label.dtype.kind == "f" else label[label != ""]
     if len(present) < len(label):
         raise DataRefused(f"{name}: {len(label) - len(present)} row(s) without a label in {label_column!r}")
-    if problem_type == "regression":
+    if problem_type in ("regression", "ranking"):
         if label.dtype.kind != "f":
-            raise DataRefused(f"{name}: label column {label_column!r} is not numeric (regression project)")
+            raise DataRefused(f"{name}: label column {label_column!r} is not numeric ({problem_type} project)")
         if name.endswith("(train)") and np.all(present == present[0]):
             raise DataRefused(
                 f"{name}: label column {label_column!r} has one value ({present[0]:g}): a regression needs targets that vary"
