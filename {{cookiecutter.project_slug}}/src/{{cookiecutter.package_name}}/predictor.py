@@ -361,7 +361,10 @@ def _fit_ranking(
     pointwise (the grades regressed, groups unused)."""
     how = getattr(model, "FIT_GROUP", None)
     if how is None:
-        print("ranking: pointwise model (regression on the relevance grades; groups not used in fit)", flush=True)
+        print(
+            "ranking: pointwise model (regression on the relevance grades; groups not used in fit)",
+            flush=True,
+        )
         _fit(estimator, X, y, weight)
         return
     _, codes = np.unique(groups, return_inverse=True)

@@ -270,7 +270,9 @@ def _check(table: Table, label_column: str, problem_type: str, name: str) -> Non
         raise DataRefused(f"{name}: {len(label) - len(present)} row(s) without a label in {label_column!r}")
     if problem_type in ("regression", "ranking"):
         if label.dtype.kind != "f":
-            raise DataRefused(f"{name}: label column {label_column!r} is not numeric ({problem_type} project)")
+            raise DataRefused(
+                f"{name}: label column {label_column!r} is not numeric ({problem_type} project)"
+            )
         if name.endswith("(train)") and np.all(present == present[0]):
             raise DataRefused(
                 f"{name}: label column {label_column!r} has one value ({present[0]:g}): a regression needs targets that vary"

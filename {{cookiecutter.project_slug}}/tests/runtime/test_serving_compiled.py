@@ -43,7 +43,8 @@ def test_export_writes_the_onnx_model_only_when_it_answers_as_the_library(fitted
     log = capsys.readouterr().err
     assert written == (tmp_path / compiled.COMPILED_FILE).is_file()
     if not written:  # e.g. XGBoost regression: float32 answers in the hundreds differ by ~1e-4
-        assert log.startswith("compiled predictor: not used (float32: ") and "serving uses" in log
+        first = compiled.precisions(predictor.library)[0]  # ranking: LightGBM's ranker tries float64 first
+        assert log.startswith(f"compiled predictor: not used ({first}: ") and "serving uses" in log
         assert (
             create_app(tmp_path).extensions["serving"].predictor.estimator.__class__
             is not compiled.CompiledModel
@@ -84,7 +85,8 @@ def test_a_mismatching_export_is_not_used(fitted, tmp_path, capsys, monkeypatch)
     assert not (tmp_path / compiled.COMPILED_FILE).exists()
     log = capsys.readouterr().err
     assert f"compiled predictor: not used ({compiled.precisions(predictor.library)[0]}: " in log
-    assert "labels differ" in log if PROBLEM_TYPE != "regression" else "max difference" in log
+    one_number = PROBLEM_TYPE in ("regression", "ranking")
+    assert "labels differ" in log if not one_number else "max difference" in log
     assert f"serving uses {predictor.library}" in log
 
 
@@ -100,7 +102,8 @@ def test_an_unsupported_model_is_not_exported(fitted, tmp_path, capsys):
 def test_without_onnxruntime_serving_uses_the_library(fitted, tmp_path, monkeypatch, capsys):
     predictor, holdout = fitted
     predictor.save(tmp_path)
-    assert compiled.export(predictor, holdout, tmp_path)
+    if not compiled.export(predictor, holdout, tmp_path):  # e.g. a LightGBM ranker: the library serves
+        pytest.skip("no verified export")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
     loaded = compiled.load(tmp_path)
     assert not isinstance(loaded.estimator, compiled.CompiledModel)
