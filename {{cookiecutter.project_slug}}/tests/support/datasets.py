@@ -175,6 +175,8 @@ def listings(n: int, seed: int = 0, problem_type: str | None = None, vocabulary:
     }
     if problem == "regression":
         columns[LABEL_COLUMN] = 50.0 + 40.0 * y + rng.normal(0, 5, n)
+    elif problem == "ranking":  # relevance grades (these listings have no query column)
+        columns[LABEL_COLUMN] = y.astype(np.float64)
     elif problem == "binary":
         columns[LABEL_COLUMN] = np.asarray(["yes" if v else "no" for v in y], dtype=object)
     else:
