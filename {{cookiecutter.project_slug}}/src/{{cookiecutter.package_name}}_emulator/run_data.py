@@ -73,10 +73,8 @@ def prepare(
     ``console``; DataRefused with the reason otherwise. ``roles``: settings.COLUMN_ROLES when None."""
     detected: tuple[str, ...] = ()
     if source is None:  # the sample's columns are known: no roles to detect or declare
-        train, holdout = _sample()
+        train, holdout, how, skip = _sample(problem_type)
         label_column, name = settings.LABEL_COLUMN, SAMPLE
-        how = f"split: random 80/20 of the {SAMPLE}"
-        skip: list[str] = []
     else:
         train, holdout, how, found = _read(Path(source), label_column, problem_type, roles)
         name, detected, skip = str(source), found.detected, found.not_features()
@@ -95,13 +93,17 @@ def prepare(
     return dataset
 
 
-def _sample() -> tuple[Table, Table]:
+def _sample(problem_type: str = PROBLEM_TYPE) -> tuple[Table, Table, str, list[str]]:
+    """(train, holdout, the split line, the columns drift injection keeps as they are)."""
     from . import sample_data  # scikit-learn: only when the sample is used
 
     table = sample_data.load_table() if hasattr(sample_data, "load_table") else sample_data.load()
+    if problem_type == "ranking":  # whole queries on one side; the query column is never drifted
+        train, holdout, how = _by_group(table, sample_data.QUERY_COLUMN, SAMPLE)
+        return train, holdout, f"{how} of the {SAMPLE}", [sample_data.QUERY_COLUMN]
     order = np.random.default_rng(SEED).permutation(table.n_rows)
     cut = int((1 - HOLDOUT_SHARE) * table.n_rows)
-    return table.take(order[:cut]), table.take(order[cut:])
+    return table.take(order[:cut]), table.take(order[cut:]), f"split: random 80/20 of the {SAMPLE}", []
 
 
 def _load(path: Path) -> Table:

@@ -124,6 +124,18 @@ def test_the_sample_splits_by_query(tmp_path):
 
 
 @RANKING
+def test_the_offline_run_splits_the_sample_by_query_and_never_drifts_the_query_column(tmp_path):
+    from {{ cookiecutter.package_name }}_emulator import run_data
+
+    prepared = run_data.prepare(None, tmp_path)
+    train, holdout = data.read_csv(prepared.train), data.read_csv(prepared.holdout)
+    drifted = data.read_csv(prepared.drifted)
+    assert set(train.data[QUERY].tolist()).isdisjoint(holdout.data[QUERY].tolist())
+    assert "by group on 'query_id'" in prepared.split and prepared.split.endswith("of the built-in sample")
+    assert drifted.data[QUERY].tolist() == train.data[QUERY].tolist()
+
+
+@RANKING
 def test_the_ranker_orders_far_better_than_random_and_no_worse_than_pointwise(tables, fitted):
     from sklearn.linear_model import Ridge
 
