@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -361,8 +362,10 @@ def _fit_ranking(
     pointwise (the grades regressed, groups unused)."""
     how = getattr(model, "FIT_GROUP", None)
     if how is None:
+        # One training-log line (stderr, like the compiled predictor's): stdout holds the metric lines.
         print(
             "ranking: pointwise model (regression on the relevance grades; groups not used in fit)",
+            file=sys.stderr,
             flush=True,
         )
         _fit(estimator, X, y, weight)

@@ -190,6 +190,7 @@ def test_allow_list_is_exactly_what_the_pipeline_needs_and_names_classes_only(tm
         "binary": (X[:, 1] > 0).astype(int),
         "multiclass": rng.integers(0, 3, 60),
         "regression": X[:, 1] * 3.0,
+        "ranking": rng.integers(0, 4, 60).astype(float),  # grades: the pointwise Ridge fits them as numbers
     }
     hp = {p.name: p.default for p in model.HYPERPARAMETERS}
     estimator = model.build_estimator(hp, PROBLEM_TYPE, [2], 3).fit(X, y[PROBLEM_TYPE])

@@ -156,6 +156,13 @@ def test_the_ranker_orders_far_better_than_random_and_no_worse_than_pointwise(ta
 
 
 @RANKING
+def test_a_pointwise_model_says_so_in_one_training_log_line(tables, capsys):
+    Predictor.fit(tables[0], {})
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ranking: pointwise")]
+    assert len(said) == (1 if model.FIT_GROUP is None else 0)
+
+
+@RANKING
 def test_fit_sorts_rows_by_group_and_passes_the_groups_as_model_py_says(tables, monkeypatch):
     seen = {}
 

@@ -195,6 +195,12 @@ def _overflow_rows(predictor, holdout) -> np.ndarray:
     return np.asarray(rows)
 
 
+# A scikit-learn ranking bake's pointwise Ridge answers ~1e37 on these rows: float64 ONNX sums in
+# another order (~1e22 apart, 2e-16 relative, beyond the absolute 1e-6) and float32 does not overflow.
+POINTWISE_RANKING = PROBLEM_TYPE == "ranking" and model.LIBRARY == "scikit-learn"
+
+
+@pytest.mark.skipif(POINTWISE_RANKING, reason="answers ~1e37: an absolute 1e-6 is below float64's step")
 def test_features_near_the_float32_limit_answer_as_the_library(fitted, tmp_path):
     predictor, holdout = fitted
     predictor.save(tmp_path)
@@ -207,6 +213,7 @@ def test_features_near_the_float32_limit_answer_as_the_library(fitted, tmp_path)
 
 
 @pytest.mark.skipif(model.LIBRARY not in compiled.OVERFLOW_SENSITIVE, reason="trees only compare features")
+@pytest.mark.skipif(POINTWISE_RANKING, reason="this model's float32 answers do not overflow on these rows")
 def test_a_float32_model_answers_overflowing_rows_through_the_library(fitted, tmp_path):
     predictor, holdout = fitted
     predictor.save(tmp_path)
