@@ -38,6 +38,7 @@ METRICS = {
     "binary": ("roc_auc", "pr_auc", "accuracy", "f1", "log_loss"),
     "multiclass": ("accuracy", "macro_f1", "weighted_f1", "log_loss"),
     "regression": ("rmse", "mae", "r2", "mape"),
+    "ranking": ("ndcg_at_10", "map_at_10", "mrr"),
 }
 LOWER_IS_BETTER = ("log_loss", "rmse", "mae", "mape")
 
@@ -209,6 +210,18 @@ def check_column_roles(value: str, label: str) -> None:
             _fail("column_roles", value, f"at most one {role} column")
 
 
+def check_ranking_group(problem_type: str, column_roles: str) -> None:
+    """A ranking model orders rows within a group (a query): the group column must be named."""
+    if problem_type != "ranking":
+        return
+    if not any(p.strip().endswith(":group") for p in column_roles.split(",")):
+        _fail(
+            "column_roles",
+            column_roles,
+            "problem_type ranking needs the query column named as name:group (e.g. query_id:group)",
+        )
+
+
 def check_gate(metric: str, problem_type: str, minimum: str, tolerance: str) -> None:
     """The metric must suit the problem type; bounds depend on the metric's range and direction."""
     allowed = METRICS.get(problem_type, ())
@@ -263,6 +276,7 @@ def validate(answers: dict) -> None:
     check_choice("model_library", answers["model_library"], ("scikit-learn", "xgboost", "lightgbm"))
     check_label_column(answers["label_column"])
     check_column_roles(answers.get("column_roles", ""), answers["label_column"])
+    check_ranking_group(answers["problem_type"], answers.get("column_roles", ""))
     check_gate(
         answers["gate_metric"], answers["problem_type"], answers["gate_minimum"], answers["gate_tolerance"]
     )

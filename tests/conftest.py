@@ -108,7 +108,7 @@ INVALID_ANSWERS = [
     ("psi_threshold", "abc", "(0.0, 10.0]"),
     ("ks_pvalue", "1.5", "(0.0, 1.0]"),
     ("drift_policy", "ignore", "one of retrain, block"),
-    ("problem_type", "ranking", "one of binary, multiclass, regression"),
+    ("problem_type", "clustering", "one of binary, multiclass, regression, ranking"),
     ("model_library", "catboost", "one of scikit-learn, xgboost, lightgbm"),
     ("label_column", "a,b", "CSV header name"),
     ("label_column", "", "CSV header name"),
@@ -163,6 +163,10 @@ def template() -> Path:
 INVALID_PAIRS = [
     ({"problem_type": "regression", "gate_metric": "roc_auc"}, "gate_metric", "one of rmse, mae, r2, mape"),
     ({"problem_type": "multiclass", "gate_metric": "f1"}, "gate_metric", "for problem_type multiclass"),
+    ({"problem_type": "ranking", "gate_metric": "r2"}, "gate_metric", "one of ndcg_at_10, map_at_10, mrr"),
+    # A ranking model orders rows within a group: the group column must be named.
+    ({"problem_type": "ranking", "column_roles": ""}, "column_roles", "needs the query column named"),
+    ({"problem_type": "ranking", "column_roles": "query_id:id"}, "column_roles", "name:group"),
     (
         {"problem_type": "regression", "gate_metric": "rmse", "gate_minimum": "0"},
         "gate_minimum",

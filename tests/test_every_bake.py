@@ -4,7 +4,8 @@ test_generated_project.py runs the default bake's whole `make test`; the option 
 every bake statically and runs two in-process test files per combination. This runs the rest of
 a non-default bake's own tests, the ones that assumed the sample's columns, labels, binary output
 or scikit-learn's hyperparameters: one multiclass and one regression bake, on the two libraries
-other than the default, so each problem type and each library is covered by some full suite.
+other than the default, and one ranking bake on LightGBM, so each problem type and each library
+is covered by some full suite.
 
 To keep the CI cost to one install: both bakes share one virtualenv (`make install` in the first,
 plus the second's pinned library). pytest puts each bake's own src/ first on sys.path
@@ -25,6 +26,8 @@ pytestmark = pytest.mark.slow
 BAKES = {
     "multiclass-xgboost": {"problem_type": "multiclass", "model_library": "xgboost"},
     "regression-lightgbm": {"problem_type": "regression", "model_library": "lightgbm"},
+    # The one ranking bake (CI time): LGBMRanker, the group column, NDCG@10's gate (issue 23).
+    "ranking-lightgbm": {"problem_type": "ranking", "model_library": "lightgbm"},
 }
 LIBRARY_PIN = {"xgboost": "xgboost-cpu==", "lightgbm": "lightgbm==", "scikit-learn": "skops=="}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import pytest
 from conftest import CHOICE_LISTS, INVALID_ANSWERS, INVALID_PAIRS, TEMPLATE
@@ -76,12 +77,37 @@ def test_bake_with_bad_answer_fails_cleanly(tmp_path, capfd, field: str, value: 
 
 @pytest.mark.parametrize(
     ("problem_type", "metric", "bound"),
-    [("binary", "roc_auc", "0.8"), ("multiclass", "macro_f1", "0.8"), ("regression", "r2", "0.2")],
+    [
+        ("binary", "roc_auc", "0.8"),
+        ("multiclass", "macro_f1", "0.8"),
+        ("regression", "r2", "0.2"),
+        ("ranking", "ndcg_at_10", "0.7"),
+    ],
 )
 def test_default_gate_follows_the_problem_type(problem_type: str, metric: str, bound: str) -> None:
     answers = rendered_defaults(problem_type=problem_type)
     assert (answers["gate_metric"], answers["gate_minimum"]) == (metric, bound)
+    # The default column roles of a ranking bake name its group column; blank for the others.
+    assert answers["column_roles"] == ("query_id:group" if problem_type == "ranking" else "")
     hook.validate(answers)
+
+
+def test_ranking_is_the_last_problem_type_and_binary_stays_the_default() -> None:
+    choices = json.loads((TEMPLATE / "cookiecutter.json").read_text())["problem_type"]
+    assert choices[0] == "binary" and choices[-1] == "ranking"
+    assert tuple(hook.METRICS) == ("binary", "multiclass", "regression", "ranking")
+
+
+def test_a_ranking_bake_without_a_group_column_fails_in_one_line(tmp_path, capfd) -> None:
+    context = {"project_slug": "bad-answer", "problem_type": "ranking", "column_roles": "query_id:id"}
+    with pytest.raises(FailedHookException):
+        cookiecutter(str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(tmp_path))
+    errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR: ")]
+    assert errors == [
+        "ERROR: column_roles='query_id:id': problem_type ranking needs the query column named as "
+        "name:group (e.g. query_id:group)"
+    ]
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(("pair", "field", "message"), INVALID_PAIRS, ids=lambda v: str(v)[:40])

@@ -45,6 +45,7 @@ GENERIC: dict[str, tuple[Param, ...]] = {
     ),
     "multiclass": (),
     "regression": (),
+    "ranking": (),
 }
 
 

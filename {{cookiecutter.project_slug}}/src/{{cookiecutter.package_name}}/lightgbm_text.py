@@ -24,7 +24,12 @@ from .tree_checks import Refused, binary_tree, floats, ints
 
 # What this project's estimators write (model.build_estimator): the objective's name and the
 # parameters LightGBM appends to it. A custom objective serves raw scores: never.
-OBJECTIVES = {"binary": "binary", "multiclass": "multiclass", "regression": "regression"}
+OBJECTIVES = {
+    "binary": "binary",
+    "multiclass": "multiclass",
+    "regression": "regression",
+    "ranking": "lambdarank",  # LGBMRanker (model.py): one score per row
+}
 MAX_TREES, MAX_LEAVES = 1_000_000, 131_072  # LightGBM's own num_leaves limit
 NUMBER = r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 NUMBERS = re.compile(rf"^{NUMBER}(?: {NUMBER})*$")
@@ -133,7 +138,9 @@ def _objective(value: str, expected: Expected) -> None:
             f"objective {name[:40]!r}: a {expected.task} model serves "
             f"{OBJECTIVES[expected.task]!r} (lightgbm_text.OBJECTIVES)"
         )
-    allowed = {"binary": {"sigmoid"}, "multiclass": {"num_class"}, "regression": set()}[expected.task]
+    allowed = {"binary": {"sigmoid"}, "multiclass": {"num_class"}, "regression": set(), "ranking": set()}[
+        expected.task
+    ]
     seen = dict(p.partition(":")[::2] for p in parameters)
     if set(seen) != allowed or len(seen) != len(parameters):
         raise Refused(f"objective parameters {parameters[:4]}: expected {sorted(allowed)}")

@@ -24,10 +24,15 @@ METRICS: dict[str, tuple[str, ...]] = {
     "binary": ("roc_auc", "pr_auc", "accuracy", "f1", "log_loss"),
     "multiclass": ("accuracy", "macro_f1", "weighted_f1", "log_loss"),
     "regression": ("rmse", "mae", "r2", "mape"),
+    "ranking": ("ndcg_at_10", "map_at_10", "mrr"),
 }
 LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape"})
 # Metrics bounded to [0, 1]: the gate's minimum (or maximum) must lie in that range too.
-UNIT_INTERVAL = frozenset({"roc_auc", "pr_auc", "accuracy", "f1", "macro_f1", "weighted_f1"})
+UNIT_INTERVAL = frozenset(
+    {"roc_auc", "pr_auc", "accuracy", "f1", "macro_f1", "weighted_f1", "ndcg_at_10", "map_at_10", "mrr"}
+)
+# The cut-off of ndcg_at_10 and map_at_10: the top of each group's list that a reader sees.
+RANK_CUTOFF = 10
 
 
 def higher_is_better(name: str) -> bool:
@@ -97,17 +102,87 @@ def _regression(y_true: np.ndarray, predictions: Predictions) -> dict[str, float
     }
 
 
+def _order(scores: np.ndarray) -> np.ndarray:
+    """Rows by descending score; ties keep their row order (stable), so results are reproducible."""
+    return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+
+
+def ndcg_at_k(relevance: np.ndarray, scores: np.ndarray, k: int = RANK_CUTOFF) -> float:
+    """NDCG@k of one query: DCG = sum over the top k of (2^rel - 1) / log2(rank + 1), divided by the
+    DCG of the ideal order. NaN when the ideal DCG is 0 (no relevant row): such queries are skipped
+    by the average, since no order can be better or worse than another on them."""
+    rel = np.asarray(relevance, dtype=np.float64)
+    discount = 1.0 / np.log2(np.arange(2, min(k, len(rel)) + 2))
+    ideal = float(np.sum((2.0 ** np.sort(rel)[::-1][:k] - 1.0) * discount))
+    if ideal <= 0:
+        return math.nan
+    return float(np.sum((2.0 ** rel[_order(scores)][:k] - 1.0) * discount)) / ideal
+
+
+def average_precision_at_k(relevance: np.ndarray, scores: np.ndarray, k: int = RANK_CUTOFF) -> float:
+    """AP@k of one query (relevance > 0 = relevant): the mean of precision@i over the relevant rows
+    in the top k, divided by min(k, relevant rows). NaN when no row is relevant (skipped)."""
+    relevant = np.asarray(relevance, dtype=np.float64) > 0
+    total = int(relevant.sum())
+    if total == 0:
+        return math.nan
+    hits = relevant[_order(scores)][:k]
+    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float(np.sum(precision * hits)) / min(k, total)
+
+
+def reciprocal_rank(relevance: np.ndarray, scores: np.ndarray) -> float:
+    """1 / the rank of the first relevant row (relevance > 0); NaN when none is relevant (skipped)."""
+    hits = np.flatnonzero(np.asarray(relevance, dtype=np.float64)[_order(scores)] > 0)
+    return 1.0 / (hits[0] + 1) if len(hits) else math.nan
+
+
+def per_query(y_true: np.ndarray, scores: np.ndarray, groups: np.ndarray) -> dict[str, dict[str, float]]:
+    """Each ranking metric per group (query), keyed by the group's value; NaN where undefined."""
+    from .predictor import label_key  # lazy: predictor imports this module
+
+    y = np.asarray(y_true, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    keys = np.asarray([label_key(g) for g in np.asarray(groups).tolist()], dtype=object)
+    out: dict[str, dict[str, float]] = {}
+    for key in dict.fromkeys(keys.tolist()):  # first-seen order
+        rows = keys == key
+        out[key] = {
+            "ndcg_at_10": ndcg_at_k(y[rows], s[rows]),
+            "map_at_10": average_precision_at_k(y[rows], s[rows]),
+            "mrr": reciprocal_rank(y[rows], s[rows]),
+        }
+    return out
+
+
+def _ranking(y_true: np.ndarray, predictions: Predictions, groups: np.ndarray | None) -> dict[str, float]:
+    """Each metric averaged over the queries where it is defined (NaN if none is)."""
+    assert predictions.values is not None
+    if groups is None:
+        raise ValueError("ranking metrics need the group (query) of every row")
+    queries = per_query(y_true, predictions.values, groups)
+    out = {}
+    for name in METRICS["ranking"]:
+        values = [q[name] for q in queries.values() if not math.isnan(q[name])]
+        out[name] = float(np.mean(values)) if values else math.nan
+    return out
+
+
 def compute(
     problem_type: str,
     y_true: np.ndarray,
     predictions: Predictions,
     classes: Sequence[Any],
     positive_class: Any = None,
+    groups: np.ndarray | None = None,
 ) -> dict[str, float]:
     """All metrics of ``problem_type`` from raw labels (or targets) and the model's predictions.
 
     Binary metrics score ``positive_class`` (default: the second class) as the positive one.
+    Ranking metrics need ``groups``, each row's group (query): they are averaged over the groups.
     """
+    if problem_type == "ranking":
+        return _ranking(y_true, predictions, groups)
     if problem_type == "regression":
         return _regression(y_true, predictions)
     y = class_indices(y_true, classes)

@@ -13,7 +13,14 @@ missing, or a category never seen in training), listed in ``categorical``, and a
 free-text column as a block of TF-IDF columns, one per vocabulary word, listed in ``text``
 (passed only when there is a text column). Which columns are features, ids, timestamps, groups
 or weights is settings.COLUMN_ROLES's business, not this file's (``column_roles.py``). Labels are
-class indices 0..k-1 for classification and numbers for regression.
+class indices 0..k-1 for classification, numbers for regression and relevance grades (numbers >= 0,
+higher = more relevant) for ranking.
+
+Ranking: ``FIT_GROUP`` says how the group column (settings.COLUMN_ROLES, role "group") reaches
+``fit``. ``Predictor.fit`` sorts the rows by group (stable) and then passes ``group=<rows per
+group, in order>`` for "group" (LightGBM's LGBMRanker), ``qid=<group code per row>`` for "qid"
+(XGBoost's XGBRanker), and nothing for None (a pointwise model, which prints one line saying so).
+The estimator's ``predict`` returns one score per row; higher = ranked first within its group.
 
 Import the library inside the functions, not at the top: serving with the compiled model
 (``serving/compiled.py``) reads only ``LIBRARY`` and ``MODEL_FILE`` from here, so the endpoint
@@ -39,7 +46,7 @@ MODEL_FILE = "model.skops"
 HYPERPARAMETERS: tuple[Param, ...] = (
     Param("C", "float", 1.0, 1e-4, 1e4, scale="log", help="inverse regularisation (Ridge: alpha = 1/C)"),
     Param("max_iter", "int", 1000, 10, 100_000, tune=False, help="solver iterations"),
-{%- if cookiecutter.problem_type != "regression" %}
+{%- if cookiecutter.problem_type not in ["regression", "ranking"] %}
     Param("class_weight", "categorical", "none", values=("none", "balanced"), help="reweight rare classes"),
 {%- endif %}
 )
@@ -62,7 +69,7 @@ SKOPS_TYPES = frozenset(
         "numpy.ndarray",
         "sklearn.compose._column_transformer.ColumnTransformer",
         "sklearn.impute._base.SimpleImputer",
-{%- if cookiecutter.problem_type == "regression" %}
+{%- if cookiecutter.problem_type in ["regression", "ranking"] %}
         "sklearn.linear_model._ridge.Ridge",
 {%- else %}
         "sklearn.linear_model._logistic.LogisticRegression",
@@ -73,6 +80,8 @@ SKOPS_TYPES = frozenset(
     }
 )
 SKOPS_NODE_KINDS: frozenset[str] = frozenset()
+# Ranking: scikit-learn has no ranker; Ridge regression on the relevance grades (pointwise) ignores groups.
+FIT_GROUP = None
 
 
 def build_estimator(
@@ -106,7 +115,7 @@ def build_estimator(
             ]
         )
     hp = hyperparameters
-    if problem_type == "regression":
+    if problem_type in ("regression", "ranking"):  # ranking: pointwise, the grades regressed
         final: Any = Ridge(alpha=1.0 / hp["C"], max_iter=hp["max_iter"])
     else:
         weight = None if hp["class_weight"] == "none" else hp["class_weight"]
@@ -148,6 +157,8 @@ HYPERPARAMETERS: tuple[Param, ...] = (
     Param("subsample", "float", 1.0, 0.5, 1.0, help="share of rows per tree"),
     Param("reg_lambda", "float", 1.0, 1e-3, 100.0, scale="log", help="L2 regularisation of leaf weights"),
 )
+# Ranking: XGBRanker takes each row's query as fit(qid=...) (rows sorted by it).
+FIT_GROUP = "qid"
 
 
 def build_estimator(
@@ -168,6 +179,9 @@ def build_estimator(
         "feature_types": ["c" if i in categorical else "q" for i in range(n_features)],
         "random_state": 0,
     }
+    if problem_type == "ranking":
+        # LambdaMART optimising NDCG (the gate's ndcg_at_10), one score per row.
+        return xgb.XGBRanker(**settings, objective="rank:ndcg", eval_metric="ndcg@10")
     if problem_type == "regression":
         return xgb.XGBRegressor(**settings)
     return xgb.XGBClassifier(**settings)
@@ -214,6 +228,8 @@ HYPERPARAMETERS: tuple[Param, ...] = (
     Param("min_child_samples", "int", 10, 1, 200, help="rows a leaf needs at least"),
     Param("reg_lambda", "float", 1e-3, 1e-3, 100.0, scale="log", help="L2 regularisation of leaf weights"),
 )
+# Ranking: LGBMRanker takes the rows per query as fit(group=[sizes]) (rows sorted by query).
+FIT_GROUP = "group"
 
 
 def build_estimator(
@@ -230,6 +246,9 @@ def build_estimator(
     # "categorical_column" is the alias LightGBM's C++ side reads from the estimator's params
     # (the Python "categorical_feature" one is a fit() argument only).
     settings = {**hyperparameters, "categorical_column": categorical, "random_state": 0, "verbose": -1}
+    if problem_type == "ranking":
+        # LambdaMART optimising NDCG (the gate's ndcg_at_10), one score per row.
+        return lgb.LGBMRanker(**settings, objective="lambdarank")
     if problem_type == "regression":
         return lgb.LGBMRegressor(**settings)
     return lgb.LGBMClassifier(**settings)

@@ -86,22 +86,26 @@ class Expected:
     n_features: int
     n_classes: int
     categories: dict[int, int]
+    ranking: bool = False  # a ranker: one score per row, like regression, with a ranking objective
 
     @property
     def task(self) -> str:
         """What the booster was trained as: two classes make a binary model whatever the problem
         type says (XGBClassifier and LGBMClassifier pick the logistic objective for them)."""
+        if self.ranking:
+            return "ranking"
         return "regression" if not self.n_classes else "binary" if self.n_classes == 2 else "multiclass"
 
     @classmethod
     def of(cls, metadata: dict[str, Any]) -> Expected:
         """From metadata already checked by ``predictor.read_metadata``."""
         layout = Layout.of_metadata(metadata)
-        regression = metadata["problem_type"] == "regression"
+        regression = metadata["problem_type"] in ("regression", "ranking")
         return cls(
             n_features=layout.width,
             n_classes=0 if regression else len(metadata["classes"]),
             categories={i: len(metadata["categories"][layout.plain[i]]) for i in layout.categorical},
+            ranking=metadata["problem_type"] == "ranking",
         )
 
 
@@ -243,7 +247,7 @@ class BoosterModel:
     """The scikit-learn predict API over a booster's raw predictions (XGBoost or LightGBM).
 
     ``raw`` returns P(class 1) for binary models (n,), per-class probabilities (n, k) for
-    multiclass ones and values (n,) for regression, as both libraries' ``predict`` do.
+    multiclass ones and values (n,) for regression and ranking, as both libraries' ``predict`` do.
     """
 
     def __init__(self, raw: Callable[[np.ndarray], np.ndarray], booster: Any):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +53,7 @@ class Predictions:
     labels: np.ndarray | None = None  # classification: original label values (str/int/float), (n,)
     scores: np.ndarray | None = None  # binary: positive-class probability, (n,)
     probabilities: np.ndarray | None = None  # classification: (n, k), columns in Predictor.classes order
-    values: np.ndarray | None = None  # regression: (n,)
+    values: np.ndarray | None = None  # regression: (n,); ranking: the score, higher = ranked first
 
 
 def label_key(value: object) -> str:
@@ -164,7 +165,11 @@ class Predictor:
         predictor.estimator = model.build_estimator(
             own, problem_type, predictor._categorical, layout.width, **extra
         )
-        _fit(predictor.estimator, X, y, None if roles.weight is None else table.data[roles.weight])
+        weight = None if roles.weight is None else table.data[roles.weight]
+        if problem_type == "ranking":
+            _fit_ranking(predictor.estimator, X, y, weight, _group_column(table, roles.group))
+        else:
+            _fit(predictor.estimator, X, y, weight)
         predictor.example = _example(table, names)
         for name, vocabulary in text.items():  # a text may be personal: the warm-up row gets words
             predictor.example[names.index(name)] = " ".join(vocabulary.terms[:10]) or None
@@ -218,7 +223,7 @@ class Predictor:
 
     def predict(self, X: np.ndarray) -> Predictions:
         encoded = self.encode(X)
-        if self.problem_type == "regression":
+        if self.problem_type in ("regression", "ranking"):
             return Predictions(
                 values=np.asarray(self.estimator.predict(encoded), dtype=np.float64).reshape(-1)
             )
@@ -243,7 +248,7 @@ class Predictor:
 
     def drift_scores(self, predictions: Predictions) -> np.ndarray:
         """One number per row for prediction drift: the positive-class score, the top-class
-        probability (multiclass) or the predicted value (regression)."""
+        probability (multiclass) or the predicted value (regression, ranking's score)."""
         if predictions.values is not None:
             return predictions.values
         if predictions.scores is not None:
@@ -340,8 +345,58 @@ def _fit(estimator: Any, X: np.ndarray, y: np.ndarray, weight: np.ndarray | None
     estimator.fit(X, y, **{key: weight})
 
 
+def _group_column(table: data.Table, group: str | None) -> np.ndarray:
+    """The ranking group (query) of each row: a ranking model orders rows within their group."""
+    if group is None:
+        raise data.DataError(
+            "a ranking problem needs a group column: declare it as 'name': 'group' in settings.COLUMN_ROLES"
+        )
+    return np.asarray([label_key(v) for v in table.data[group].tolist()], dtype=object)
+
+
+def _fit_ranking(
+    estimator: Any, X: np.ndarray, y: np.ndarray, weight: np.ndarray | None, groups: np.ndarray
+) -> None:
+    """fit with the rows sorted by group (stable) and the group passed as model.FIT_GROUP says:
+    "group" = rows per group in order (LightGBM), "qid" = a group code per row (XGBoost), None =
+    pointwise (the grades regressed, groups unused)."""
+    how = getattr(model, "FIT_GROUP", None)
+    if how is None:
+        # One training-log line (stderr, like the compiled predictor's): stdout holds the metric lines.
+        print(
+            "ranking: pointwise model (regression on the relevance grades; groups not used in fit)",
+            file=sys.stderr,
+            flush=True,
+        )
+        _fit(estimator, X, y, weight)
+        return
+    _, codes = np.unique(groups, return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    X, y, codes = X[order], y[order], codes[order]
+    extra: dict[str, Any] = {}
+    if weight is not None:
+        extra["sample_weight"] = np.asarray(weight)[order]
+    if how == "group":
+        extra["group"] = np.bincount(codes)[np.unique(codes)]
+    elif how == "qid":
+        extra["qid"] = codes
+    else:
+        raise ValueError(f"model.FIT_GROUP must be 'group', 'qid' or None, not {how!r}")
+    estimator.fit(X, y, **extra)
+
+
 def _targets(problem_type: str, column: np.ndarray, label: str) -> tuple[list[Any], np.ndarray]:
-    """(classes, y): class indices for classification, float targets for regression."""
+    """(classes, y): class indices for classification, float targets for regression, relevance
+    grades (numbers >= 0) for ranking."""
+    if problem_type == "ranking":
+        if column.dtype.kind != "f" or not np.all(np.isfinite(column) & (column >= 0)):
+            bad = next(
+                (v for v in column.tolist() if not _is_number(v) or not float(v) >= 0), column.tolist()[0]
+            )
+            raise data.DataError(
+                f"label column {label!r} holds {bad!r}; ranking needs relevance grades (numbers >= 0)"
+            )
+        return [], column.astype(np.float64)
     if problem_type == "regression":
         if column.dtype.kind != "f":
             bad = next(v for v in column.tolist() if not _is_number(v))
@@ -567,9 +622,9 @@ def _check_classes(path: Path, metadata: dict[str, Any]) -> None:
     classes = metadata["classes"]
     if not all(isinstance(c, str | int | float) and not isinstance(c, bool) for c in classes):
         _reject(path, "classes must be strings or numbers")
-    if metadata["problem_type"] == "regression":
+    if metadata["problem_type"] in ("regression", "ranking"):
         if classes:
-            _reject(path, "a regression model has no classes")
+            _reject(path, f"a {metadata['problem_type']} model has no classes")
         return
     if len(classes) < 2:
         _reject(path, "a classifier needs at least two classes")

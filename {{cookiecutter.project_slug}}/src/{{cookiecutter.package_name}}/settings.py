@@ -30,7 +30,7 @@ KS_PVALUE = {{ cookiecutter.ks_pvalue }}
 # "retrain": drift is reported and training goes on; "block": drift stops the run.
 DRIFT_POLICY = "{{ cookiecutter.drift_policy }}"
 
-# What the model predicts ("binary", "multiclass" or "regression") and the library model.py uses.
+# What the model predicts ("binary", "multiclass", "regression" or "ranking") and the library model.py uses.
 PROBLEM_TYPE = "{{ cookiecutter.problem_type }}"
 MODEL_LIBRARY = "{{ cookiecutter.model_library }}"
 
@@ -59,10 +59,10 @@ COLUMN_ROLES: dict[str, str] = {% if not cookiecutter.column_roles.strip(" ,") %
 }{% endif %}
 
 # A business threshold for the service layer (inference.py): the README's example answers
-# "decision": "approve" when the {{ {'binary': 'positive-class score', 'multiclass': 'top class probability', 'regression': 'predicted value'}[cookiecutter.problem_type] }} is at least this, else
+# "decision": "approve" when the {{ {'binary': 'positive-class score', 'multiclass': 'top class probability', 'regression': 'predicted value', 'ranking': 'ranking score'}[cookiecutter.problem_type] }} is at least this, else
 # "review". The default answer does not read it{% if cookiecutter.problem_type == "binary" %} (its label applies the model's own
 # decision threshold, the `threshold` hyperparameter){% endif %}.
-DECISION_THRESHOLD = {{ {'binary': '0.8', 'multiclass': '0.8', 'regression': '150.0'}[cookiecutter.problem_type] }}
+DECISION_THRESHOLD = {{ {'binary': '0.8', 'multiclass': '0.8', 'regression': '150.0', 'ranking': '1.0'}[cookiecutter.problem_type] }}
 
 # Model tarballs (model.tar.gz) are refused before extraction above these caps (tarballs.extract):
 # a small archive can unpack to gigabytes, or hold enough members to exhaust inodes.

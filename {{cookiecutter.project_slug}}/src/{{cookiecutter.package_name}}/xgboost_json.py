@@ -27,7 +27,10 @@ OBJECTIVES = {
     "binary": frozenset({"binary:logistic"}),
     "multiclass": frozenset({"multi:softprob"}),
     "regression": frozenset({"reg:squarederror"}),
+    "ranking": frozenset({"rank:ndcg"}),  # XGBRanker (model.py): one score per row
 }
+# The objective parameters that are words, not numbers, and the words they may hold.
+WORD_PARAMETERS = {"lambdarank_pair_method": frozenset({"topk", "mean"})}
 MAX_TREES, MAX_NODES = 1_000_000, 1 << 20  # per model, per tree
 NUMBER = re.compile(r"^-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
 BASE_SCORE = re.compile(
@@ -149,7 +152,10 @@ def _objective(objective: Any, expected: Expected) -> dict[str, Any]:
             continue
         if not isinstance(params, dict) or not key.endswith("_param"):
             raise Refused(f"objective field {key!r} is not a parameter block")
-        out[key] = {str(k): _number_text(v, f"objective {key}.{k}") for k, v in params.items()}
+        out[key] = {
+            str(k): v if v in WORD_PARAMETERS.get(k, ()) else _number_text(v, f"objective {key}.{k}")
+            for k, v in params.items()
+        }
     softmax = out.get("softmax_multiclass_param", {}).get("num_class")
     if softmax is not None and softmax != str(expected.n_classes):
         raise Refused(f"objective num_class {softmax} is not the metadata's {expected.n_classes}")

@@ -95,7 +95,7 @@ def _region(table: Table, numeric: list[str], label: np.ndarray, rng: np.random.
 
 
 def _replaced(label: np.ndarray, problem_type: str) -> np.ndarray:
-    if problem_type == "regression":
+    if problem_type in ("regression", "ranking"):  # ranking: the grades, mirrored
         return np.nanmax(label) + np.nanmin(label) - label  # high becomes low: the relation inverts
     classes = np.unique(label)
     return classes[(np.searchsorted(classes, label) + 1) % len(classes)]  # the next class

@@ -73,10 +73,8 @@ def prepare(
     ``console``; DataRefused with the reason otherwise. ``roles``: settings.COLUMN_ROLES when None."""
     detected: tuple[str, ...] = ()
     if source is None:  # the sample's columns are known: no roles to detect or declare
-        train, holdout = _sample()
+        train, holdout, how, skip = _sample(problem_type)
         label_column, name = settings.LABEL_COLUMN, SAMPLE
-        how = f"split: random 80/20 of the {SAMPLE}"
-        skip: list[str] = []
     else:
         train, holdout, how, found = _read(Path(source), label_column, problem_type, roles)
         name, detected, skip = str(source), found.detected, found.not_features()
@@ -95,13 +93,17 @@ def prepare(
     return dataset
 
 
-def _sample() -> tuple[Table, Table]:
+def _sample(problem_type: str = PROBLEM_TYPE) -> tuple[Table, Table, str, list[str]]:
+    """(train, holdout, the split line, the columns drift injection keeps as they are)."""
     from . import sample_data  # scikit-learn: only when the sample is used
 
     table = sample_data.load_table() if hasattr(sample_data, "load_table") else sample_data.load()
+    if problem_type == "ranking":  # whole queries on one side; the query column is never drifted
+        train, holdout, how = _by_group(table, sample_data.QUERY_COLUMN, SAMPLE)
+        return train, holdout, f"{how} of the {SAMPLE}", [sample_data.QUERY_COLUMN]
     order = np.random.default_rng(SEED).permutation(table.n_rows)
     cut = int((1 - HOLDOUT_SHARE) * table.n_rows)
-    return table.take(order[:cut]), table.take(order[cut:])
+    return table.take(order[:cut]), table.take(order[cut:]), f"split: random 80/20 of the {SAMPLE}", []
 
 
 def _load(path: Path) -> Table:
@@ -146,12 +148,14 @@ def split_following(
 ) -> tuple[Table, Table, str]:
     """(train, holdout, the split line): by time, else by group, else ``split``."""
     _enough_rows(table, name)
+    if roles.group and problem_type == "ranking":  # a query split in two would be judged on half its list
+        return _by_group(table, roles.group, name)
     if roles.timestamp:
         return _by_time(table, roles.timestamp, name)
     if roles.group:
         return _by_group(table, roles.group, name)
     train, holdout = split(table, label_column, problem_type, name)
-    how = "" if problem_type == "regression" else f", stratified by {label_column!r}"
+    how = "" if problem_type in ("regression", "ranking") else f", stratified by {label_column!r}"
     return train, holdout, f"split: random 80/20{how}"
 
 
@@ -215,7 +219,7 @@ def split(table: Table, label_column: str, problem_type: str, name: str = "data"
     """80/20, seeded; stratified by label for classification (each class on both sides)."""
     _enough_rows(table, name)
     rng = np.random.default_rng(SEED)
-    if problem_type == "regression":
+    if problem_type in ("regression", "ranking"):
         groups = [np.arange(table.n_rows)]
     else:
         labels = table.data[label_column].astype(str)
@@ -266,9 +270,11 @@ def _check(table: Table, label_column: str, problem_type: str, name: str) -> Non
     present = label[~np.isnan(label)] if label.dtype.kind == "f" else label[label != ""]
     if len(present) < len(label):
         raise DataRefused(f"{name}: {len(label) - len(present)} row(s) without a label in {label_column!r}")
-    if problem_type == "regression":
+    if problem_type in ("regression", "ranking"):
         if label.dtype.kind != "f":
-            raise DataRefused(f"{name}: label column {label_column!r} is not numeric (regression project)")
+            raise DataRefused(
+                f"{name}: label column {label_column!r} is not numeric ({problem_type} project)"
+            )
         if name.endswith("(train)") and np.all(present == present[0]):
             raise DataRefused(
                 f"{name}: label column {label_column!r} has one value ({present[0]:g}): a regression needs targets that vary"

@@ -22,6 +22,16 @@ from {{ cookiecutter.package_name }}_emulator import (
 )
 
 PROBLEM = getattr(settings, "PROBLEM_TYPE", "binary")
+# Ranking's numbers are relevance grades: its data checks are regression's (a number per row).
+NUMERIC_LABEL = PROBLEM in ("regression", "ranking")
+
+
+@pytest.fixture(autouse=True)
+def _no_declared_roles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ranking bake declares its query column; these tables have none, so they are checked as
+    undeclared data (ranking's split by query: tests/runtime/test_ranking.py)."""
+    if PROBLEM == "ranking":
+        monkeypatch.setattr(settings, "COLUMN_ROLES", {})
 
 
 def table(rows: int, classes: tuple[str, ...] = ("yes", "no"), label: str = settings.LABEL_COLUMN) -> Table:
@@ -66,7 +76,7 @@ def test_no_label_column_is_refused(
     assert "no label column 'outcome'" in line and "--label-column" in line
 
 
-@pytest.mark.skipif(PROBLEM == "regression", reason="one class is a classification refusal")
+@pytest.mark.skipif(NUMERIC_LABEL, reason="one class is a classification refusal")
 def test_one_class_is_refused(no_moto: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data.write_csv(tmp_path / "all.csv", table(60, classes=("yes",)))
     line = refusal(["--data", str(tmp_path / "all.csv"), "--out", str(tmp_path)], capsys)
@@ -360,7 +370,7 @@ def test_the_gate_line_is_the_runs_last_and_its_exit_code_is_3(
         return emulator.result
 
     source = table(60)
-    if PROBLEM == "regression":
+    if NUMERIC_LABEL:
         source.data[settings.LABEL_COLUMN] = np.arange(60.0)
     data.write_csv(tmp_path / "all.csv", source)
     monkeypatch.setattr(run, "run_pipeline", fake_pipeline)

@@ -114,7 +114,8 @@ def test_training_uploads_model_tarball_where_sagemaker_does(
         name: float(value) for name, value in chosen.items()
     }
     sample = data.read_csv(sample_data["train"])
-    assert model.feature_names == [c for c in sample.columns if c != settings.LABEL_COLUMN]
+    not_features = (settings.LABEL_COLUMN, *settings.COLUMN_ROLES)  # ranking: its query column
+    assert model.feature_names == [c for c in sample.columns if c not in not_features]
     assert f"train:{settings.GATE_METRIC}=" in result.logs
     config = json.loads(
         (tmp_path / "training" / "train-ok" / "input" / "config" / "resourceconfig.json").read_text()

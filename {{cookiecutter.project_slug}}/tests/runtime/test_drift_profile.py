@@ -115,7 +115,8 @@ def test_the_training_data_and_the_drifted_copy_pass_the_schema(sample_data):
     """The baked problem type's sample: its splits and its drifted copy are drift, not broken feeds."""
     train = data.read_csv(sample_data["train"])
     reference = prof.build_profile(train, [c for c in train.columns if c != LABEL_COLUMN])
-    assert reference["label"]["type"] == ("numeric" if PROBLEM_TYPE == "regression" else "categorical")
+    numeric = PROBLEM_TYPE in ("regression", "ranking")  # ranking: relevance grades
+    assert reference["label"]["type"] == ("numeric" if numeric else "categorical")
     for name in ("train", "holdout", "drifted"):
         assert schema.check(reference, data.read_csv(sample_data[name])) == []
 

@@ -53,7 +53,7 @@ def records_with_ids(rows, names) -> list[dict]:
 
 
 def decision_number(record: dict) -> float:
-    if PROBLEM_TYPE == "binary":
+    if PROBLEM_TYPE in ("binary", "ranking"):
         return record["score"]
     if PROBLEM_TYPE == "regression":
         return record["value"]
@@ -69,6 +69,8 @@ def want_records(predictor, rows) -> list[dict]:
             record = {"label": want.labels[i], "score": float(want.scores[i])}
         elif PROBLEM_TYPE == "regression":
             record = {"value": float(want.values[i])}
+        elif PROBLEM_TYPE == "ranking":  # the rows' own scores: these requests carry no query column
+            record = {"score": float(want.values[i])}
         else:
             row = want.probabilities[i].tolist()
             top = sorted(range(len(row)), key=row.__getitem__, reverse=True)[:3]

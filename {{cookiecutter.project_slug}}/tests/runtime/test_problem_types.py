@@ -25,8 +25,17 @@ from {{ cookiecutter.package_name }}.serving import compiled
 from {{ cookiecutter.package_name }}.settings import GATE_METRIC, GATE_MINIMUM, LABEL_COLUMN, PROBLEM_TYPE
 from {{ cookiecutter.package_name }}.steps import evaluate, train
 
-CLASSES = {"binary": ["no", "yes"], "multiclass": ["setosa", "versicolor", "virginica"], "regression": []}
-CATEGORICAL = {"binary": "clinic", "multiclass": "lab", "regression": "region"}[PROBLEM_TYPE]
+CLASSES = {
+    "binary": ["no", "yes"],
+    "multiclass": ["setosa", "versicolor", "virginica"],
+    "regression": [],
+    "ranking": [],
+}
+CATEGORICAL = {"binary": "clinic", "multiclass": "lab", "regression": "region", "ranking": "market"}[
+    PROBLEM_TYPE
+]
+# Ranking predicts one score per row, as regression predicts a value: the same shape of answer.
+ONE_NUMBER = PROBLEM_TYPE in ("regression", "ranking")
 HIGHER = metrics.higher_is_better(GATE_METRIC)
 
 
@@ -102,7 +111,7 @@ def test_holdout_predictions_have_the_shape_of_the_problem_type(trained, tables)
     holdout = tables[1]
     predictions = predictor.predict(predictor.features(holdout))
     n = holdout.n_rows
-    if PROBLEM_TYPE == "regression":
+    if ONE_NUMBER:
         assert predictions.values.shape == (n,) and np.isfinite(predictions.values).all()
         assert predictions.labels is None and predictions.probabilities is None
         return
@@ -129,7 +138,7 @@ def test_an_unseen_category_predicts_as_a_missing_one(trained, tables):
     as_missing = X[rows].copy()
     as_missing[:, column] = None
     unseen, missing = predictor.predict(X[rows]), predictor.predict(as_missing)
-    field = "values" if PROBLEM_TYPE == "regression" else "probabilities"
+    field = "values" if ONE_NUMBER else "probabilities"
     assert np.array_equal(getattr(unseen, field), getattr(missing, field))
 
 
@@ -160,6 +169,7 @@ def test_evaluate_gates_the_archive_on_the_type_metric(trained, tables, tmp_path
         predictor.predict(predictor.features(holdout)),
         predictor.classes,
         predictor.positive_class,
+        groups=holdout.data["query_id"] if PROBLEM_TYPE == "ranking" else None,
     )
     assert decision["candidate"] == pytest.approx({k: round(v, 6) for k, v in expected.items()}, abs=1e-6)
     assert (decision["metric"], decision["higher_is_better"]) == (GATE_METRIC, HIGHER)
@@ -167,14 +177,21 @@ def test_evaluate_gates_the_archive_on_the_type_metric(trained, tables, tmp_path
     assert meets, f"the data set must pass the default gate ({GATE_METRIC} {expected[GATE_METRIC]})"
     assert decision["promote"] is True and decision["decision"] == "promote"
     assert decision["candidate_sha256"] and decision["candidate_artifact"] == str(trained["archive"])
-    if PROBLEM_TYPE == "regression":
+    if ONE_NUMBER:
         assert "confusion_matrix" not in decision
     else:
         confusion = decision["confusion_matrix"]
         assert confusion["classes"] == CLASSES[PROBLEM_TYPE]
         assert np.asarray(confusion["counts"]).sum() == holdout.n_rows
     report = (tmp_path / "out" / "report.html").read_text()
-    assert ("Predicted vs actual" if PROBLEM_TYPE == "regression" else "Confusion matrix") in report
+    assert ("Predicted vs actual" if ONE_NUMBER else "Confusion matrix") in report
+    if PROBLEM_TYPE == "ranking":  # the gate metric per query: how many, and the worst ones
+        queries = decision["queries"]
+        assert queries["count"] == len(set(holdout.data["query_id"].tolist())) == 60
+        assert queries["scored"] + queries["skipped"] == queries["count"] and len(queries["worst"]) == 5
+        worst = [q[GATE_METRIC] for q in queries["worst"]]
+        assert worst == sorted(worst) and worst[0] <= expected[GATE_METRIC]
+        assert "Per query" in report and queries["worst"][0]["group"] in report
 
 
 def test_a_model_trained_on_broken_labels_is_blocked_against_production(trained, tables, tmp_path: Path):
@@ -191,14 +208,14 @@ def test_a_model_trained_on_broken_labels_is_blocked_against_production(trained,
 
 def test_the_label_is_profiled_and_drift_tested_as_its_kind(trained, tables):
     profile = load_profile(trained["model"] / "profile.json")
-    kind = "numeric" if PROBLEM_TYPE == "regression" else "categorical"
+    kind = "numeric" if ONE_NUMBER else "categorical"
     assert profile["label"]["type"] == kind
     holdout = tables[1]
     assert schema.check(profile, holdout) == []  # fresh rows of the same source pass the schema
     result = data_drift.compare(profile, holdout, 0.2, 0.01)
     assert result.label is not None and result.label.test == ("ks" if kind == "numeric" else "chi2")
     assert not result.label.drifted
-    if PROBLEM_TYPE == "regression":  # a target far outside the reference range is a broken feed
+    if ONE_NUMBER:  # a target far outside the reference range is a broken feed
         broken = holdout.take(slice(None))
         broken.data[LABEL_COLUMN] = broken.data[LABEL_COLUMN] * 1000.0
         with pytest.raises(schema.SchemaError, match=f"column '{LABEL_COLUMN}'"):

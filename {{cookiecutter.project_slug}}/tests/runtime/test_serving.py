@@ -162,6 +162,9 @@ def test_the_output_shape_of_this_problem_type(client, predictor, rows, names):
         assert body == {"predictions": [{"label": want.labels[0], "probabilities": probabilities}]}
         header = ",".join(["label", *map(str, predictor.classes)])
         assert csv_text == f"{header}\n{want.labels[0]},{','.join(map(number, want.probabilities[0]))}\n"
+    elif PROBLEM_TYPE == "ranking":  # a score per row; its rank too when the group is sent (test_ranking.py)
+        assert body == {"predictions": [{"score": float(want.values[0])}]}
+        assert csv_text == f"{number(want.values[0])}\n"
     else:
         assert body == {"predictions": [{"value": float(want.values[0])}]}
         assert csv_text == f"{number(want.values[0])}\n"

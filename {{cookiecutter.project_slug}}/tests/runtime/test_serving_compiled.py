@@ -32,6 +32,15 @@ def fitted():
     return Predictor.fit(train, {}), holdout
 
 
+def convert_or_skip(predictor, *precision: str) -> bytes:
+    """The ONNX model, or a skip where no converter takes this model (XGBoost's ranker: the library
+    serves it, as test_export_writes_the_onnx_model_only_when_it_answers_as_the_library shows)."""
+    try:
+        return compiled.convert(predictor, *precision)
+    except ValueError as error:
+        pytest.skip(f"no ONNX conversion for this model: {error}")
+
+
 def numbers(p) -> np.ndarray:
     return next(a for a in (p.values, p.scores, p.probabilities) if a is not None)
 
@@ -43,7 +52,8 @@ def test_export_writes_the_onnx_model_only_when_it_answers_as_the_library(fitted
     log = capsys.readouterr().err
     assert written == (tmp_path / compiled.COMPILED_FILE).is_file()
     if not written:  # e.g. XGBoost regression: float32 answers in the hundreds differ by ~1e-4
-        assert log.startswith("compiled predictor: not used (float32: ") and "serving uses" in log
+        first = compiled.precisions(predictor.library)[0]  # ranking: LightGBM's ranker tries float64 first
+        assert log.startswith(f"compiled predictor: not used ({first}: ") and "serving uses" in log
         assert (
             create_app(tmp_path).extensions["serving"].predictor.estimator.__class__
             is not compiled.CompiledModel
@@ -78,13 +88,14 @@ def test_a_mismatching_export_is_not_used(fitted, tmp_path, capsys, monkeypatch)
     from {{ cookiecutter.package_name }}.settings import LABEL_COLUMN
 
     train.data[LABEL_COLUMN] = np.random.default_rng(0).permutation(train.data[LABEL_COLUMN])
-    other = compiled.convert(Predictor.fit(train, {}))
+    other = convert_or_skip(Predictor.fit(train, {}))
     monkeypatch.setattr(compiled, "convert", lambda _predictor, _precision: other)
     assert compiled.export(predictor, holdout, tmp_path) is False
     assert not (tmp_path / compiled.COMPILED_FILE).exists()
     log = capsys.readouterr().err
     assert f"compiled predictor: not used ({compiled.precisions(predictor.library)[0]}: " in log
-    assert "labels differ" in log if PROBLEM_TYPE != "regression" else "max difference" in log
+    one_number = PROBLEM_TYPE in ("regression", "ranking")
+    assert "labels differ" in log if not one_number else "max difference" in log
     assert f"serving uses {predictor.library}" in log
 
 
@@ -100,7 +111,8 @@ def test_an_unsupported_model_is_not_exported(fitted, tmp_path, capsys):
 def test_without_onnxruntime_serving_uses_the_library(fitted, tmp_path, monkeypatch, capsys):
     predictor, holdout = fitted
     predictor.save(tmp_path)
-    assert compiled.export(predictor, holdout, tmp_path)
+    if not compiled.export(predictor, holdout, tmp_path):  # e.g. a LightGBM ranker: the library serves
+        pytest.skip("no verified export")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
     loaded = compiled.load(tmp_path)
     assert not isinstance(loaded.estimator, compiled.CompiledModel)
@@ -109,7 +121,7 @@ def test_without_onnxruntime_serving_uses_the_library(fitted, tmp_path, monkeypa
 
 def test_the_session_is_created_in_the_process_that_predicts(fitted, tmp_path):
     predictor, holdout = fitted
-    model = compiled.CompiledModel(compiled.convert(predictor), PROBLEM_TYPE)
+    model = compiled.CompiledModel(convert_or_skip(predictor), PROBLEM_TYPE)
     attached = dataclasses.replace(predictor, estimator=model)
     assert model._session is None  # gunicorn's master only holds the bytes
     attached.predict(attached.features(holdout.take(slice(0, 1))))
@@ -120,7 +132,7 @@ def test_model_folder_with_the_compiled_file_still_loads(fitted, tmp_path):
     predictor, _ = fitted
     predictor.save(tmp_path)
     # The folder allow-list is the Predictor's: model.onnx is on it.
-    (tmp_path / compiled.COMPILED_FILE).write_bytes(compiled.convert(predictor))
+    (tmp_path / compiled.COMPILED_FILE).write_bytes(convert_or_skip(predictor))
     assert Predictor.load(tmp_path).feature_names == predictor.feature_names
 
 
@@ -192,6 +204,12 @@ def _overflow_rows(predictor, holdout) -> np.ndarray:
     return np.asarray(rows)
 
 
+# A scikit-learn ranking bake's pointwise Ridge answers ~1e37 on these rows: float64 ONNX sums in
+# another order (~1e22 apart, 2e-16 relative, beyond the absolute 1e-6) and float32 does not overflow.
+POINTWISE_RANKING = PROBLEM_TYPE == "ranking" and model.LIBRARY == "scikit-learn"
+
+
+@pytest.mark.skipif(POINTWISE_RANKING, reason="answers ~1e37: an absolute 1e-6 is below float64's step")
 def test_features_near_the_float32_limit_answer_as_the_library(fitted, tmp_path):
     predictor, holdout = fitted
     predictor.save(tmp_path)
@@ -204,6 +222,7 @@ def test_features_near_the_float32_limit_answer_as_the_library(fitted, tmp_path)
 
 
 @pytest.mark.skipif(model.LIBRARY not in compiled.OVERFLOW_SENSITIVE, reason="trees only compare features")
+@pytest.mark.skipif(POINTWISE_RANKING, reason="this model's float32 answers do not overflow on these rows")
 def test_a_float32_model_answers_overflowing_rows_through_the_library(fitted, tmp_path):
     predictor, holdout = fitted
     predictor.save(tmp_path)

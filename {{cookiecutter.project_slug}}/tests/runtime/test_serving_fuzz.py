@@ -116,7 +116,7 @@ def _numbers(reply) -> list[float]:
         lines = reply.get_data(as_text=True).splitlines()
         if model_problem(reply) == "multiclass":
             lines = lines[1:]  # the header names the classes
-        start = 0 if model_problem(reply) == "regression" else 1
+        start = 0 if model_problem(reply) in ("regression", "ranking") else 1  # one number per line
         return [float(v) for line in lines for v in line.split(",")[start:]]
     numbers = []
     records = (

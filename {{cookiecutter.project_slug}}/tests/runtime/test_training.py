@@ -13,7 +13,7 @@ from {{ cookiecutter.package_name }} import hyperparameters, model
 from {{ cookiecutter.package_name }}.data import read_csv
 from {{ cookiecutter.package_name }}.metrics import METRICS
 from {{ cookiecutter.package_name }}.predictor import Predictor
-from {{ cookiecutter.package_name }}.settings import LABEL_COLUMN, PROBLEM_TYPE
+from {{ cookiecutter.package_name }}.settings import COLUMN_ROLES, LABEL_COLUMN, PROBLEM_TYPE
 from {{ cookiecutter.package_name }}.steps import train
 
 METRIC_LINE = re.compile(
@@ -39,6 +39,10 @@ def write_config(root: Path, name: str, content: object) -> None:
 
 
 def write_channel(root: Path, channel: str, text: str) -> None:
+    header, *rows = text.splitlines()
+    # A ranker needs each row's query: well-formed a,b,target tables get one (two rows per query).
+    if PROBLEM_TYPE == "ranking" and header == "a,b,target" and all(r.count(",") == 2 for r in rows):
+        text = "\n".join([f"{header},query_id", *(f"{r},q{i // 2}" for i, r in enumerate(rows))]) + "\n"
     directory = root / "input" / "data" / channel
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
@@ -79,7 +83,7 @@ def test_success_writes_model_metadata_profile_and_metrics(opt_ml, sample_data, 
     predictor = Predictor.load(model_dir)
     assert predictor.hyperparameters[NUMERIC.name] == value
     table = read_csv(sample_data["train"])
-    assert predictor.feature_names == [c for c in table.columns if c != LABEL_COLUMN]
+    assert predictor.feature_names == [c for c in table.columns if c not in (LABEL_COLUMN, *COLUMN_ROLES)]
     assert predictor.problem_type == PROBLEM_TYPE and predictor.library == model.LIBRARY
     # Exactly the model's files, and the compiled copy when it verified (one log line says which).
     log = captured.err
@@ -97,12 +101,14 @@ def test_success_writes_model_metadata_profile_and_metrics(opt_ml, sample_data, 
     assert not (opt_ml / "output" / "failure").exists()
     holdout = read_csv(sample_data["holdout"])
     predictions = predictor.predict(predictor.features(holdout))
-    if PROBLEM_TYPE == "regression":
+    if PROBLEM_TYPE in ("regression", "ranking"):
         assert predictions.values.shape == (holdout.n_rows,) and predictions.labels is None
     else:
         assert predictions.probabilities.shape == (holdout.n_rows, len(predictor.classes))
     profile = json.loads((model_dir / "profile.json").read_text())
-    assert profile["label"]["type"] == ("numeric" if PROBLEM_TYPE == "regression" else "categorical")
+    assert profile["label"]["type"] == (
+        "numeric" if PROBLEM_TYPE in ("regression", "ranking") else "categorical"
+    )
     assert profile["prediction"]["n"] == table.n_rows
 
 
@@ -166,7 +172,7 @@ def test_missing_label_value(opt_ml, capsys):
     )
 
 
-@pytest.mark.skipif(PROBLEM_TYPE == "regression", reason="a regression target has no classes")
+@pytest.mark.skipif(PROBLEM_TYPE in ("regression", "ranking"), reason="a numeric target has no classes")
 def test_one_class_label(opt_ml, capsys):
     write_channel(opt_ml, "train", "a,b,target\n1,2,1\n3,4,1\n")
     needs = "exactly two" if PROBLEM_TYPE == "binary" else "at least two"

@@ -16,7 +16,7 @@ import pytest
 from {{ cookiecutter.package_name }} import data
 from {{ cookiecutter.package_name }}.drift.profile import PROFILE_FILE, build_profile, save_profile
 from {{ cookiecutter.package_name }}.predictor import Predictor
-from {{ cookiecutter.package_name }}.settings import LABEL_COLUMN, PROBLEM_TYPE
+from {{ cookiecutter.package_name }}.settings import COLUMN_ROLES, LABEL_COLUMN, PROBLEM_TYPE
 from {{ cookiecutter.package_name }}.steps import validate
 from {{ cookiecutter.package_name }}_emulator.sample_data import DRIFTED_FEATURES
 
@@ -35,18 +35,20 @@ CONTRACT_KEYS = {
 
 @pytest.fixture(scope="module")
 def features(sample_data: dict[str, Path]) -> list[str]:
-    """This bake's sample features (breast cancer, wine or diabetes), in CSV order."""
-    return [c for c in data.read_csv(sample_data["train"]).columns if c != LABEL_COLUMN]
+    """This bake's sample features (breast cancer, wine, diabetes or search results), in CSV order:
+    not the label, nor a column settings.COLUMN_ROLES declares (ranking's query column)."""
+    return [c for c in data.read_csv(sample_data["train"]).columns if c not in (LABEL_COLUMN, *COLUMN_ROLES)]
 
 
 @pytest.fixture(scope="module")
 def reference_model(sample_data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model trained on the sample training data, with its profile, as training writes it."""
     table = data.read_csv(sample_data["train"])
-    features = [c for c in table.columns if c != LABEL_COLUMN]
     folder = tmp_path_factory.mktemp("reference") / "model"
-    Predictor.fit(table, {}).save(folder)
-    save_profile(build_profile(table, features), folder / PROFILE_FILE)
+    predictor = Predictor.fit(table, {})
+    predictor.save(folder)
+    profile = build_profile(table, predictor.feature_names, roles=predictor.columns or None)
+    save_profile(profile, folder / PROFILE_FILE)
     return folder
 
 
@@ -105,7 +107,7 @@ def test_label_change_is_named_for_the_problem_type(sample_data, reference_model
     """Only the label moves: classes re-weighted (classification) or the target shifted (regression)."""
     table = data.read_csv(sample_data["train"])
     label = table.data[LABEL_COLUMN]
-    if PROBLEM_TYPE == "regression":
+    if PROBLEM_TYPE in ("regression", "ranking"):  # ranking: the relevance grades, a number
         table.data[LABEL_COLUMN] = label + float(np.std(label))
         expected = f"label {LABEL_COLUMN!r} label distribution changed"
     else:  # every row of the first class three times over: its share of the rows moves a lot

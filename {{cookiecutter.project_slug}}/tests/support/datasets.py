@@ -5,7 +5,10 @@ Built from scikit-learn's shipped sets (no download), split 80/20 with a fixed s
 - ``binary()``: breast cancer as "yes"/"no" (malignant = "yes"), with a ``clinic`` column (text,
   noise) and a ``size_band`` column (text, binned from the tumour area: informative);
 - ``multiclass()``: iris with the species names as labels and a ``petal_band`` text column;
-- ``regression()``: diabetes with ``sex`` as "female"/"male" and a ``region`` text column.
+- ``regression()``: diabetes with ``sex`` as "female"/"male" and a ``region`` text column;
+- ``ranking()``: the emulator's synthetic search results (300 queries x 10 documents, grades 0-3,
+  the query in ``query_id``) with a ``market`` text column (noise); split by query, so no query
+  is on both sides.
 
 The label is always ``settings.LABEL_COLUMN`` (the project reads it from there). A few cells are
 missing, and the holdout holds a category never seen in training (``unseen=True``), which the
@@ -93,6 +96,32 @@ def regression(categorical: bool = True, seed: int = 0, unseen: bool = True) -> 
     return _split(columns, seed, "region" if categorical and unseen else None)
 
 
+def ranking(
+    categorical: bool = True, seed: int = 0, unseen: bool = True, string_labels: bool = False
+) -> tuple[Table, Table]:
+    """Grades are numbers whatever ``string_labels`` says (accepted so callers stay generic)."""
+    from {{ cookiecutter.package_name }}_emulator.sample_data import QUERY_COLUMN, ranking_table
+
+    table = ranking_table(seed=seed)
+    rng = np.random.default_rng(seed)
+    columns = dict(table.data)
+    columns["text_match"] = _missing(columns["text_match"], rng)
+    if categorical:
+        columns["market"] = _text(rng.choice(["uk", "de", "fr"], table.n_rows).tolist())
+    names = [c for c in table.columns if c != LABEL_COLUMN] + (["market"] if categorical else [])
+    table = Table([*names, LABEL_COLUMN], {n: columns[n] for n in [*names, LABEL_COLUMN]})
+    queries = np.unique(table.data[QUERY_COLUMN])
+    held = np.isin(
+        table.data[QUERY_COLUMN], np.random.default_rng(seed).permutation(queries)[: len(queries) // 5]
+    )
+    train, holdout = table.take(np.flatnonzero(~held)), table.take(np.flatnonzero(held))
+    if categorical and unseen:
+        column = holdout.data["market"].copy()
+        column[::7] = UNSEEN
+        holdout.data["market"] = column
+    return train, holdout
+
+
 def write(folder: Path, train: Table, holdout: Table) -> dict[str, Path]:
     """train/train.csv and holdout/holdout.csv under ``folder``; returns both paths."""
     paths = {"train": folder / "train" / "train.csv", "holdout": folder / "holdout" / "holdout.csv"}
@@ -101,7 +130,7 @@ def write(folder: Path, train: Table, holdout: Table) -> dict[str, Path]:
     return paths
 
 
-BUILDERS = {"binary": binary, "multiclass": multiclass, "regression": regression}
+BUILDERS = {"binary": binary, "multiclass": multiclass, "regression": regression, "ranking": ranking}
 
 
 def for_problem(problem_type: str, **options: bool) -> tuple[Table, Table]:
@@ -146,6 +175,8 @@ def listings(n: int, seed: int = 0, problem_type: str | None = None, vocabulary:
     }
     if problem == "regression":
         columns[LABEL_COLUMN] = 50.0 + 40.0 * y + rng.normal(0, 5, n)
+    elif problem == "ranking":  # relevance grades (these listings have no query column)
+        columns[LABEL_COLUMN] = y.astype(np.float64)
     elif problem == "binary":
         columns[LABEL_COLUMN] = np.asarray(["yes" if v else "no" for v in y], dtype=object)
     else:

@@ -56,7 +56,7 @@ def expected(predictor: Predictor, table: Table) -> Predictions:
 
 def parse_csv(text: str, problem_type: str) -> dict[str, Any]:
     rows = list(csv.reader(io.StringIO(text)))
-    if problem_type == "regression":
+    if problem_type in ("regression", "ranking"):  # ranking: one score per line
         return {"values": [float(r[0]) for r in rows]}
     if problem_type == "binary":
         return {"labels": [r[0] for r in rows], "scores": [float(r[1]) for r in rows]}
@@ -82,6 +82,9 @@ def parse_records(predictions: list[dict[str, Any]], problem_type: str, classes:
     if problem_type == "regression":
         assert all(set(p) == {"value"} for p in predictions)
         return {"values": [p["value"] for p in predictions]}
+    if problem_type == "ranking":  # "rank" too when the records carried the group column
+        assert all(set(p) in ({"score"}, {"score", "rank"}) for p in predictions)
+        return {"values": [p["score"] for p in predictions]}
     if problem_type == "binary":
         assert all(set(p) == {"label", "score"} for p in predictions)
         return {"labels": [p["label"] for p in predictions], "scores": [p["score"] for p in predictions]}
@@ -97,7 +100,7 @@ def assert_exact(
     answer: dict[str, Any], want: Predictions, problem_type: str, classes: list[Any], csv_: bool
 ):
     """Exactly the library's numbers (floats round-trip) and labels (CSV labels are text)."""
-    if problem_type == "regression":
+    if problem_type in ("regression", "ranking"):
         assert answer["values"] == want.values.tolist()
         return
     labels = want.labels.tolist()

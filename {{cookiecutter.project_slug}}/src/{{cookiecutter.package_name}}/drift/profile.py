@@ -204,7 +204,7 @@ def build_profile(
     the label as a number (default: when the project's problem type is regression).
     """
     if numeric_label is None:
-        numeric_label = PROBLEM_TYPE == "regression"
+        numeric_label = PROBLEM_TYPE in ("regression", "ranking")  # ranking: relevance grades
     missing = [name for name in feature_names if name not in table.data]
     if missing:
         raise data.DataError(f"cannot profile missing column(s): {', '.join(missing)}")

@@ -227,6 +227,20 @@ def _direction(name: str) -> str:
     return "higher" if metrics.higher_is_better(name) else "lower"
 
 
+def _queries(queries: dict[str, Any]) -> list[str]:
+    """Ranking: how many queries the gate metric averaged, and the worst of them."""
+    metric = queries["metric"]
+    rows = "".join(
+        f"<tr><td>{escape(str(q['group']))}</td><td>{_number(q[metric])}</td></tr>" for q in queries["worst"]
+    )
+    return [
+        "<h2>Per query</h2>",
+        f"<p>{metric} on {queries['scored']} of {queries['count']} queries ({escape(queries['group_column'])}); "
+        f"{queries['skipped']} without a relevant row skipped. The worst:</p>",
+        f"<table><tr><th>query</th><th>{escape(metric)}</th></tr>{rows}</table>",
+    ]
+
+
 def evaluation_page(decision: dict[str, Any], plot: dict[str, Any] | None = None) -> str:
     """The gate's page; ``plot`` carries the candidate's confusion matrix or predicted/actual values."""
     if decision.get("decision") == "fail":
@@ -267,6 +281,8 @@ def evaluation_page(decision: dict[str, Any], plot: dict[str, Any] | None = None
         body += ["<h2>Confusion matrix</h2>", confusion_plot(plot["classes"], plot["confusion_matrix"])]
     elif plot and "actual" in plot:
         body += ["<h2>Predicted vs actual</h2>", predicted_vs_actual_plot(plot["actual"], plot["predicted"])]
+    if plot and "queries" in plot:
+        body += _queries(plot["queries"])
     drift = decision.get("prediction_drift")
     body.append("<h2>Prediction drift of the production model</h2>")
     if drift:

@@ -68,6 +68,8 @@ class Service:
         self.context = Context.of(predictor)
         self.schema, self.encoder = self.context.schema, self.context.encoder
         self.handlers = handlers or Handlers()
+        # Ranking: the group column whose values, when a request carries them, get ranks within groups.
+        self._group = (predictor.columns or {}).get("group") if predictor.problem_type == "ranking" else None
         # Settled once: the per-request path reads a bool, not the handlers.
         self._custom = self.handlers.custom
         self._own_input = self.handlers.input_fn is not None
@@ -81,8 +83,23 @@ class Service:
         if not getattr(self._thread, "configured", False):
             _configure_thread()
             self._thread.configured = True
+        if self._group is not None and content_type != codecs.CSV:
+            return self._ranked(body, content_type, accept)
         X = codecs.decode(body, content_type, self.schema)
         return self.encoder.encode(self.predictor.predict(X), accept)
+
+    def _ranked(self, body: bytes, content_type: str, accept: str) -> bytes:
+        """Ranking, JSON or JSON Lines: scores, and each row's rank in its group when the records
+        carry the group column (CSV rows are features only: scores only)."""
+        if not body.strip():
+            raise codecs.BadRequest("empty request body")
+        try:
+            records = codecs.load_records(body, content_type)
+            X = codecs.decode_records(records, self.schema)
+        except RecursionError:
+            raise codecs.BadRequest("the body is nested too deeply") from None
+        groups = codecs.group_values(records, self._group)
+        return self.encoder.encode(self.predictor.predict(X), accept, groups)
 
     def answer(self, body: bytes, content_type: str, accept: str) -> tuple[str, bytes]:
         """(content type, body) of the answer, through the service functions."""

@@ -417,6 +417,8 @@ class Encoder:
     multiclass  JSON {"predictions": [{"label", "probabilities": {class: p}}]}, CSV a header
                 ``label,<class>,...`` then one line per row
     regression  JSON {"predictions": [{"value"}]}, CSV one value per line
+    ranking     JSON {"predictions": [{"score"}]}, plus "rank" (1 = best within the row's group)
+                when the request's records carry the group column; CSV one score per line
     JSON Lines holds the same records as JSON, one per line, without the "predictions" wrapper.
     Labels come from ``Predictor.predict`` (it applies the threshold); class names and their CSV
     fields are computed once here, not per request. Floats print as orjson writes them, in both
@@ -427,14 +429,19 @@ class Encoder:
     """
 
     def __init__(self, problem_type: str, classes: Sequence[Any]):
-        if problem_type not in ("binary", "multiclass", "regression"):
+        if problem_type not in ("binary", "multiclass", "regression", "ranking"):
             raise ValueError(f"unknown problem type {problem_type!r}")
         self.problem_type = problem_type
         self.keys = [str(c) for c in classes]  # JSON object keys are strings
         self.fields = {c: _csv_field(c).encode() for c in classes}
         self.header = ",".join(["label", *(_csv_field(c) for c in classes)]).encode() + b"\n"
 
-    def encode(self, predictions: Any, accept: str) -> bytes:
+    def encode(self, predictions: Any, accept: str, groups: Sequence[Any] | None = None) -> bytes:
+        """The answer body; ``groups`` (ranking only): each row's group, to add its rank in it."""
+        if self.problem_type == "ranking":
+            if accept == CSV:
+                return b"\n".join(_numbers(predictions.values.tolist())) + b"\n"
+            return _json_answer(self.records(predictions, groups), accept)
         if self.problem_type == "regression":
             return self._regression(predictions.values.tolist(), accept)
         labels = predictions.labels.tolist()
@@ -442,8 +449,14 @@ class Encoder:
             return self._binary(labels, predictions.scores.tolist(), accept)
         return self._multiclass(labels, predictions.probabilities.tolist(), accept)
 
-    def records(self, predictions: Any) -> list[dict[str, Any]]:
+    def records(self, predictions: Any, groups: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         """The default answer as one dict per row: what JSON holds under "predictions"."""
+        if self.problem_type == "ranking":
+            scores = predictions.values.tolist()
+            if groups is None:
+                return [{"score": score} for score in scores]
+            ranks = ranks_within(scores, groups)
+            return [{"score": s, "rank": r} for s, r in zip(scores, ranks, strict=True)]
         if self.problem_type == "regression":
             return _value_rows(predictions.values.tolist())
         labels = predictions.labels.tolist()
@@ -477,6 +490,27 @@ class Encoder:
         if accept == CSV:
             return b"\n".join(_numbers(values)) + b"\n"
         return _json_answer(_value_rows(values), accept)
+
+
+def group_values(records: list[Any], group: str | None) -> list[Any] | None:
+    """Ranking: each record's group, when every record is an object carrying the group column;
+    else None (records in feature order, or a group missing somewhere: scores only)."""
+    if group is None or not records or not all(isinstance(r, dict) and group in r for r in records):
+        return None
+    return [str(r[group]) for r in records]
+
+
+def ranks_within(scores: Sequence[float], groups: Sequence[Any]) -> list[int]:
+    """Each row's rank among the rows of its group by descending score: 1 = best; a tie keeps the
+    rows' order in the request."""
+    ranks = [0] * len(scores)
+    members: dict[Any, list[int]] = {}
+    for i, group in enumerate(groups):
+        members.setdefault(group, []).append(i)
+    for rows in members.values():
+        for rank, i in enumerate(sorted(rows, key=lambda i: -scores[i]), start=1):  # sorted is stable
+            ranks[i] = rank
+    return ranks
 
 
 def _score_rows(labels: list[Any], scores: list[float]) -> list[dict[str, Any]]:

@@ -171,7 +171,7 @@ def _check_session(session: Any, expected: onnx_file.Expected) -> None:
 
 
 def expected_of(predictor: Predictor) -> onnx_file.Expected:
-    classes = len(predictor.classes) if predictor.problem_type != "regression" else 0
+    classes = len(predictor.classes) if predictor.problem_type not in ("regression", "ranking") else 0
     return onnx_file.Expected(n_features=predictor.layout.width, n_classes=classes)
 
 
@@ -181,7 +181,7 @@ def convert(predictor: Predictor, precision: str = "float32") -> bytes:
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
     n, double = predictor.layout.width, precision == "float64"
-    classifier = predictor.problem_type != "regression"
+    classifier = predictor.problem_type not in ("regression", "ranking")
     if predictor.library == "scikit-learn":
         from skl2onnx import convert_sklearn
         from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
@@ -281,7 +281,7 @@ def load(directory: Path) -> Predictor:
         model = onnx_file.read_verified(path, record["sha256"], model_files.MAX_MODEL_BYTES)
     except onnx_file.OnnxRefused as error:  # tampered or foreign: refuse, as for a native model
         raise ModelFolderError(f"{path}: {error}") from None
-    classes = len(metadata["classes"]) if metadata["problem_type"] != "regression" else 0
+    classes = len(metadata["classes"]) if metadata["problem_type"] not in ("regression", "ranking") else 0
     expected = onnx_file.Expected(n_features=Layout.of_metadata(metadata).width, n_classes=classes)
     fallback = None
     if record["precision"] == "float32" and metadata["library"] in OVERFLOW_SENSITIVE:

@@ -104,11 +104,53 @@ def _score(predictor: Predictor, holdout: data.Table, source: str) -> tuple[Pred
     try:
         predictions = predictor.predict(predictor.features(holdout))
         values = metrics.compute(
-            settings.PROBLEM_TYPE, labels, predictions, predictor.classes, predictor.positive_class
+            settings.PROBLEM_TYPE,
+            labels,
+            predictions,
+            predictor.classes,
+            predictor.positive_class,
+            groups=_groups(predictor, holdout),
         )
     except ValueError as error:
         raise data.DataError(f"holdout scored by {source}: {error}") from None
     return predictions, values
+
+
+def _groups(predictor: Predictor, holdout: data.Table) -> np.ndarray | None:
+    """Ranking: each holdout row's group (query), by the group role in the model's metadata
+    (``columns.group``); None for the other problem types."""
+    if settings.PROBLEM_TYPE != "ranking":
+        return None
+    group = (predictor.columns or {}).get("group")
+    if not group:
+        raise data.DataError("the model's metadata names no group column (columns.group); ranking needs one")
+    if group not in holdout.data:
+        raise data.DataError(f"group column {group!r} missing from the holdout")
+    return holdout.data[group]
+
+
+# The worst queries the decision and the report list (by the gate metric, per query).
+WORST_QUERIES = 5
+
+
+def query_summary(
+    predictor: Predictor, predictions: Predictions, holdout: data.Table, metric: str
+) -> dict[str, Any]:
+    """Ranking: the gate metric per query, summarised (count, skipped, worst queries)."""
+    assert predictions.values is not None
+    per_query = metrics.per_query(
+        holdout.data[settings.LABEL_COLUMN], predictions.values, _groups(predictor, holdout)
+    )
+    scored = {q: v[metric] for q, v in per_query.items() if not np.isnan(v[metric])}
+    worst = sorted(scored, key=lambda q: (scored[q], q))[:WORST_QUERIES]
+    return {
+        "metric": metric,
+        "group_column": predictor.columns["group"],
+        "count": len(per_query),
+        "scored": len(scored),
+        "skipped": len(per_query) - len(scored),  # no relevant row: the metric is undefined there
+        "worst": [{"group": q, metric: round(scored[q], 6)} for q in worst],
+    }
 
 
 def sha256(path: Path) -> str:
@@ -130,7 +172,7 @@ def _local_candidate(uri: str, scratch: Path) -> tuple[Path, Path | None]:
 def details(predictor: Predictor, predictions: Predictions, holdout: data.Table) -> dict[str, Any]:
     """What the report draws: a confusion matrix (classification) or predicted vs actual values."""
     truth = holdout.data[settings.LABEL_COLUMN]
-    if settings.PROBLEM_TYPE == "regression":
+    if settings.PROBLEM_TYPE in ("regression", "ranking"):
         assert predictions.values is not None
         return {
             "actual": np.asarray(truth, dtype=np.float64).tolist(),
@@ -166,6 +208,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
         candidate_model = _load(model_dir, "the candidate")
         predictions, candidate = _score(candidate_model, holdout, "the candidate")
         plot = details(candidate_model, predictions, holdout)
+        if settings.PROBLEM_TYPE == "ranking":
+            plot["queries"] = query_summary(candidate_model, predictions, holdout, args.metric)
     production = drift = None
     drift_note = "prediction drift not measured: the production profile has no score reference"
     with open_model(args.production_model) as production_dir:
@@ -186,6 +230,13 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     )
     if "confusion_matrix" in plot:
         decision["confusion_matrix"] = {"classes": plot["classes"], "counts": plot["confusion_matrix"]}
+    if "queries" in plot:
+        queries = plot["queries"]
+        decision["queries"] = queries
+        decision["reasons"].append(
+            f"{args.metric} averaged over {queries['scored']} of {queries['count']} queries "
+            f"({queries['skipped']} without a relevant row skipped)"
+        )
     if drift is None and production is not None:
         decision["reasons"].append(drift_note)
     return decision, plot

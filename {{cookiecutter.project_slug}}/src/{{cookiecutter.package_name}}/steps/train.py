@@ -156,6 +156,16 @@ def shard(table: Table, cluster: Cluster, channel_config: dict[str, Any]) -> Tab
     return part
 
 
+def _groups(predictor: Predictor, table: Table) -> np.ndarray | None:
+    """Each row's group (query) for ranking metrics; None for the other problem types."""
+    group = (predictor.columns or {}).get("group")
+    if PROBLEM_TYPE != "ranking":
+        return None
+    if not group or group not in table.data:
+        raise DataError(f"ranking metrics need the group column {group!r} in every channel")
+    return table.data[group]
+
+
 def score(predictor: Predictor, table: Table, channel: str) -> tuple[dict[str, float], np.ndarray]:
     """All metrics of the problem type on a channel, and the per-row drift scores."""
     try:
@@ -166,6 +176,7 @@ def score(predictor: Predictor, table: Table, channel: str) -> tuple[dict[str, f
             predictions,
             predictor.classes,
             predictor.positive_class,
+            groups=_groups(predictor, table),
         )
     except ValueError as error:  # DataError, unknown labels
         raise TrainingError(f"channel {channel!r}: {error}") from None
