@@ -42,6 +42,7 @@ MAX_METADATA_BYTES = 16 * 1024 * 1024
 # A categorical feature keeps its most frequent levels only: a column of thousands of distinct values
 # is never silently one-hot encoded (issue 23); the rest read as unseen (missing) categories.
 MAX_CATEGORY_LEVELS = 200
+MAX_NATIVE_GRADE = 30  # LightGBM's default label_gain covers grades 0..30
 
 
 class ModelFolderError(ValueError):
@@ -370,6 +371,14 @@ def _fit_ranking(
         )
         _fit(estimator, X, y, weight)
         return
+    # LambdaMART's gains are 2^grade - 1 looked up by whole grade: LightGBM's label_gain has 31
+    # entries, XGBoost's ndcg refuses grades above 31; a decimal grade failed inside the library.
+    if not np.all((y == np.round(y)) & (y <= MAX_NATIVE_GRADE)):
+        bad = next(v for v in y.tolist() if v != round(v) or v > MAX_NATIVE_GRADE)
+        raise data.DataError(
+            f"relevance grade {bad:g}: {model.LIBRARY}'s ranker needs whole-number grades from 0 to "
+            f"{MAX_NATIVE_GRADE} (or FIT_GROUP = None in model.py for a pointwise model)"
+        )
     _, codes = np.unique(groups, return_inverse=True)
     order = np.argsort(codes, kind="stable")
     X, y, codes = X[order], y[order], codes[order]

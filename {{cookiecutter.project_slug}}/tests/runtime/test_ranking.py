@@ -252,3 +252,20 @@ def test_relevance_grades_must_be_numbers_of_at_least_zero(tables):
     train.data[LABEL_COLUMN] = train.data[LABEL_COLUMN] - 1.0
     with pytest.raises(data.DataError, match="relevance grades"):
         Predictor.fit(train, {})
+
+
+@RANKING
+def test_a_native_ranker_refuses_grades_its_library_cannot_gain_in_one_line(tables):
+    from {{ cookiecutter.package_name }} import model
+
+    if getattr(model, "FIT_GROUP", None) is None:
+        pytest.skip("a pointwise model regresses any grade")
+    for bad, shown in ((1.5, "1.5"), (31.0, "31")):
+        train = tables[0].take(slice(None))
+        train.data[LABEL_COLUMN] = train.data[LABEL_COLUMN].copy()
+        train.data[LABEL_COLUMN][3] = bad
+        with pytest.raises(data.DataError) as error:
+            Predictor.fit(train, {})
+        assert f"relevance grade {shown}: " in str(error.value) and "whole-number grades from 0 to 30" in str(
+            error.value
+        )
