@@ -23,6 +23,14 @@ def rendered_defaults(**answers: str) -> dict:
     return dict(prompt_for_config(context, no_input=True))
 
 
+def refused_bake_errors(tmp_path, capfd, context: dict) -> list[str]:
+    """The ERROR lines of a bake the hook refuses (and it wrote nothing)."""
+    with pytest.raises(FailedHookException):
+        cookiecutter(str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
+    return [line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR: ")]
+
+
 def test_defaults_pass() -> None:
     hook.validate(rendered_defaults())
 
@@ -100,10 +108,7 @@ def test_ranking_is_the_last_problem_type_and_binary_stays_the_default() -> None
 
 def test_a_ranking_bake_without_a_group_column_fails_in_one_line(tmp_path, capfd) -> None:
     context = {"project_slug": "bad-answer", "problem_type": "ranking", "column_roles": "query_id:id"}
-    with pytest.raises(FailedHookException):
-        cookiecutter(str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(tmp_path))
-    errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR: ")]
-    assert errors == [
+    assert refused_bake_errors(tmp_path, capfd, context) == [
         "ERROR: column_roles='query_id:id': problem_type ranking needs the query column named as "
         "name:group (e.g. query_id:group)"
     ]
@@ -119,10 +124,7 @@ def test_validate_refuses_invalid_pairs(pair: dict, field: str, message: str) ->
 
 def test_bake_with_a_metric_of_another_problem_type_fails_in_one_line(tmp_path, capfd) -> None:
     context = {"project_slug": "bad-answer", "problem_type": "regression", "gate_metric": "r2x"}
-    with pytest.raises(FailedHookException):
-        cookiecutter(str(TEMPLATE), no_input=True, extra_context=context, output_dir=str(tmp_path))
-    errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR: ")]
-    assert errors == [
+    assert refused_bake_errors(tmp_path, capfd, context) == [
         "ERROR: gate_metric='r2x': must be one of rmse, mae, r2, mape for problem_type regression"
     ]
     assert list(tmp_path.iterdir()) == []

@@ -117,7 +117,9 @@ def resolve(table: data.Table, label: str, roles: Mapping[str, str] | None = Non
 def detect(column: np.ndarray) -> tuple[str, str]:
     """(role, the rule that chose it): the rule is "" for plain numeric and categorical columns."""
     numeric = column.dtype.kind == "f"
-    filled = column[~np.isnan(column)] if numeric else column[[not _missing(v) for v in column.tolist()]]
+    filled = (
+        column[~np.isnan(column)] if numeric else column[[not data.is_missing(v) for v in column.tolist()]]
+    )
     n = len(column)
     if numeric:
         whole = len(filled) == n and bool(np.all(filled == np.round(filled)))
@@ -142,13 +144,15 @@ def detect(column: np.ndarray) -> tuple[str, str]:
 
 def _check_declared(column: str, role: str, values: np.ndarray) -> None:
     if role == "numeric" and values.dtype.kind != "f":
-        bad = next(v for v in values.tolist() if not _number(v))
+        bad = next(v for v in values.tolist() if not data.is_number(v))
         raise RoleError(f"column {column!r} is declared numeric but holds {bad!r}")
     bad_weight = values.dtype.kind != "f" or not np.all(np.isfinite(values) & (values >= 0))
     if role == "weight" and bad_weight:
         raise RoleError(f"column {column!r} is declared weight: it needs a finite number >= 0 in every row")
     if role == "timestamp" and values.dtype.kind != "f":
-        bad = next((v for v in values.tolist() if not _missing(v) and not ISO_TIME.match(str(v))), None)
+        bad = next(
+            (v for v in values.tolist() if not data.is_missing(v) and not ISO_TIME.match(str(v))), None
+        )
         if bad is not None:
             raise RoleError(f"column {column!r} is declared timestamp but holds {bad!r} (expected ISO 8601)")
 
@@ -161,7 +165,7 @@ def order_key(values: np.ndarray) -> np.ndarray:
 
 
 def _iso_ns(text: str) -> float:
-    if _missing(text):
+    if data.is_missing(text):
         return np.nan
     stamp = text.strip().replace(" ", "T").replace("Z", "+00:00")
     offset = re.search(r"[+-]\d{2}:?\d{2}$", stamp) if "T" in stamp else None
@@ -172,17 +176,3 @@ def _iso_ns(text: str) -> float:
         digits = offset.group()[1:].replace(":", "")
         value -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60) * 1e9
     return value
-
-
-def _missing(value: object) -> bool:
-    if isinstance(value, float):
-        return value != value
-    return str(value).strip().lower() in data.MISSING
-
-
-def _number(value: object) -> bool:
-    try:
-        float(str(value))
-    except ValueError:
-        return False
-    return True

@@ -17,6 +17,23 @@ import numpy as np
 MISSING = {"", "na", "nan", "null", "none"}
 
 
+def is_missing(value: object) -> bool:
+    """A missing cell: None, NaN, or one of the MISSING spellings."""
+    if value is None:
+        return True
+    if isinstance(value, float | np.floating):
+        return math.isnan(value)
+    return str(value).strip().lower() in MISSING
+
+
+def is_number(value: object) -> bool:
+    try:
+        float(str(value))
+    except ValueError:
+        return False
+    return True
+
+
 class DataError(ValueError):
     """Malformed data; the message names the file, line or column at fault."""
 

@@ -75,14 +75,6 @@ def _json_label(value: object) -> Any:
     return str(value).strip()
 
 
-def _is_missing(value: object) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, float | np.floating):
-        return math.isnan(value)
-    return str(value).strip().lower() in data.MISSING
-
-
 @dataclass
 class Predictor:
     problem_type: str
@@ -191,9 +183,9 @@ class Predictor:
             if kind == "numeric":
                 X[:, i] = table.matrix([name])[:, 0]
             elif kind == "text":
-                X[:, i] = [None if _is_missing(v) else str(v) for v in column.tolist()]
+                X[:, i] = [None if data.is_missing(v) else str(v) for v in column.tolist()]
             else:
-                X[:, i] = [None if _is_missing(v) else label_key(v) for v in column.tolist()]
+                X[:, i] = [None if data.is_missing(v) else label_key(v) for v in column.tolist()]
         return X
 
     def encode(self, X: np.ndarray) -> np.ndarray:
@@ -322,7 +314,7 @@ def _levels(name: str, column: np.ndarray) -> list[str]:
     """A categorical feature's levels, sorted: its MAX_CATEGORY_LEVELS most frequent ones."""
     counts: dict[str, int] = {}
     for value in column.tolist():
-        if not _is_missing(value):
+        if not data.is_missing(value):
             key = label_key(value)
             counts[key] = counts.get(key, 0) + 1
     if len(counts) <= MAX_CATEGORY_LEVELS:
@@ -400,7 +392,7 @@ def _targets(problem_type: str, column: np.ndarray, label: str) -> tuple[list[An
     if problem_type == "ranking":
         if column.dtype.kind != "f" or not np.all(np.isfinite(column) & (column >= 0)):
             bad = next(
-                (v for v in column.tolist() if not _is_number(v) or not float(v) >= 0), column.tolist()[0]
+                (v for v in column.tolist() if not data.is_number(v) or not float(v) >= 0), column.tolist()[0]
             )
             raise data.DataError(
                 f"label column {label!r} holds {bad!r}; ranking needs relevance grades (numbers >= 0)"
@@ -408,7 +400,7 @@ def _targets(problem_type: str, column: np.ndarray, label: str) -> tuple[list[An
         return [], column.astype(np.float64)
     if problem_type == "regression":
         if column.dtype.kind != "f":
-            bad = next(v for v in column.tolist() if not _is_number(v))
+            bad = next(v for v in column.tolist() if not data.is_number(v))
             raise data.DataError(
                 f"label column {label!r} is not numeric (value {bad!r}); regression needs numbers"
             )
@@ -433,14 +425,6 @@ def _targets(problem_type: str, column: np.ndarray, label: str) -> tuple[list[An
         first.setdefault(key, value)
     classes = [_json_label(first[k]) for k in distinct]
     return classes, np.asarray([index[k] for k in keys], dtype=np.int64)
-
-
-def _is_number(value: object) -> bool:
-    try:
-        float(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 def _sort_key(key: str) -> tuple[int, float, str]:
@@ -478,7 +462,7 @@ def _example(table: data.Table, names: list[str]) -> list[Any]:
 def _cell(value: object) -> Any:
     if isinstance(value, float | np.floating):
         return None if math.isnan(value) else float(value)
-    return None if _is_missing(value) else label_key(value)
+    return None if data.is_missing(value) else label_key(value)
 
 
 # ---- metadata: strict shape checks before anything else is read ---------------------------------
