@@ -20,6 +20,7 @@ import importlib
 import io
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,13 +60,17 @@ class Answer:
         return self.content_type.split(";", 1)[0].strip().lower()
 
 
-def requests_for(table: data.Table, rows: int = ROWS) -> list[Request]:
+def requests_for(table: data.Table, rows: int = ROWS, features: Sequence[str] | None = None) -> list[Request]:
     """The check's requests for the first ``rows`` rows of ``table`` (its label column dropped).
 
-    A CSV row is positional, so it carries the features only; a JSON Lines record also carries the
-    id, timestamp, group and weight columns (column_roles.py), which the endpoint accepts beside the
+    A CSV row is positional, so it carries the features only, in ``features`` order: the served
+    model's own list when the caller has the model (its metadata is the truth, issue 23), else the
+    roles resolved on ``table`` as training would. A JSON Lines record also carries the id,
+    timestamp, group and weight columns (column_roles.py), which the endpoint accepts beside the
     features and the model never sees."""
-    features = list(column_roles.resolve(table, settings.LABEL_COLUMN).features)
+    if features is None:
+        features = column_roles.resolve(table, settings.LABEL_COLUMN).features
+    features = list(features)
     named = [c for c in table.columns if c != settings.LABEL_COLUMN]
     head = table.take(slice(0, rows))
     buffer = io.StringIO()

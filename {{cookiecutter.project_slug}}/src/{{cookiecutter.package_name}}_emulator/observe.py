@@ -229,17 +229,18 @@ def invoke_check(cp: ControlPlane, after: str, holdout: Path, run_dir: Path) -> 
     if state is None:
         return None
     config, model_url = state
-    requests = endpoint_check.requests_for(data.read_csv(holdout))
-    client = runtime_client(cp)
-    try:
-        answers = [invoke(client, request) for request in requests]
-    except (ClientError, BotoCoreError) as error:
-        return InvokeCheck(after, config, model_url, 0, False, f"endpoint {settings.ENDPOINT_NAME}: {error}")
     try:
         service = endpoint_check.local_service(model_dir(cp, model_url, run_dir))
     except Exception as error:  # inference.py or the model refused in process: a failed check, not a crash
         reason = f"in process: {type(error).__name__}: {error}"
         return InvokeCheck(after, config, model_url, 0, False, reason)
+    # The CSV requests carry the served model's own features, in its order (its metadata).
+    requests = endpoint_check.requests_for(data.read_csv(holdout), features=service.predictor.feature_names)
+    client = runtime_client(cp)
+    try:
+        answers = [invoke(client, request) for request in requests]
+    except (ClientError, BotoCoreError) as error:
+        return InvokeCheck(after, config, model_url, 0, False, f"endpoint {settings.ENDPOINT_NAME}: {error}")
     local = [endpoint_check.local_answer(service, request) for request in requests]
     differences = [endpoint_check.difference(got, want) for got, want in zip(answers, local, strict=True)]
     _write_check(run_dir / f"endpoint-check-{after}.json", requests, answers, local, differences)

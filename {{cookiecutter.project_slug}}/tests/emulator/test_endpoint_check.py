@@ -74,6 +74,23 @@ def test_the_requests_drop_the_label_and_carry_text_cells_in_csv_and_json_lines(
     ]
 
 
+def test_the_csv_requests_follow_the_served_models_features_not_the_holdouts_detection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Detection on 2 holdout rows could call ``code`` an id; the model trained it as a feature."""
+    monkeypatch.setattr(settings, "COLUMN_ROLES", {})
+    table = data.Table(
+        ["code", settings.LABEL_COLUMN, "size"],
+        {
+            "code": np.array(["a1", "b2"], dtype=object),
+            settings.LABEL_COLUMN: np.array(["yes", "no"], dtype=object),
+            "size": np.array([1.5, 2.0]),
+        },
+    )
+    as_csv, _ = endpoint_check.requests_for(table, rows=5, features=["size", "code"])
+    assert as_csv.body == b"1.5,a1\n2.0,b2\n"
+
+
 def answer(body: Any, kind: str = "application/json", status: int = 200) -> Answer:
     text = body if isinstance(body, bytes) else json.dumps(body).encode()
     return Answer(status, kind, text)
