@@ -230,7 +230,7 @@ def authorize(response: Any) -> None:
     for check in found:
         decision = decide(principal, identity, boundary, check)
         with LEDGER._lock:
-            LEDGER.statements.setdefault(principal, statements_of(principal, identity))
+            LEDGER.statements[principal] = statements_of(principal, identity)  # as deployed now
             if decision.allowed:
                 LEDGER.allowed[(principal, check.action, check.resource, decision.allowers)] += 1
             else:
