@@ -34,7 +34,7 @@ from {{ cookiecutter.package_name }} import settings
 from {{ cookiecutter.package_name }}_deploy import cfn, clients, executions, inputs, stack
 from {{ cookiecutter.package_name }}_deploy.definition import render_definition
 
-from . import bucket_policy, patches, principals
+from . import bucket_policy, identity_policies, patches, principals
 from .moto_server import ControlPlaneError, MotoServer
 
 LOG = logging.getLogger(__name__)
@@ -154,6 +154,14 @@ class ControlPlane(MotoServer):
         for body in state_machine.values():
             principals.register(principals.INTERPRETER_KEY, resolver.value(body["Properties"]["RoleArn"]))
         patches.install(bucket_policy)
+        # Identity policies: every request a stack role signs is decided as IAM would.
+        patches.install(identity_policies)
+        account = _account(moto_stack)
+        identity_policies.enforce(
+            f"arn:aws:iam::{account}:role/{deployed.resources[logical_id]}"
+            for logical_id in cfn.resources_of_type(template, "AWS::IAM::Role")
+            if logical_id in deployed.resources
+        )
         return self._limits(moto_stack)
 
     def _apply_bucket_properties(self, bucket: str, properties: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """Who signed a request offline: the principal AWS would see, for each caller the emulator runs.
 
-IAM is not enforced offline (moto accepts every call), but a resource policy that names principals
-(the data bucket's ``models/`` statements) has to tell the state machine from everybody else. Each
+Resource policies that name principals (the data bucket's ``models/`` statements) and the stack
+roles' identity policies (``identity_policies``) have to tell the state machine from everybody else. Each
 caller signs with an access key id; ``principal_of`` maps it to the ARN AWS would put in
 ``aws:PrincipalArn``:
 
@@ -15,7 +15,7 @@ caller signs with an access key id; ``principal_of`` maps it to the ARN AWS woul
   runtimes), as SageMaker moves a job's data as that role;
 - everything else (the emulator itself, endpoints, tests, the AWS CLI with dummy keys): one
   principal, ``unattributed(account)``, which is none of the stack's roles.
-  Telling those apart is IAM enforcement's job (issue 26), not done here: ``LIMITS`` says so.
+  ``identity_policies`` enforces the stack roles' identity policies; ``LIMITS`` says what is not checked.
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ _lock = threading.Lock()
 _registered: dict[str, str] = {}  # access key id -> principal ARN
 
 LIMITS = (
-    "resource policies see the state machine, the Lambdas, each job's execution role and moto-issued "
-    "keys as themselves; the emulator itself and endpoints share one principal ({unattributed}), "
-    "and identity policies are not evaluated (IAM enforcement offline: not yet)"
+    "identity policies and permissions boundaries of the stack's roles are enforced on what the state "
+    "machine, the Lambdas and the jobs sign (identity_policies); not checked: the emulator itself, "
+    "tests and endpoints (one principal, {unattributed}), SCPs, session policies, resource policies "
+    "other than the bucket's; a refusal names the role ARN where AWS names the assumed-role session"
 )
 
 

@@ -42,7 +42,7 @@ from rich.console import Console
 from {{ cookiecutter.package_name }} import data, settings
 from {{ cookiecutter.package_name }}_deploy import cli, clients, executions, polling
 
-from . import endpoint_check, forkserver, observe, schedule, terminal
+from . import endpoint_check, forkserver, identity_policies, least_privilege, observe, schedule, terminal
 from .blue_green import EndpointClock, FleetFault
 from .control_plane import LOCAL_IMAGE_URI, ControlPlane
 from .data_plane import DataPlane
@@ -432,6 +432,11 @@ def render_emulation(console: Console, emulator: Emulator) -> None:
         f"{emulator.traffic.summary() if emulator.traffic else 'no production traffic'}",
         soft_wrap=True,
     )
+    checked = least_privilege.report(identity_policies.LEDGER, identity_policies.enforced())
+    table = least_privilege.write_table(checked, emulator.run_dir / "least-privilege.md")
+    for line in least_privilege.summary(checked):
+        console.print(line, soft_wrap=True)
+    console.print(f"Least-privilege table: {table}", soft_wrap=True)
     limits = [*emulator.stack.limits, *emulator.plane.notes]
     if limits:
         console.print("[yellow]Not enforced offline (would be on AWS):[/]")

@@ -16,16 +16,15 @@ The execution is started with the assumed role's credentials.
 
 from __future__ import annotations
 
-import ast
 import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
 import boto3
 
-from . import policies
+from . import identity_policies, policies
+from .iam_actions import Check
 
 EVENTS = "events.amazonaws.com"
 
@@ -119,15 +118,7 @@ def fire(cp: Any, target: ScheduledTarget, account: str = "123456789012") -> str
     )
 
 
-def _document(document: Any) -> dict[str, Any]:
-    if not isinstance(document, str):
-        return dict(document)
-    text = unquote(document)
-    try:
-        return dict(json.loads(text))
-    except json.JSONDecodeError:
-        # moto 5.2.5's CloudFormation stores a role's inline policies as Python repr: read it as data.
-        return dict(ast.literal_eval(text))
+_document = identity_policies.document  # IAM's URL-encoded JSON, or moto's repr of an inline policy
 
 
 def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -147,41 +138,27 @@ def _trusts(document: dict[str, Any], service: str, context: dict[str, str]) -> 
 
 
 def _start_execution_denied(iam: Any, role: dict[str, Any], state_machine: str) -> str:
-    """Why the role may not start ``state_machine`` ("" when it may): identity policies, then the boundary."""
-    context = {"aws:PrincipalArn": role["Arn"]}
+    """Why the role may not start ``state_machine`` ("" when it may): IAM's own decision
+    (``identity_policies.decide``) over the role's policies and boundary as the IAM API returns them."""
     identity = [
-        _document(iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"])
+        (
+            name,
+            json.dumps(
+                _document(iam.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"])
+            ),
+        )
         for name in iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
     ]
     identity += [
-        _managed(iam, p["PolicyArn"])
+        (p["PolicyName"], json.dumps(_managed(iam, p["PolicyArn"])))
         for p in iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]
     ]
-    verdict = _decide(identity, "states:StartExecution", state_machine, context)
-    if verdict != "Allow":
-        return "no identity policy allows it" if verdict is None else "an identity policy denies it"
-    boundary = (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
-    if (
-        boundary
-        and _decide([_managed(iam, boundary)], "states:StartExecution", state_machine, context) != "Allow"
-    ):
-        return f"the permissions boundary {boundary} does not allow it"
-    return ""
+    boundary_arn = (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+    boundary = [(boundary_arn, json.dumps(_managed(iam, boundary_arn)))] if boundary_arn else None
+    check = Check("states:StartExecution", state_machine)
+    return identity_policies.decide(role["Arn"], identity, boundary, check).reason
 
 
 def _managed(iam: Any, arn: str) -> dict[str, Any]:
     version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
     return _document(iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"])
-
-
-def _decide(
-    documents: list[dict[str, Any]], action: str, resource: str, context: dict[str, str]
-) -> str | None:
-    allowed = None
-    for document in documents:
-        for raw in _statements(document):
-            if policies.Statement.parse(raw).matches(action, resource, context):
-                if raw["Effect"] == "Deny":
-                    return "Deny"
-                allowed = "Allow"
-    return allowed
