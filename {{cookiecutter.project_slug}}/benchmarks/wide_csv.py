@@ -7,7 +7,7 @@ by ``data.read_csv`` (the header's duplicate check ran ``list.count`` per column
 columns, 127 s at 50,000) and checked by ``drift.schema.check`` against a profile of itself. The
 emulator's split (``run_data.split``, stratified by class) runs on two rows per class at each
 ``--classes`` count (it built one mask per class: rows x classes comparisons). Each figure is the
-best of ``--repeats``; the ratio of the last size to the first is ~5 when linear (5x the size),
+best of ``--repeats`` rounds that interleave the sizes; the ratio of the last size to the first is ~5 when linear (5x the size),
 ~25 when quadratic. The load average is printed beside: the machine is shared.
 """
 
@@ -33,13 +33,15 @@ from {{ cookiecutter.package_name }}.settings import LABEL_COLUMN  # noqa: E402
 from {{ cookiecutter.package_name }}_emulator import run_data  # noqa: E402
 
 
-def best_seconds(call: Callable[[], object], repeats: int) -> float:
-    times = []
+def interleaved_best(calls: dict[int, Callable[[], object]], repeats: int) -> list[float]:
+    """Best seconds of each call, the sizes interleaved in every round: load hits all sizes alike."""
+    best = dict.fromkeys(calls, float("inf"))
     for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for size, call in calls.items():
+            start = time.perf_counter()
+            call()
+            best[size] = min(best[size], time.perf_counter() - start)
+    return list(best.values())
 
 
 def write_wide_csv(path: Path, columns: int, rows: int) -> Path:
@@ -52,25 +54,16 @@ def write_wide_csv(path: Path, columns: int, rows: int) -> Path:
     return path
 
 
-def wide(columns: int, rows: int, repeats: int, folder: Path) -> tuple[float, float]:
-    """(read_csv seconds, schema.check seconds) at this width."""
+def wide_inputs(columns: int, rows: int, folder: Path) -> tuple[Path, data.Table, dict]:
+    """The CSV at this width, its table, and the table's own profile (the reference)."""
     path = write_wide_csv(folder / f"wide-{columns}.csv", columns, rows)
     table = data.read_csv(path)
-    reference = profile.build_profile(table, [c for c in table.columns if c != LABEL_COLUMN])
-    return (
-        best_seconds(lambda: data.read_csv(path), repeats),
-        best_seconds(lambda: schema.check(reference, table), repeats),
-    )
+    return path, table, profile.build_profile(table, [c for c in table.columns if c != LABEL_COLUMN])
 
 
 def classes_table(classes: int) -> data.Table:
     labels = np.repeat(np.arange(classes), 2).astype(str)
     return data.Table(["x", LABEL_COLUMN], {"x": np.arange(len(labels), dtype=float), LABEL_COLUMN: labels})
-
-
-def split_seconds(classes: int, repeats: int) -> float:
-    table = classes_table(classes)
-    return best_seconds(lambda: run_data.split(table, LABEL_COLUMN, "multiclass"), repeats)
 
 
 def report(what: str, sizes: list[int], seconds: list[float]) -> None:
@@ -88,10 +81,16 @@ def main() -> None:
     args = parser.parse_args()
     print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}, {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as folder:
-        figures = [wide(n, args.rows, args.repeats, Path(folder)) for n in args.columns]
-    report("read_csv", args.columns, [f[0] for f in figures])
-    report("schema.check", args.columns, [f[1] for f in figures])
-    report("split", args.classes, [split_seconds(k, args.repeats) for k in args.classes])
+        inputs = {n: wide_inputs(n, args.rows, Path(folder)) for n in args.columns}
+        reads = {n: (lambda path=path: data.read_csv(path)) for n, (path, _, _) in inputs.items()}
+        report("read_csv", args.columns, interleaved_best(reads, args.repeats))
+    checks = {n: (lambda t=table, r=ref: schema.check(r, t)) for n, (_, table, ref) in inputs.items()}
+    report("schema.check", args.columns, interleaved_best(checks, args.repeats))
+    tables = {k: classes_table(k) for k in args.classes}
+    splits = {
+        k: (lambda t=table: run_data.split(t, LABEL_COLUMN, "multiclass")) for k, table in tables.items()
+    }
+    report("split", args.classes, interleaved_best(splits, args.repeats))
     print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
