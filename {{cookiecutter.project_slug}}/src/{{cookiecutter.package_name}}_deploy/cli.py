@@ -97,6 +97,16 @@ def add_execution_input_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--training-instance-type", default=None)
     parser.add_argument("--training-instance-count", type=int, default=None)
+    parser.add_argument("--volume-size-gb", type=int, default=None, help="every job's volume (1-16384)")
+    parser.add_argument(
+        "--max-runtime-seconds", type=int, default=None, help="every job's time limit (1-777600)"
+    )
+    parser.add_argument(
+        "--training-input-mode",
+        choices=("File", "FastFile"),
+        default=None,
+        help="training channels: copy (File) or stream (FastFile) the data",
+    )
     parser.add_argument(
         "--dry-run", action="store_true", default=None, help="validate and train, never deploy"
     )
@@ -111,6 +121,9 @@ def execution_input_from(args: argparse.Namespace) -> ExecutionInput:
         data_prefix=args.data_prefix,
         training_instance_type=args.training_instance_type,
         training_instance_count=args.training_instance_count,
+        volume_size_gb=args.volume_size_gb,
+        max_runtime_seconds=args.max_runtime_seconds,
+        training_input_mode=args.training_input_mode,
         dry_run=args.dry_run,
     )
 

@@ -32,6 +32,13 @@ MODEL_TOKENS = (
 # Tuning defaults when the execution input does not say (section 6 of the execution input).
 TUNING_MAX_JOBS = 8
 TUNING_MAX_PARALLEL_JOBS = 2
+# Every job's storage and time limit, and the training channels' input mode, when the execution
+# input does not say (Init bounds them: docs/architecture.md, "Execution input"). 10 GB and one
+# hour suit the default instance and data; FastFile streams S3 objects instead of copying them first.
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ResourceConfig.html
+VOLUME_SIZE_GB = 10
+MAX_RUNTIME_SECONDS = 3600
+TRAINING_INPUT_MODE = "File"
 
 
 class DefinitionError(ValueError):
@@ -79,6 +86,10 @@ def model_substitutions() -> dict[str, str]:
             "tune": settings.ENABLE_HPO,
             "max_jobs": TUNING_MAX_JOBS,
             "max_parallel_jobs": TUNING_MAX_PARALLEL_JOBS,
+            "volume_size_gb": VOLUME_SIZE_GB,
+            "max_runtime_seconds": MAX_RUNTIME_SECONDS,
+            "training_input_mode": TRAINING_INPUT_MODE,
+            **training_hosts(),
         },
         "HyperparameterSpec": hyperparameters.spec(),
         "HyperparameterDefaults": hyperparameters.defaults(),
@@ -87,6 +98,19 @@ def model_substitutions() -> dict[str, str]:
         "MetricDefinitions": metrics.metric_definitions(),
     }
     return {name: embedded_json(value) for name, value in values.items()}
+
+
+def training_hosts() -> dict[str, object]:
+    """Whether model.py's estimator trains one model across hosts, and its library, for Init's refusal
+    of ``training_instance_count`` > 1: every host runs the train step, so an estimator without a
+    data-parallel fit (scikit-learn) would train N separate models on a share of the rows each."""
+    from {{ cookiecutter.package_name }} import model, settings
+
+    return {
+        # getattr: a model.py written before the constant trains on one host.
+        "distributed_training": bool(getattr(model, "DISTRIBUTED_TRAINING", False)),
+        "model_library": getattr(model, "LIBRARY", settings.MODEL_LIBRARY),
+    }
 
 
 def render_model_tokens(asl_text: str, substitutions: Mapping[str, object] | None = None) -> str:

@@ -46,6 +46,9 @@ class ExecutionInput:
     data_prefix: str | None = None  # P -> {"train": s3://<bucket>/P/train/, "holdout": .../P/holdout/}
     training_instance_type: str | None = None
     training_instance_count: int | None = None
+    volume_size_gb: int | None = None  # every job's storage volume
+    max_runtime_seconds: int | None = None  # every job's time limit
+    training_input_mode: str | None = None  # "File" or "FastFile": the training channels only
     dry_run: bool | None = None
 
     def to_json(self, bucket: str = settings.S3_BUCKET) -> dict[str, Any]:
@@ -58,6 +61,9 @@ class ExecutionInput:
                 ("max_parallel_jobs", self.max_parallel_jobs),
                 ("training_instance_type", self.training_instance_type),
                 ("training_instance_count", self.training_instance_count),
+                ("volume_size_gb", self.volume_size_gb),
+                ("max_runtime_seconds", self.max_runtime_seconds),
+                ("training_input_mode", self.training_input_mode),
                 ("dry_run", self.dry_run),
             )
             if value is not None

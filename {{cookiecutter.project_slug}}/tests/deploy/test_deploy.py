@@ -377,6 +377,7 @@ def test_start_execution_flags_build_the_execution_input(aws, capsys):
     argv += ["--tune", "--max-jobs", "4", "--max-parallel-jobs", "2", "--hyperparameter", "C=0.5"]
     argv += ["--hyperparameter", "max_iter=300", "--data-prefix", "/datasets/v2/", "--dry-run"]
     argv += ["--training-instance-type", "ml.m5.xlarge", "--training-instance-count", "2"]
+    argv += ["--volume-size-gb", "50", "--max-runtime-seconds", "7200", "--training-input-mode", "FastFile"]
     assert cli.main(argv) == 0
     execution_arn = capsys.readouterr().out.strip()
     given = json.loads(aws.client("stepfunctions").describe_execution(executionArn=execution_arn)["input"])
@@ -392,8 +393,19 @@ def test_start_execution_flags_build_the_execution_input(aws, capsys):
         },
         "training_instance_type": "ml.m5.xlarge",
         "training_instance_count": 2,
+        "volume_size_gb": 50,
+        "max_runtime_seconds": 7200,
+        "training_input_mode": "FastFile",
         "dry_run": True,
     }
+
+
+def test_training_input_mode_flag_takes_only_the_modes_the_container_reads(capsys):
+    # Pipe would hand the container FIFOs that read_csv cannot read; argparse refuses it (exit 2).
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["start-execution", "--state-machine-arn", "arn:x", "--training-input-mode", "Pipe"])
+    assert refused.value.code == 2
+    assert "invalid choice: 'Pipe'" in capsys.readouterr().err
 
 
 def test_execution_input_without_flags_is_empty_so_the_defaults_apply():

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from {{ cookiecutter.package_name }} import hyperparameters, settings
+from {{ cookiecutter.package_name }} import hyperparameters, model, settings
+from {{ cookiecutter.package_name }}_deploy import definition
 from {{ cookiecutter.package_name }}_deploy.definition import placeholders, render_definition, render_model_tokens
 from {{ cookiecutter.package_name }}_emulator import jsonata
 from {{ cookiecutter.package_name }}_emulator.run import Emulator
@@ -27,12 +28,17 @@ INSTANCE = "ml.m5.large"
 
 
 # ------------------------------------------------------------------ the Init state, evaluated
-@pytest.fixture(scope="module")
-def init_expression(project_root: Path) -> str:
+def rendered_init(project_root: Path) -> str:
+    """The Init state's JSONata expression, with the model's tokens as deployment fills them."""
     text = render_model_tokens((project_root / "pipeline" / "state_machine.asl.json").read_text())
     stand_ins = {"DataBucket": BUCKET, "TrainingInstanceType": INSTANCE}
     machine = json.loads(render_definition(text, {t: stand_ins.get(t, "1") for t in placeholders(text)}))
     return machine["States"]["Init"]["Assign"]["run"][2:-2].strip()
+
+
+@pytest.fixture(scope="module")
+def init_expression(project_root: Path) -> str:
+    return rendered_init(project_root)
 
 
 def init(expression: str, execution_input: Any) -> dict[str, Any]:
@@ -49,6 +55,11 @@ def test_empty_input_takes_every_default(init_expression: str) -> None:
     assert run["tune"] is settings.ENABLE_HPO and run["dry_run"] is False
     assert run["data"] == {"train": f"s3://{BUCKET}/data/train/", "holdout": f"s3://{BUCKET}/data/holdout/"}
     assert run["training_instance_type"] == INSTANCE and run["training_instance_count"] == 1
+    assert (run["volume_size_gb"], run["max_runtime_seconds"], run["training_input_mode"]) == (
+        definition.VOLUME_SIZE_GB,
+        definition.MAX_RUNTIME_SECONDS,
+        definition.TRAINING_INPUT_MODE,
+    )
     assert run["hyperparameters"] == hyperparameters.defaults()
     assert run["parameter_ranges"] == hyperparameters.tuning_ranges()
 
@@ -75,12 +86,62 @@ def test_other_data_prefix_and_instances(init_expression: str) -> None:
         {
             "data": data,
             "training_instance_type": "ml.c5.xlarge",
-            "training_instance_count": 2,
+            "training_instance_count": 1,
             "dry_run": True,
         },
     )
     assert run["data"] == data and run["dry_run"] is True
-    assert (run["training_instance_type"], run["training_instance_count"]) == ("ml.c5.xlarge", 2)
+    assert (run["training_instance_type"], run["training_instance_count"]) == ("ml.c5.xlarge", 1)
+
+
+# Bounds from the API references; one value goes to every job, so the narrowest range applies.
+# VolumeSizeInGB: ProcessingClusterConfig 1-16384 (ResourceConfig allows 0; a processing job needs 1).
+# MaxRuntimeInSeconds: ProcessingStoppingCondition 1-777600 (training allows more).
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProcessingClusterConfig.html
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProcessingStoppingCondition.html
+SIZE_BOUNDS = {"volume_size_gb": (1, 16384), "max_runtime_seconds": (1, 777600)}
+
+
+@pytest.mark.parametrize("field", sorted(SIZE_BOUNDS))
+def test_size_fields_are_accepted_at_their_bounds(init_expression: str, field: str) -> None:
+    for value in SIZE_BOUNDS[field]:
+        assert init(init_expression, {field: value})[field] == value
+
+
+@pytest.mark.parametrize("mode", ["File", "FastFile"])
+def test_training_input_mode_takes_file_or_fastfile(init_expression: str, mode: str) -> None:
+    assert init(init_expression, {"training_input_mode": mode})["training_input_mode"] == mode
+
+
+def test_one_training_host_is_always_accepted(init_expression: str) -> None:
+    assert init(init_expression, {"training_instance_count": 1})["training_instance_count"] == 1
+
+
+@pytest.mark.parametrize("distributed", [False, True])
+def test_several_training_hosts_need_a_data_parallel_model(
+    project_root: Path, monkeypatch: pytest.MonkeyPatch, distributed: bool
+) -> None:
+    monkeypatch.setattr(model, "DISTRIBUTED_TRAINING", distributed, raising=False)
+    expression = rendered_init(project_root)
+    if distributed:
+        assert init(expression, {"training_instance_count": 2})["training_instance_count"] == 2
+        return
+    with pytest.raises(jsonata.QueryEvaluationError) as refused:
+        init(expression, {"training_instance_count": 2})
+    assert refused.value.cause == (
+        f'execution input: "training_instance_count" must be 1: {model.LIBRARY} trains on one host '
+        "(declare DISTRIBUTED_TRAINING in model.py for a data-parallel estimator), got 2"
+    )
+
+
+def test_the_baked_model_decides_whether_several_hosts_are_accepted(init_expression: str) -> None:
+    # No monkeypatch: what this bake's model.py declares (scikit-learn: one host; xgboost, lightgbm:
+    # data-parallel once model.py says DISTRIBUTED_TRAINING = True).
+    if getattr(model, "DISTRIBUTED_TRAINING", False):
+        assert init(init_expression, {"training_instance_count": 3})["training_instance_count"] == 3
+    else:
+        with pytest.raises(jsonata.QueryEvaluationError, match=f"{model.LIBRARY} trains on one host"):
+            init(init_expression, {"training_instance_count": 3})
 
 
 def bad_inputs() -> list[tuple[dict[str, Any], str]]:
@@ -93,6 +154,18 @@ def bad_inputs() -> list[tuple[dict[str, Any], str]]:
         ({"max_jobs": 2.5}, '"max_jobs" must be an integer'),
         ({"max_jobs": 2, "max_parallel_jobs": 3}, '"max_parallel_jobs" must be an integer from 1 to 2'),
         ({"training_instance_count": 0}, '"training_instance_count" must be an integer'),
+        ({"volume_size_gb": 0}, '"volume_size_gb" must be an integer from 1 to 16384, got 0'),
+        ({"volume_size_gb": 16385}, '"volume_size_gb" must be an integer from 1 to 16384, got 16385'),
+        ({"volume_size_gb": 10.5}, '"volume_size_gb" must be an integer from 1 to 16384, got 10.5'),
+        ({"volume_size_gb": "10"}, '"volume_size_gb" must be an integer from 1 to 16384, got 10'),
+        ({"max_runtime_seconds": 0}, '"max_runtime_seconds" must be an integer from 1 to 777600, got 0'),
+        (
+            {"max_runtime_seconds": 777601},
+            '"max_runtime_seconds" must be an integer from 1 to 777600, got 777601',
+        ),
+        ({"training_input_mode": "Pipe"}, '"training_input_mode" must be File or FastFile, got Pipe'),
+        ({"training_input_mode": "file"}, '"training_input_mode" must be File or FastFile, got file'),
+        ({"training_input_mode": 1}, '"training_input_mode" must be File or FastFile, got 1'),
         (
             {"training_instance_type": "m5.large"},
             '"training_instance_type" must be a SageMaker instance type',
@@ -191,10 +264,32 @@ def test_default_input_trains_with_the_defaults_and_deploys(emulator: Emulator) 
         hyperparameters.defaults()
     )
     assert job["EnableNetworkIsolation"] is True
+    sizes = (definition.VOLUME_SIZE_GB, definition.MAX_RUNTIME_SECONDS, definition.TRAINING_INPUT_MODE)
+    assert sizes_of_training(job) == sizes
+    for step in ("validate", "evaluate"):
+        assert sizes_of_processing(emulator, f"{step}-{run_id('inputs-default')}") == sizes[:2]
     # Production serves the verified copy under models/<sha256>/, not the training output.
     assert endpoint_model(emulator) == output["model_data_url"]
     assert output["model_data_url"].endswith(f"/models/{output['sha256']}/model.tar.gz")
     assert [n["Subject"] for n in notified] == ["ML pipeline: new model deployed"]
+
+
+def sizes_of_training(job: dict[str, Any]) -> tuple[int, int, str]:
+    """(volume GB, runtime limit, input mode) of a training job or a tuning job's definition;
+    every channel must carry the job's input mode (a channel's InputMode overrides it)."""
+    mode = job["AlgorithmSpecification"]["TrainingInputMode"]
+    assert {c["InputMode"] for c in job["InputDataConfig"]} == {mode}
+    return job["ResourceConfig"]["VolumeSizeInGB"], job["StoppingCondition"]["MaxRuntimeInSeconds"], mode
+
+
+def sizes_of_processing(emulator: Emulator, name: str) -> tuple[int, int]:
+    job = emulator.cp.client("sagemaker").describe_processing_job(ProcessingJobName=name)
+    volume = job["ProcessingResources"]["ClusterConfig"]["VolumeSizeInGB"]
+    return volume, job["StoppingCondition"]["MaxRuntimeInSeconds"]
+
+
+# Not the defaults: each value must come from the execution input.
+RUN_SIZES = {"volume_size_gb": 12, "max_runtime_seconds": 1800, "training_input_mode": "FastFile"}
 
 
 def run_id(execution: str) -> str:
@@ -204,7 +299,7 @@ def run_id(execution: str) -> str:
 
 @pytest.mark.slow
 def test_tune_true_runs_a_tuning_job_over_the_model_spec(emulator: Emulator) -> None:
-    execution_input = {"tune": True, "max_jobs": 2, "max_parallel_jobs": 1}
+    execution_input = {"tune": True, "max_jobs": 2, "max_parallel_jobs": 1, **RUN_SIZES}
     outcome, output, notified = execute(emulator, "inputs-tune", execution_input)
     assert outcome.status == "SUCCEEDED", outcome.error
     assert output["outcome"] in ("deployed", "blocked")  # the gate may keep the model already live
@@ -219,6 +314,9 @@ def test_tune_true_runs_a_tuning_job_over_the_model_spec(emulator: Emulator) -> 
     searched = {k: v for k, v in config["ParameterRanges"].items() if v}
     assert searched == {k: v for k, v in hyperparameters.tuning_ranges().items() if v}
     assert job["TrainingJobDefinition"]["EnableNetworkIsolation"] is True
+    assert sizes_of_training(job["TrainingJobDefinition"]) == tuple(RUN_SIZES.values())
+    for step in ("validate", "evaluate"):
+        assert sizes_of_processing(emulator, f"{step}-{run_id('inputs-tune')}") == (12, 1800)
     assert len(notified) == 1
 
 
@@ -226,9 +324,11 @@ def test_tune_true_runs_a_tuning_job_over_the_model_spec(emulator: Emulator) -> 
 def test_overridden_hyperparameters_reach_the_training_job(emulator: Emulator) -> None:
     param = numeric_param()
     value = param["low"] if param["kind"] == "float" else int(param["low"])
-    outcome, _, _ = execute(emulator, "inputs-override", {"hyperparameters": {param["name"]: value}})
+    execution_input = {"hyperparameters": {param["name"]: value}, **RUN_SIZES}
+    outcome, _, _ = execute(emulator, "inputs-override", execution_input)
     assert outcome.status == "SUCCEEDED", outcome.error
     job = training_job(emulator, f"train-{run_id('inputs-override')}")
+    assert sizes_of_training(job) == tuple(RUN_SIZES.values())  # FastFile: the step reads files alike
     assert job["HyperParameters"][param["name"]] == json.dumps(value)
     others = {k: v for k, v in hyperparameters.defaults().items() if k != param["name"]}
     assert {k: job["HyperParameters"][k] for k in others} == others

@@ -8,6 +8,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
+from growth import LINEAR_LIMIT, growth
 from rich.console import Console
 
 from {{ cookiecutter.package_name }} import column_roles, data, settings
@@ -126,6 +127,31 @@ def test_one_csv_splits_deterministically_and_stratified(tmp_path: Path) -> None
     assert (train.n_rows, holdout.n_rows) == (80, 20)
     counts = {v: int((holdout.data[settings.LABEL_COLUMN] == v).sum()) for v in ("a", "b")}
     assert counts == {"a": 5, "b": 15}  # the class shares of the whole set
+
+
+def many_classes(classes: int) -> Table:
+    """Two rows per class, the classes shuffled over the rows."""
+    labels = np.random.default_rng(1).permutation(np.repeat(np.arange(classes), 2)).astype(str)
+    return Table(
+        ["dose", settings.LABEL_COLUMN],
+        {"dose": np.arange(len(labels), dtype=float), settings.LABEL_COLUMN: labels},
+    )
+
+
+def test_rows_by_class_are_the_per_class_masks_in_order() -> None:
+    labels = many_classes(300).data[settings.LABEL_COLUMN]
+    expected = [np.flatnonzero(labels == value) for value in np.unique(labels)]  # the former masks
+    found = run_data._rows_by_class(labels)
+    assert len(found) == len(expected) == 300
+    assert all(np.array_equal(a, b) for a, b in zip(found, expected, strict=True))
+
+
+def test_the_stratified_split_grows_linearly_with_the_classes() -> None:
+    def split_at(classes: int):
+        source = many_classes(classes)
+        return lambda: run_data.split(source, settings.LABEL_COLUMN, "multiclass")
+
+    assert growth(split_at, 2_000) < LINEAR_LIMIT
 
 
 def test_a_class_with_one_row_cannot_be_split(tmp_path: Path) -> None:

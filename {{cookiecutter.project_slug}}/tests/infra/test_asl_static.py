@@ -249,6 +249,41 @@ def test_network_isolation_everywhere(machine):
         assert "'InputName': 'production'" in states[job]["Arguments"]["ProcessingInputs"], job
 
 
+def job_settings(arguments: dict) -> dict:
+    """A job request's volume, time limit and (training only) input modes, as written in the ASL."""
+    found = {"time": arguments["StoppingCondition"]["MaxRuntimeInSeconds"]}
+    if "ResourceConfig" in arguments:  # a training job or a tuning job's definition
+        found["volume"] = arguments["ResourceConfig"]["VolumeSizeInGB"]
+        found["mode"] = arguments["AlgorithmSpecification"]["TrainingInputMode"]
+        found["channels"] = arguments["InputDataConfig"]
+    else:
+        found["volume"] = arguments["ProcessingResources"]["ClusterConfig"]["VolumeSizeInGB"]
+        found["inputs"] = arguments["ProcessingInputs"]
+    return found
+
+
+def test_every_job_takes_the_run_volume_time_limit_and_input_mode(machine):
+    """Init's checked values, never a number fixed in the ASL (the execution input's sizes)."""
+    states = machine["States"]
+    jobs = {
+        "Train": states["Train"]["Arguments"],
+        "Tune": states["Tune"]["Arguments"]["TrainingJobDefinition"],
+        "ValidateData": states["ValidateData"]["Arguments"],
+        "Evaluate": states["Evaluate"]["Arguments"],
+    }
+    for name, arguments in jobs.items():
+        found = job_settings(arguments)
+        assert found["volume"] == f"{OPEN} $run.volume_size_gb {CLOSE}", name
+        assert found["time"] == f"{OPEN} $run.max_runtime_seconds {CLOSE}", name
+        if "mode" in found:
+            assert found["mode"] == f"{OPEN} $run.training_input_mode {CLOSE}", name
+            # A channel's InputMode overrides the job's: each must follow the run's too.
+            assert found["channels"].count("'InputMode': $run.training_input_mode") == 2, name
+            assert "'InputMode': 'File'" not in found["channels"], name
+        else:  # S3InputMode has File and Pipe only: processing inputs stay File
+            assert "'S3InputMode': 'File'" in found["inputs"] and "FastFile" not in found["inputs"], name
+
+
 def test_roles_are_split_per_job_kind(machine):
     states = machine["States"]
     assert states["Train"]["Arguments"]["RoleArn"] == "${TrainingRoleArn}"
