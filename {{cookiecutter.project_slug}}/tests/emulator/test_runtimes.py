@@ -154,11 +154,12 @@ def test_two_hosts_train_one_model_on_every_row(
 ) -> None:
     """Two processes join the library's collective: one model, trained on every row, as good as
     one host's; not the leader's model of its own half (what each host trained before)."""
-    request = training_request("two-hosts", hyperparameters={})
+    rounds = {"n_estimators": "30"}  # each round is a few exchanges between the hosts: keep it short
+    request = training_request("two-hosts", hyperparameters=rounds)
     request["ResourceConfig"]["InstanceCount"] = 2
     result = runtime.run_training(request)
     assert result.succeeded, result.failure_reason
-    single = runtime.run_training(training_request("one-host", hyperparameters={}))
+    single = runtime.run_training(training_request("one-host", hyperparameters=rounds))
     assert single.succeeded, single.failure_reason
     table, holdout = data.read_csv(sample_data["train"]), data.read_csv(sample_data["holdout"])
     joined = model_from_s3(s3, result.model_artifacts, tmp_path / "two")
@@ -173,7 +174,7 @@ def test_two_hosts_train_one_model_on_every_row(
     assert abs(holdout_metric(joined, holdout) - holdout_metric(alone, holdout)) < 0.03
 
     leader_rows = train_step.host_rows(table, train_step.Cluster("algo-1", ["algo-1", "algo-2"]), {})[0]
-    half = Predictor.fit(table, {}, rows=leader_rows)
+    half = Predictor.fit(table, rounds, rows=leader_rows)
     X = joined.features(holdout)
     assert not np.allclose(joined.drift_scores(joined.predict(X)), half.drift_scores(half.predict(X)))
 

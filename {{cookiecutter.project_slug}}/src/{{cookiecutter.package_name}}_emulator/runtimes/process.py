@@ -278,6 +278,9 @@ class ProcessRuntime(Runtime):
         extra = {**(request.get("Environment") or {})}
         if count > 1:
             extra[HOSTS_ENV] = json.dumps({host: f"127.0.0.1:{free_port()}" for host in hosts})
+            # The hosts share this machine's cores: OpenMP threads of every host spinning on all of
+            # them made a 2-host LightGBM fit of 455 rows take 80 s instead of seconds (measured).
+            extra["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // count))
         results = self._run_hosts(
             [(command, host_root, {**self._env(host_root, extra), **role_env}) for host_root in roots], timeout
         )
