@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import numpy as np
 import pytest
 import requests
 from moto.server import ThreadedMotoServer
-
-import numpy as np
 
 from {{ cookiecutter.package_name }} import data, metrics, settings, tarballs
 from {{ cookiecutter.package_name }} import model as model_py
