@@ -240,6 +240,15 @@ def test_no_query_is_split_across_hosts(sample_data):
     assert sum(len(part) for part in shares) == table.n_rows
 
 
+@pytest.mark.skipif(PROBLEM_TYPE not in ("binary", "multiclass"), reason="classes: classification bakes")
+def test_a_host_without_a_class_is_refused(opt_ml):
+    # Rows 0, 2, 4 go to algo-1: class 1 sits only in rows 1 and 3, all on algo-2.
+    write_channel(opt_ml, "train", "a,b,target\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n9,1,0\n")
+    table = read_csv(opt_ml / "input" / "data" / "train")
+    with pytest.raises(train.TrainingError, match="host algo-1's share of the rows has no row of class '1'"):
+        train.host_rows(table, train.Cluster("algo-1", ["algo-1", "algo-2"]), {})
+
+
 def test_sharded_by_s3_key_channels_are_refused_on_several_hosts(sample_data):
     # Each host would fit its own category levels and vocabularies on different files.
     with pytest.raises(train.TrainingError, match="FullyReplicated"):

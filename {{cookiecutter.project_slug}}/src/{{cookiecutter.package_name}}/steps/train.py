@@ -49,7 +49,7 @@ from .. import column_roles, distributed, metrics, settings  # noqa: E402
 from ..data import DataError, Table, read_csv  # noqa: E402
 from ..drift.profile import PROFILE_FILE, build_profile, save_profile  # noqa: E402
 from ..hyperparameters import HyperparameterError, load  # noqa: E402
-from ..predictor import Predictor  # noqa: E402
+from ..predictor import Predictor, label_key  # noqa: E402
 from ..serving import compiled  # noqa: E402
 from ..settings import LABEL_COLUMN, PROBLEM_TYPE  # noqa: E402
 
@@ -167,11 +167,21 @@ def host_rows(table: Table, cluster: Cluster, channel_config: dict[str, Any]) ->
         appearance = np.argsort(np.argsort(first))  # group code -> its rank by first appearance
         owner = appearance[codes] % n
     rows = [np.flatnonzero(owner == i) for i in range(n)]
-    empty = [host for host, part in zip(sorted(cluster.hosts), rows, strict=True) if len(part) == 0]
-    if empty:
-        raise TrainingError(
-            f"host {empty[0]} got no rows: {table.n_rows} rows for {n} hosts (use fewer hosts)"
-        )
+    for host, part in zip(sorted(cluster.hosts), rows, strict=True):
+        if len(part) == 0:
+            raise TrainingError(
+                f"host {host} got no rows: {table.n_rows} rows for {n} hosts (use fewer hosts)"
+            )
+        if PROBLEM_TYPE in ("binary", "multiclass"):
+            # The libraries' classifiers number the classes they see: a host without one would
+            # train a different number of class outputs than the others.
+            labels = np.asarray([label_key(v) for v in table.data[LABEL_COLUMN].tolist()])
+            absent = sorted(set(labels.tolist()) - set(labels[part].tolist()))
+            if absent:
+                raise TrainingError(
+                    f"host {host}'s share of the rows has no row of class {absent[0]!r}: "
+                    f"every host needs every class (use fewer hosts)"
+                )
     return rows
 
 
