@@ -44,6 +44,7 @@ EXPECTED = [
     "src/{pkg}/model.py",
     "src/{pkg}/inference.py",
     "src/{pkg}/steps/train.py",
+    "src/{pkg}/distributed.py",
     "src/{pkg}/steps/serve.py",
     "src/{pkg}/steps/validate.py",
     "src/{pkg}/steps/evaluate.py",

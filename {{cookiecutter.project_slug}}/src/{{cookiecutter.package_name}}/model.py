@@ -5,7 +5,10 @@ ranges) goes through ``predictor.Predictor``, which only uses what this file def
 
 - ``HYPERPARAMETERS``: each hyperparameter's type, default, range and search scale;
 - ``build_estimator()``: a scikit-learn-API estimator (``fit``, ``predict``, ``predict_proba``);
-- ``save_native()`` / ``load_native()``: the library's own file format, read as data, never code.
+- ``save_native()`` / ``load_native()``: the library's own file format, read as data, never code;
+- ``DISTRIBUTED_TRAINING``: whether several training hosts train one model together (True only
+  for an estimator ``distributed.py`` can join to its library's collective; False refuses
+  ``training_instance_count`` > 1).
 
 The estimator sees a float64 matrix (``feature_layout.py``): numeric columns as they are (NaN =
 missing), each categorical column as integer codes 0..n-1 of its training categories (NaN =
@@ -42,6 +45,8 @@ if TYPE_CHECKING:
 # ---- REPLACE THIS WITH YOUR OWN MODEL ----
 LIBRARY = "scikit-learn"
 MODEL_FILE = "model.skops"
+# One host only: this pipeline has no collective to train one model over several hosts' rows.
+DISTRIBUTED_TRAINING = False
 
 HYPERPARAMETERS: tuple[Param, ...] = (
     Param("C", "float", 1.0, 1e-4, 1e4, scale="log", help="inverse regularisation (Ridge: alpha = 1/C)"),
@@ -149,6 +154,8 @@ from .params import Param
 LIBRARY = "xgboost"
 # XGBoost's JSON model (chosen by the extension): https://xgboost.readthedocs.io/en/stable/tutorials/saving_model.html
 MODEL_FILE = "model.json"
+# Several hosts train one model together (xgboost.collective; see distributed.py).
+DISTRIBUTED_TRAINING = True
 
 HYPERPARAMETERS: tuple[Param, ...] = (
     Param("n_estimators", "int", 200, 10, 2000, help="boosting rounds"),
@@ -220,6 +227,8 @@ from .params import Param
 LIBRARY = "lightgbm"
 # LightGBM's text model format: https://lightgbm.readthedocs.io/en/stable/Python-API.html
 MODEL_FILE = "model.txt"
+# Several hosts train one model together (the data-parallel tree learner; see distributed.py).
+DISTRIBUTED_TRAINING = True
 
 HYPERPARAMETERS: tuple[Param, ...] = (
     Param("n_estimators", "int", 200, 10, 2000, help="boosting rounds"),

@@ -91,6 +91,7 @@ class Predictor:
     example: list[Any] = field(default_factory=list)  # one raw training row in feature order
     text: dict[str, Vocabulary] = field(default_factory=dict)  # text feature -> its TF-IDF vocabulary
     columns: dict[str, Any] = field(default_factory=dict)  # the other roles: column_roles.Roles.to_json()
+    training: dict[str, Any] = field(default_factory=dict)  # rows seen: {"rows": n, "rows_per_host": {...}}
 
     def __post_init__(self) -> None:
         self._codes = {name: {c: float(i) for i, c in enumerate(v)} for name, v in self.categories.items()}
@@ -113,9 +114,19 @@ class Predictor:
     # ---- training -------------------------------------------------------------------------------
 
     @classmethod
-    def fit(cls, table: data.Table, hyperparameters_: Mapping[str, Any]) -> Predictor:
+    def fit(
+        cls,
+        table: data.Table,
+        hyperparameters_: Mapping[str, Any],
+        rows: np.ndarray | None = None,
+        estimator_params: Mapping[str, Any] | None = None,
+    ) -> Predictor:
         """Train on the feature columns of ``table`` (column_roles.py): every column but the label
-        (``settings.LABEL_COLUMN``) and the id, timestamp, group and weight columns."""
+        (``settings.LABEL_COLUMN``) and the id, timestamp, group and weight columns.
+
+        Several hosts (distributed.py): the encoders (categories, vocabularies, classes) are fitted
+        on the whole ``table``, identical on every host; the estimator sees only ``rows`` (this
+        host's share) and gets ``estimator_params`` (how it joins the others)."""
         problem_type = settings.PROBLEM_TYPE
         hp = hyperparameters.parse(hyperparameters_, problem_type)
         label = settings.LABEL_COLUMN
@@ -148,6 +159,8 @@ class Predictor:
             text=text,
             columns=roles.to_json(),
         )
+        if rows is not None:
+            table, y = table.take(rows), y[rows]
         X = predictor.encode(predictor.features(table))
         own = {k: v for k, v in hp.items() if k in hyperparameters.model_names()}
         layout = predictor.layout
@@ -158,6 +171,8 @@ class Predictor:
         predictor.estimator = model.build_estimator(
             own, problem_type, predictor._categorical, layout.width, **extra
         )
+        if estimator_params:
+            predictor.estimator.set_params(**estimator_params)
         weight = None if roles.weight is None else table.data[roles.weight]
         if problem_type == "ranking":
             _fit_ranking(predictor.estimator, X, y, weight, _group_column(table, roles.group))
@@ -271,6 +286,7 @@ class Predictor:
             "example": self.example,
             "columns": self.columns,
             "text": {name: vocabulary.to_json() for name, vocabulary in self.text.items()},
+            "training": self.training,
         }
         text = json.dumps(metadata, indent=2, allow_nan=False) + "\n"
         size = len(text.encode("utf-8"))

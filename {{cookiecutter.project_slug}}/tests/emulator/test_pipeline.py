@@ -408,27 +408,33 @@ def test_empty_training_channel_fails_the_run_and_keeps_production(
 
 
 @pytest.mark.slow
-def test_two_hosts_train_on_their_shards_and_only_the_leader_writes(
+def test_two_hosts_train_one_model_and_only_the_leader_writes(
     pipeline: tuple[Emulator, PipelineResult], tmp_path: Path
 ) -> None:
+    """Two containers on the compose network find each other by host name and join the library's
+    collective (distributed.py); a one-host library refuses in one line."""
     emulator, _ = pipeline
     if emulator.runtime_name != "docker":
-        pytest.skip("two training hosts need two containers: SageMaker local mode on Docker")
+        pytest.skip("two training hosts as two containers: SageMaker local mode on Docker")
     name = f"multi-host-{int(time.time())}"
-    request = training_request(name, {})
+    request = training_request(name, {"n_estimators": "30"} if model.DISTRIBUTED_TRAINING else {})
     request["ResourceConfig"]["InstanceCount"] = 2
     emulator.cp.client("sagemaker").create_training_job(**request)
     job = wait_for_job(emulator, name)
+    if not model.DISTRIBUTED_TRAINING:
+        assert job["TrainingJobStatus"] == "Failed"
+        assert f"{model.LIBRARY} trains on one host only" in job["FailureReason"]
+        return
     assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
     logs = emulator.plane.job_logs[name]
-    # Each host trains on its own shard and logs its metrics; only the leader writes the model.
-    assert logs.count(f"train:{settings.GATE_METRIC}=") == 2, logs[-3000:]
-    assert "is not the leader" in logs
+    assert logs.count("joined 2 hosts") == 2, logs[-3000:]
     bucket, key = job["ModelArtifacts"]["S3ModelArtifacts"].removeprefix("s3://").split("/", 1)
     archive = emulator.cp.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(tmp_path, filter="data")
     assert {model.MODEL_FILE, "metadata.json", "profile.json"} <= {p.name for p in tmp_path.iterdir()}
+    seen = json.loads((tmp_path / "metadata.json").read_text())["training"]
+    assert len(seen["rows_per_host"]) == 2 and seen["rows"] == sum(seen["rows_per_host"].values())
 
 
 def running_job_target(emulator: Emulator, name: str) -> Any:

@@ -11,13 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import numpy as np
 import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
-from {{ cookiecutter.package_name }} import data, settings, tarballs
+from {{ cookiecutter.package_name }} import data, metrics, settings, tarballs
+from {{ cookiecutter.package_name }} import model as model_py
 from {{ cookiecutter.package_name }}.model import HYPERPARAMETERS
 from {{ cookiecutter.package_name }}.predictor import Predictor
+from {{ cookiecutter.package_name }}.steps import train as train_step
 from {{ cookiecutter.package_name }}_emulator import endpoint_check
 from {{ cookiecutter.package_name }}_emulator.runtimes import aws_environment, free_port
 from {{ cookiecutter.package_name }}_emulator.runtimes.process import ProcessRuntime
@@ -121,6 +124,70 @@ def test_training_uploads_model_tarball_where_sagemaker_does(
         (tmp_path / "training" / "train-ok" / "input" / "config" / "resourceconfig.json").read_text()
     )
     assert config["current_host"] == "algo-1"
+
+
+ONE_HOST_ONLY = pytest.mark.skipif(
+    getattr(model_py, "DISTRIBUTED_TRAINING", False), reason="a library that trains on one host only"
+)
+DATA_PARALLEL = pytest.mark.skipif(
+    not getattr(model_py, "DISTRIBUTED_TRAINING", False), reason="data-parallel training: the booster bakes"
+)
+
+
+def holdout_metric(predictor: Predictor, holdout: data.Table) -> float:
+    predictions = predictor.predict(predictor.features(holdout))
+    group = (predictor.columns or {}).get("group")
+    return metrics.compute(
+        settings.PROBLEM_TYPE,
+        holdout.data[settings.LABEL_COLUMN],
+        predictions,
+        predictor.classes,
+        predictor.positive_class,
+        groups=holdout.data[group] if group else None,
+    )[settings.GATE_METRIC]
+
+
+@DATA_PARALLEL
+def test_two_hosts_train_one_model_on_every_row(
+    runtime: ProcessRuntime, s3: Any, sample_data: dict[str, Path], tmp_path: Path
+) -> None:
+    """Two processes join the library's collective: one model, trained on every row, as good as
+    one host's; not the leader's model of its own half (what each host trained before)."""
+    rounds = {"n_estimators": "30"}  # each round is a few exchanges between the hosts: keep it short
+    request = training_request("two-hosts", hyperparameters=rounds)
+    request["ResourceConfig"]["InstanceCount"] = 2
+    result = runtime.run_training(request)
+    assert result.succeeded, result.failure_reason
+    single = runtime.run_training(training_request("one-host", hyperparameters=rounds))
+    assert single.succeeded, single.failure_reason
+    table, holdout = data.read_csv(sample_data["train"]), data.read_csv(sample_data["holdout"])
+    joined = model_from_s3(s3, result.model_artifacts, tmp_path / "two")
+    alone = model_from_s3(s3, single.model_artifacts, tmp_path / "one")
+
+    seen = json.loads((tmp_path / "two" / "metadata.json").read_text())["training"]
+    shares = seen["rows_per_host"]
+    assert seen["rows"] == sum(shares.values()) == table.n_rows and set(shares) == {"algo-1", "algo-2"}
+    assert min(shares.values()) > 0
+    for host in ("algo-1", "algo-2"):  # each host's own log, each in the collective
+        assert f"host {host} joined 2 hosts: {shares[host]} of {table.n_rows} rows" in result.logs
+    assert abs(holdout_metric(joined, holdout) - holdout_metric(alone, holdout)) < 0.03
+
+    leader_rows = train_step.host_rows(table, train_step.Cluster("algo-1", ["algo-1", "algo-2"]), {})[0]
+    half = Predictor.fit(table, rounds, rows=leader_rows)
+    X = joined.features(holdout)
+    assert not np.allclose(joined.drift_scores(joined.predict(X)), half.drift_scores(half.predict(X)))
+
+
+@ONE_HOST_ONLY
+def test_two_hosts_are_refused_by_a_one_host_library(runtime: ProcessRuntime, s3: Any) -> None:
+    request = training_request("two-hosts-refused")
+    request["ResourceConfig"]["InstanceCount"] = 2
+    result = runtime.run_training(request)
+    assert not result.succeeded
+    assert result.failure_reason == (
+        f"AlgorithmError: {model_py.LIBRARY} trains on one host only (model.DISTRIBUTED_TRAINING is "
+        "False): set training_instance_count to 1 (this job has 2 hosts)"
+    )
 
 
 def test_training_failure_reason_comes_from_the_failure_file(runtime: ProcessRuntime, s3: Any) -> None:

@@ -7,6 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from {{ cookiecutter.package_name }} import hyperparameters, model
@@ -47,19 +48,6 @@ def write_channel(root: Path, channel: str, text: str) -> None:
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
     (directory / "part.csv").write_text(text)
-
-
-def spy_on_fit(monkeypatch) -> list[int]:
-    """Record the row count of every Predictor.fit call (and still train)."""
-    fitted: list[int] = []
-    original = Predictor.fit
-
-    def spy(cls, table, hp):
-        fitted.append(table.n_rows)
-        return original(table, hp)
-
-    monkeypatch.setattr(Predictor, "fit", classmethod(spy))
-    return fitted
 
 
 def fail(root: Path, capsys) -> str:
@@ -233,22 +221,59 @@ def test_missing_cells_are_imputed(opt_ml, capsys):
     assert Predictor.load(opt_ml / "model").feature_names == ["a", "b"]
 
 
-@pytest.mark.parametrize(("host", "leader"), [("algo-1", True), ("algo-2", False)])
-def test_hosts_train_on_their_shard_and_only_the_leader_saves(opt_ml, sample_data, monkeypatch, host, leader):
-    write_config(opt_ml, "resourceconfig", {"current_host": host, "hosts": ["algo-2", "algo-1"]})
-    fitted = spy_on_fit(monkeypatch)
+@pytest.mark.parametrize("n_hosts", [2, 3])
+def test_hosts_share_every_row_once(sample_data, n_hosts):
+    table = read_csv(sample_data["train"])
+    hosts = [f"algo-{i + 1}" for i in range(n_hosts)]
+    shares = train.host_rows(table, train.Cluster("algo-2", hosts), {})
+    assert len(shares) == n_hosts and all(len(part) > 0 for part in shares)
+    assert sorted(np.concatenate(shares).tolist()) == list(range(table.n_rows))
+
+
+@pytest.mark.skipif(PROBLEM_TYPE != "ranking", reason="query groups: the ranking bakes")
+def test_no_query_is_split_across_hosts(sample_data):
+    table = read_csv(sample_data["train"])
+    group = next(name for name, role in COLUMN_ROLES.items() if role == "group")
+    shares = train.host_rows(table, train.Cluster("algo-1", ["algo-1", "algo-2", "algo-3"]), {})
+    owners = [{str(g) for g in table.data[group][part]} for part in shares]
+    assert all(owners) and not (owners[0] & owners[1] or owners[0] & owners[2] or owners[1] & owners[2])
+    assert sum(len(part) for part in shares) == table.n_rows
+
+
+@pytest.mark.skipif(PROBLEM_TYPE not in ("binary", "multiclass"), reason="classes: classification bakes")
+def test_a_host_without_a_class_is_refused(opt_ml):
+    # Rows 0, 2, 4 go to algo-1: class 1 sits only in rows 1 and 3, all on algo-2.
+    write_channel(opt_ml, "train", "a,b,target\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n9,1,0\n")
+    table = read_csv(opt_ml / "input" / "data" / "train")
+    with pytest.raises(train.TrainingError, match="host algo-1's share of the rows has no row of class '1'"):
+        train.host_rows(table, train.Cluster("algo-1", ["algo-1", "algo-2"]), {})
+
+
+def test_sharded_by_s3_key_channels_are_refused_on_several_hosts(sample_data):
+    # Each host would fit its own category levels and vocabularies on different files.
+    with pytest.raises(train.TrainingError, match="FullyReplicated"):
+        train.host_rows(
+            read_csv(sample_data["train"]),
+            train.Cluster("algo-1", ["algo-1", "algo-2"]),
+            {"S3DistributionType": "ShardedByS3Key"},
+        )
+
+
+@pytest.mark.skipif(model.DISTRIBUTED_TRAINING, reason="a library that trains on one host only")
+def test_several_hosts_are_refused_in_one_line(opt_ml, capsys):
+    write_config(opt_ml, "resourceconfig", {"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]})
+    assert fail(opt_ml, capsys) == (
+        f"{model.LIBRARY} trains on one host only (model.DISTRIBUTED_TRAINING is False): "
+        "set training_instance_count to 1 (this job has 2 hosts)"
+    )
+    assert not (opt_ml / "model" / "metadata.json").exists()
+
+
+def test_one_host_records_every_row_seen(opt_ml, sample_data):
     assert train.main() == 0
+    seen = json.loads((opt_ml / "model" / "metadata.json").read_text())["training"]
     n_rows = read_csv(sample_data["train"]).n_rows
-    assert fitted == [len(range(0 if leader else 1, n_rows, 2))]
-    assert (opt_ml / "model" / "metadata.json").exists() is leader
-
-
-def test_sharded_by_s3_key_channels_are_not_split_again(opt_ml, sample_data, monkeypatch):
-    write_config(opt_ml, "resourceconfig", {"current_host": "algo-1", "hosts": ["algo-1", "algo-2"]})
-    write_config(opt_ml, "inputdataconfig", {"train": {"S3DistributionType": "ShardedByS3Key"}})
-    fitted = spy_on_fit(monkeypatch)
-    assert train.main() == 0
-    assert fitted == [read_csv(sample_data["train"]).n_rows]
+    assert seen == {"rows": n_rows, "rows_per_host": {"algo-1": n_rows}}
 
 
 def test_unexpected_errors_still_write_a_reason(opt_ml, capsys, monkeypatch):

@@ -7,10 +7,13 @@ MetricDefinitions and tuning. On any failure the reason goes to /opt/ml/output/f
 shows its start as FailureReason), the traceback to stderr, and the exit code is 1.
 https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-output.html
 
-Several hosts: SageMaker starts this on every host. Each host trains on its shard of the rows
-(rows i with i % n_hosts == host index, unless the channel is already ShardedByS3Key) and logs
-its metrics; only the leader (first of the sorted host names) writes the model. The default
-models gain nothing from this, but the contract stays honest when you swap in a distributed one.
+Several hosts (``training_instance_count`` > 1): SageMaker starts this on every host, each with
+the whole (FullyReplicated) channel. Every host fits the encoders (categories, vocabularies,
+classes) on all rows, so they are identical, and passes its share of the rows (rows i with
+i % n_hosts == host index; whole query groups for ranking) to the library's collective fit
+(``distributed.py``): the hosts train ONE model on every row. The leader (first of the sorted host
+names) writes it, with the rows each host contributed in metadata.json ``training``. An estimator
+that cannot train that way (model.DISTRIBUTED_TRAINING False) refuses several hosts in one line.
 """
 
 from __future__ import annotations
@@ -42,11 +45,11 @@ signal.signal(signal.SIGTERM, _stopped)
 
 import numpy as np  # noqa: E402
 
-from .. import metrics, settings  # noqa: E402
+from .. import column_roles, distributed, metrics, settings  # noqa: E402
 from ..data import DataError, Table, read_csv  # noqa: E402
 from ..drift.profile import PROFILE_FILE, build_profile, save_profile  # noqa: E402
 from ..hyperparameters import HyperparameterError, load  # noqa: E402
-from ..predictor import Predictor  # noqa: E402
+from ..predictor import Predictor, label_key  # noqa: E402
 from ..serving import compiled  # noqa: E402
 from ..settings import LABEL_COLUMN, PROBLEM_TYPE  # noqa: E402
 
@@ -145,15 +148,41 @@ def check_table(table: Table, channel: str, feature_names: list[str] | None = No
         )
 
 
-def shard(table: Table, cluster: Cluster, channel_config: dict[str, Any]) -> Table:
-    if len(cluster.hosts) == 1 or channel_config.get("S3DistributionType") == "ShardedByS3Key":
-        return table
-    part = table.take(np.arange(cluster.index, table.n_rows, len(cluster.hosts)))
-    if part.n_rows == 0:
+def host_rows(table: Table, cluster: Cluster, channel_config: dict[str, Any]) -> list[np.ndarray]:
+    """Each host's rows, in sorted host order: row i to host i % n, or for ranking whole query
+    groups (group j, in order of first appearance, to host j % n): a query is never split."""
+    n = len(cluster.hosts)
+    if n == 1:
+        return [np.arange(table.n_rows)]
+    if channel_config.get("S3DistributionType") == "ShardedByS3Key":
+        # Each host would fit its own encoders on its own files: codes and classes would disagree.
         raise TrainingError(
-            f"host {cluster.current_host} got no rows: {table.n_rows} rows for {len(cluster.hosts)} hosts"
+            "several hosts need the train channel FullyReplicated (ShardedByS3Key gives each host "
+            "different category levels and vocabularies; docs/decisions.md)"
         )
-    return part
+    owner = np.arange(table.n_rows) % n
+    group = column_roles.resolve(table, LABEL_COLUMN).group if PROBLEM_TYPE == "ranking" else None
+    if group is not None:
+        _, first, codes = np.unique(table.data[group].astype(str), return_index=True, return_inverse=True)
+        appearance = np.argsort(np.argsort(first))  # group code -> its rank by first appearance
+        owner = appearance[codes] % n
+    rows = [np.flatnonzero(owner == i) for i in range(n)]
+    for host, part in zip(sorted(cluster.hosts), rows, strict=True):
+        if len(part) == 0:
+            raise TrainingError(
+                f"host {host} got no rows: {table.n_rows} rows for {n} hosts (use fewer hosts)"
+            )
+        if PROBLEM_TYPE in ("binary", "multiclass"):
+            # The libraries' classifiers number the classes they see: a host without one would
+            # train a different number of class outputs than the others.
+            labels = np.asarray([label_key(v) for v in table.data[LABEL_COLUMN].tolist()])
+            absent = sorted(set(labels.tolist()) - set(labels[part].tolist()))
+            if absent:
+                raise TrainingError(
+                    f"host {host}'s share of the rows has no row of class {absent[0]!r}: "
+                    f"every host needs every class (use fewer hosts)"
+                )
+    return rows
 
 
 def _groups(predictor: Predictor, table: Table) -> np.ndarray | None:
@@ -188,12 +217,26 @@ def train() -> Predictor:
     channels = read_channel_config()
     cluster = read_cluster()
 
-    table = shard(read_channel(REQUIRED_CHANNEL), cluster, channels.get(REQUIRED_CHANNEL, {}))
+    distributed.check_hosts(cluster.hosts)  # before reading data: one line, not a hung collective
+    table = read_channel(REQUIRED_CHANNEL)
     check_table(table, REQUIRED_CHANNEL)
     try:
-        predictor = Predictor.fit(table, hyperparameters)
+        shares = host_rows(table, cluster, channels.get(REQUIRED_CHANNEL, {}))
+        with distributed.collective(cluster.hosts, cluster.current_host) as joined:
+            predictor = Predictor.fit(table, hyperparameters, shares[cluster.index], joined)
     except DataError as error:
         raise TrainingError(f"channel {REQUIRED_CHANNEL!r}: {error}") from None
+    if len(cluster.hosts) > 1:
+        print(
+            f"host {cluster.current_host} joined {len(cluster.hosts)} hosts: {len(shares[cluster.index])} "
+            f"of {table.n_rows} rows into one {predictor.library} model",
+            file=sys.stderr,
+            flush=True,
+        )
+    predictor.training = {
+        "rows": int(sum(len(part) for part in shares)),
+        "rows_per_host": {h: len(part) for h, part in zip(sorted(cluster.hosts), shares, strict=True)},
+    }
     # Scored once: the train metrics and the prediction-drift reference.
     train_metrics, drift_scores = score(predictor, table, REQUIRED_CHANNEL)
     results = {"train": train_metrics}
@@ -235,7 +278,7 @@ def write_profile(table: Table, predictor: Predictor, scores: np.ndarray, model_
 
 def reason(error: BaseException) -> str:
     """One sentence for the failure file: our own errors as they are, others with their type."""
-    if isinstance(error, TrainingError | HyperparameterError | DataError):
+    if isinstance(error, TrainingError | HyperparameterError | DataError | distributed.DistributedError):
         text = str(error)
     else:
         text = f"unexpected {type(error).__name__}: {error}"
