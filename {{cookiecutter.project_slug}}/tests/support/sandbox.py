@@ -9,7 +9,9 @@ and each cause. Kinds:
 - ``serving``: ``compiled.load`` on a model folder, then one prediction (ONNX Runtime's session is
   made on the first one), as a serving worker does;
 - ``native``: ``Predictor.load`` on a model folder (the library's own loader), then one prediction;
-- ``archive``: ``tarballs.extract`` of a tarball into ``<target>.out``.
+- ``archive``: ``tarballs.extract`` of a tarball into ``<target>.out``;
+- ``skops``: ``model_files.load_skops`` on one file, with the allowed types and node kinds given
+  as ``extra`` (a JSON pair of lists): a swapped estimator's declarations (issue 23).
 """
 
 from __future__ import annotations
@@ -30,12 +32,16 @@ resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 kind, target = sys.argv[2], sys.argv[3]
 from pathlib import Path
 import numpy as np
-from {{ cookiecutter.package_name }}.model_files import UnsafeModelError
+from {{ cookiecutter.package_name }}.model_files import UnsafeModelError, load_skops
 from {{ cookiecutter.package_name }}.predictor import ModelFolderError, Predictor
 from {{ cookiecutter.package_name }}.tarballs import ArchiveError, extract
 try:
     if kind == "archive":
         extract(Path(target), Path(target + ".out"))
+    elif kind == "skops":
+        import json
+        types, kinds = json.loads(sys.argv[4])
+        load_skops(Path(target), frozenset(types), frozenset(kinds))
     else:
         if kind == "serving":
             from {{ cookiecutter.package_name }}.serving import compiled
@@ -73,9 +79,9 @@ class Outcome:
 
 
 def load_in_child(
-    kind: str, target: object, timeout: float = TIMEOUT_S, memory: int = MEMORY_BYTES
+    kind: str, target: object, timeout: float = TIMEOUT_S, memory: int = MEMORY_BYTES, extra: str = ""
 ) -> Outcome:
-    args = [sys.executable, "-c", CHILD, str(memory), kind, str(target)]
+    args = [sys.executable, "-c", CHILD, str(memory), kind, str(target), *([extra] if extra else [])]
     # The child imports the project as the test does (pytest's ``pythonpath`` puts src/ first; a
     # venv without the project installed, as the template's lock venvs, has it there only).
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
