@@ -58,6 +58,11 @@ def test_a_scheduled_run_whose_update_fails_ping_is_rolled_back(tmp_path: Path) 
     assert "did not pass the ping health check" in text
     assert "(fault injected by the emulator: --fail-update ping)" in text
     assert "Not enforced offline" in text and "aws:SecureTransport" in text
+    # IAM offline: the least-privilege summary, its table, and what enforcement does not check.
+    assert re.search(r"least privilege: \d+ statements necessary", text)
+    assert (emulator.run_dir / "least-privilege.md").is_file()
+    assert "identity policies and permissions boundaries" in text
+    assert "not checked: the emulator itself" in text
     subjects = [n["Subject"] for n in result.notifications]
     assert subjects == ["ML pipeline: new model deployed", "ML pipeline: run failed"]
     first, second = result.invocations
