@@ -18,30 +18,18 @@ import csv
 import os
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src")]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests" / "support")]
 
 import numpy as np  # noqa: E402
+from growth import interleaved_best  # noqa: E402  (the growth tests' timing loop)
 
 from {{ cookiecutter.package_name }} import data  # noqa: E402
 from {{ cookiecutter.package_name }}.drift import profile, schema  # noqa: E402
 from {{ cookiecutter.package_name }}.settings import LABEL_COLUMN  # noqa: E402
 from {{ cookiecutter.package_name }}_emulator import run_data  # noqa: E402
-
-
-def interleaved_best(calls: dict[int, Callable[[], object]], repeats: int) -> list[float]:
-    """Best seconds of each call, the sizes interleaved in every round: load hits all sizes alike."""
-    best = dict.fromkeys(calls, float("inf"))
-    for _ in range(repeats):
-        for size, call in calls.items():
-            start = time.perf_counter()
-            call()
-            best[size] = min(best[size], time.perf_counter() - start)
-    return list(best.values())
 
 
 def write_wide_csv(path: Path, columns: int, rows: int) -> Path:

@@ -14,13 +14,20 @@ FACTOR = 4
 LINEAR_LIMIT = 9.0  # 4x expected for linear work, 16x for quadratic
 
 
-def growth(call_at: Callable[[int], Callable[[], object]], small: int, rounds: int = 5) -> float:
-    """Best time at ``FACTOR * small`` over best time at ``small``; ``call_at(n)`` builds the call."""
-    calls = {small: call_at(small), FACTOR * small: call_at(FACTOR * small)}
+def interleaved_best(calls: dict[int, Callable[[], object]], rounds: int) -> list[float]:
+    """Best seconds of each call, every size timed in every round: load hits all sizes alike."""
     best = dict.fromkeys(calls, float("inf"))
     for _ in range(rounds):
         for size, call in calls.items():
             start = time.perf_counter()
             call()
             best[size] = min(best[size], time.perf_counter() - start)
-    return best[FACTOR * small] / best[small]
+    return list(best.values())
+
+
+def growth(call_at: Callable[[int], Callable[[], object]], small: int, rounds: int = 5) -> float:
+    """Best time at ``FACTOR * small`` over best time at ``small``; ``call_at(n)`` builds the call."""
+    at_small, at_large = interleaved_best(
+        {small: call_at(small), FACTOR * small: call_at(FACTOR * small)}, rounds
+    )
+    return at_large / at_small
