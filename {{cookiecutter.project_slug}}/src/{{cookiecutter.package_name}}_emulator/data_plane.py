@@ -132,6 +132,7 @@ class DataPlane:
         name, lifecycle = request["TrainingJobName"], JobLifecycle(backend, "training")
         lifecycle.running(name)
         self.on_event(f"training job {name} started ({self.runtime.name} runtime)")
+        self._note_job_limits(request)
         result = self._guarded(lambda: self.runtime.run_training(request))
         self.job_logs[name] = result.logs  # kept for failure reports and for --keep inspection
         status = lifecycle.finished(name, request, result)
@@ -433,6 +434,18 @@ class DataPlane:
             return True
         self._guarded_stop(started)
         return False
+
+    def _note_job_limits(self, request: dict[str, Any]) -> None:
+        """The run options offline cannot honour, said in the run's output (docs/architecture.md,
+        "Execution input"): no volume is made, and local mode has no time limit and no FastFile."""
+        self._note("VolumeSizeInGB is recorded on the jobs, not enforced offline (no volume is made)")
+        if self.runtime.name != "docker":
+            return
+        self._note(
+            "MaxRuntimeInSeconds is not enforced on the Docker runtime (the process runtime stops a job past it)"
+        )
+        if request.get("AlgorithmSpecification", {}).get("TrainingInputMode") == "FastFile":
+            self._note("FastFile input mode runs as File in SageMaker local mode")
 
     def _note(self, message: str) -> None:
         if message not in self.notes:

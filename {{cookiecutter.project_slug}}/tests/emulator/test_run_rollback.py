@@ -63,6 +63,7 @@ def test_a_scheduled_run_whose_update_fails_ping_is_rolled_back(tmp_path: Path) 
     assert (emulator.run_dir / "least-privilege.md").is_file()
     assert "identity policies and permissions boundaries" in text
     assert "not checked: the emulator itself" in text
+    assert "VolumeSizeInGB is recorded on the jobs, not enforced offline" in text
     subjects = [n["Subject"] for n in result.notifications]
     assert subjects == ["ML pipeline: new model deployed", "ML pipeline: run failed"]
     first, second = result.invocations
